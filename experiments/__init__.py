@@ -1,0 +1,1 @@
+"""handan experiments: tasks and human data, model specs, behaviour, organism, pipelines, CLI."""

@@ -1,0 +1,20 @@
+"""The `handan` command. Each feature registers its commands from a light module
+(`experiments/cli_*.py`); heavy imports stay inside the command bodies so `handan --help` is instant."""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="handan",
+    help="Probe whether reasoning models allocate thinking by difficulty, and whether distilled students do.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    for module in ():
+        module.register(app)
+
+
+_register()

@@ -1,0 +1,86 @@
+"""The tables that stages hand each other (see README, "File contracts").
+
+Each validator returns a clean copy or raises ValueError naming the problem and the fix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+ITEM_COLUMNS = {
+    "item_id": "string",
+    "task": "string",
+    "prompt": "string",
+    "answer": "string",
+    "human_rt_s": "float64",
+    "human_rt_sd": "float64",
+    "human_accuracy": "float64",
+    "n_human": "Int64",
+}
+ITEM_REQUIRED = ("item_id", "task", "prompt", "answer")
+
+TRACE_COLUMNS = {
+    "model": "string",
+    "item_id": "string",
+    "task": "string",
+    "sample": "int64",
+    "prompt_tokens": "int64",
+    "reasoning_tokens": "int64",
+    "answer_tokens": "int64",
+    "finished_thinking": "bool",
+    "response": "string",
+    "correct": "bool",
+    "text": "string",
+}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a parquet or CSV table; the error says which formats are accepted."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; pass the path of a .parquet or .csv file")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix in {".csv", ".tsv"}:
+        return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+    raise ValueError(f"{path}: unknown table format {path.suffix!r}; use .parquet, .csv or .tsv")
+
+
+def validate_items(items: pd.DataFrame, *, source: str = "items table") -> pd.DataFrame:
+    """Check an Items table against the contract and return it with contract dtypes."""
+    if len(items) == 0:
+        raise ValueError(f"{source} is empty; it needs at least one row with item_id, task, prompt, answer")
+    missing = [c for c in ITEM_REQUIRED if c not in items.columns]
+    if missing:
+        raise ValueError(
+            f"{source} lacks required column(s) {missing}; an Items table needs "
+            f"{list(ITEM_REQUIRED)} (optional: human_rt_s, human_rt_sd, human_accuracy, n_human, feat_*)"
+        )
+    items = items.copy()
+    for col, dtype in ITEM_COLUMNS.items():
+        if col not in items.columns:
+            items[col] = pd.NA
+        items[col] = items[col].astype(dtype)
+    dup = items["item_id"][items["item_id"].duplicated()].unique().tolist()
+    if dup:
+        raise ValueError(f"{source} has duplicate item_id values {dup[:5]}; item_id must be unique")
+    empty = items["prompt"].isna() | (items["prompt"].str.len() == 0)
+    if empty.any():
+        bad = items.loc[empty, "item_id"].tolist()[:5]
+        raise ValueError(f"{source}: items {bad} have an empty prompt")
+    return items
+
+
+def validate_traces(traces: pd.DataFrame, *, source: str = "traces table") -> pd.DataFrame:
+    """Check a Traces table against the contract and return it with contract dtypes."""
+    missing = [c for c in TRACE_COLUMNS if c not in traces.columns]
+    if missing:
+        raise ValueError(f"{source} lacks column(s) {missing}; write it with `handan generate`")
+    traces = traces.copy()
+    for col, dtype in TRACE_COLUMNS.items():
+        traces[col] = traces[col].astype(dtype)
+    key = traces[["model", "item_id", "sample"]]
+    if key.duplicated().any():
+        raise ValueError(f"{source} has duplicate (model, item_id, sample) rows")
+    return traces

@@ -1,0 +1,1 @@
+"""handan.hooks: everything that touches a running model."""

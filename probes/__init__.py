@@ -1,0 +1,1 @@
+"""handan.probes: linear probes, sweeps with controls, contrasts and steering directions."""

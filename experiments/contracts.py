@@ -60,7 +60,7 @@ def validate_items(items: pd.DataFrame, *, source: str = "items table") -> pd.Da
     items = items.copy()
     for col, dtype in ITEM_COLUMNS.items():
         if col not in items.columns:
-            items[col] = pd.NA
+            items[col] = pd.Series(pd.NA, index=items.index, dtype="Float64" if dtype == "float64" else dtype)
         items[col] = items[col].astype(dtype)
     dup = items["item_id"][items["item_id"].duplicated()].unique().tolist()
     if dup:

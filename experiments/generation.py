@@ -1,0 +1,205 @@
+"""Items table + model → Traces table (and, optionally, the activation store) in one pass.
+
+Work is cut into fixed batches over the ordered (item, sample) keys; batch b samples with a
+generator seeded by (seed, b), so a resumed run reproduces an uninterrupted one exactly. After
+each batch the store shard is written, then the traces parquet is rewritten atomically (tmp +
+rename): a kill loses at most the batch in flight, and a rerun skips every complete batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.contracts import TRACE_COLUMNS, validate_items
+from experiments.specs import ModelSpec
+
+META_KEY = b"handan.generation"
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    samples: int = 1
+    max_new_tokens: int = 4096
+    temperature: float = 0.6
+    top_p: float = 0.95
+    seed: int = 0
+    batch_size: int = 16
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **overrides) -> GenerationConfig:
+        base = dict(max_new_tokens=spec.sampling.max_new_tokens,
+                    temperature=spec.sampling.temperature, top_p=spec.sampling.top_p)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+
+def read_traces_meta(path: Path) -> dict | None:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[META_KEY]) if META_KEY in meta else None
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict | None = None) -> None:
+    """Write ``df`` to ``path`` through a temporary file and a rename (a reader never sees half)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if meta is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta)})
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _existing_traces(path: Path, meta: dict) -> pd.DataFrame:
+    """Rows already written by an identical run; refuse a file from another model or config."""
+    if not path.exists():
+        return pd.DataFrame(columns=list(TRACE_COLUMNS))
+    old = read_traces_meta(path)
+    if old is None:
+        raise FileExistsError(f"{path} exists and was not written by `handan generate`; choose another --out")
+    if old.get("model") != meta["model"]:
+        raise FileExistsError(
+            f"{path} holds traces of model {old.get('model')!r}, not {meta['model']!r}; "
+            "choose another --out (one traces file per model) or delete it"
+        )
+    diff = sorted(k for k in meta if k != "items" and old.get(k) != meta[k])
+    if diff:
+        changes = ", ".join(f"{k}: {old.get(k)!r} → {meta[k]!r}" for k in diff)
+        raise FileExistsError(
+            f"{path} was written with other generation settings ({changes}); resuming would mix "
+            "them. Rerun with the old settings, or write to another --out."
+        )
+    return pd.read_parquet(path)
+
+
+def store_manifest(spec_name: str, model, sites: Sequence[str], positions: Sequence[str],
+                   dtype: str, config: GenerationConfig, prompt_format: dict) -> dict:
+    import hashlib
+
+    from hooks.sites import d_model
+
+    payload = dict(model=spec_name, sites=list(sites), positions=list(positions), dtype=dtype,
+                   generation=asdict(config), prompt_format=prompt_format)
+    config_hash = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return dict(model=spec_name, config_hash=config_hash, sites=list(sites), positions=list(positions),
+                dtype=dtype, d_model=int(d_model(model)), generation=asdict(config))
+
+
+def generate_traces(
+    model,
+    tokenizer,
+    spec: ModelSpec,
+    items: pd.DataFrame,
+    *,
+    config: GenerationConfig,
+    out: str | Path,
+    store: str | Path | None = None,
+    sites: Sequence[str] = (),
+    positions: Sequence[str] = ("prompt_end",),
+    store_dtype: str = "float32",
+    checker: Callable[[str], Callable[[str, str], bool]] | None = None,
+    context: Callable[[], contextlib.AbstractContextManager] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Generate ``config.samples`` traces per item, account them, grade them, write them.
+
+    ``checker(task)`` returns the task's answer checker (default: ``experiments.tasks.get_checker``).
+    ``context()`` is entered around generation (e.g. a ``hooks.Steer`` intervention).
+    Returns the complete traces table (old and new rows) in key order.
+    """
+    import torch
+    from rich.progress import Progress
+
+    from hooks.accounting import account, think_tokens
+    from hooks.capture import Capture, parse_positions
+    from hooks.generate import encode_prompts, eos_token_ids, generate_batch
+
+    items = validate_items(items)
+    out = Path(out)
+    if checker is None:
+        from experiments.tasks import get_checker as checker
+    think = think_tokens(tokenizer, spec.think_open, spec.think_close, model=spec.name)
+    eos_ids = eos_token_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    prompt_format = dict(chat_template=spec.chat_template, system_prompt=spec.system_prompt,
+                         template_kwargs=spec.template_kwargs)
+    meta = dict(model=spec.name, **asdict(config), **prompt_format)
+    done = _existing_traces(out, meta)
+    done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
+
+    rec_ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
+    st = None
+    if store is not None:
+        from hooks.recorder import Recorder
+        from hooks.store import ActivationStore
+
+        parse_positions(positions)
+        if not sites:
+            raise ValueError("recording needs at least one site, e.g. --sites resid_post.0")
+        manifest = store_manifest(spec.name, model, sites, positions, store_dtype, config, prompt_format)
+        st = ActivationStore.create_or_open(store, manifest)
+        done_keys &= st.completed()
+        rec_ctx = Recorder(model, sites)
+
+    prompts = encode_prompts(tokenizer, items["prompt"].tolist(), chat_template=spec.chat_template,
+                             system_prompt=spec.system_prompt, template_kwargs=spec.template_kwargs)
+    by_id = dict(zip(items["item_id"], range(len(items))))
+    keys = [(iid, s) for iid in items["item_id"] for s in range(config.samples)]
+    batches = [keys[i:i + config.batch_size] for i in range(0, len(keys), config.batch_size)]
+    device = next(model.parameters()).device
+    dtype = getattr(torch, store_dtype)
+    todo = [(b, batch) for b, batch in enumerate(batches) if not set(batch) <= done_keys]
+    redo = {k for _, batch in todo for k in batch}
+    keep = [(i, int(s)) not in redo for i, s in zip(done["item_id"], done["sample"])]
+    rows = [done[keep]] if len(done) else []
+    stored = st.completed() if st is not None else set()
+
+    with rec_ctx as rec, (context() if context else contextlib.nullcontext()), Progress(disable=not progress) as bar:
+        task_bar = bar.add_task(f"generate {spec.name}", total=len(keys), completed=len(keys) - sum(len(b) for _, b in todo))
+        for b, batch in todo:
+            ids = [prompts[by_id[iid]] for iid, _ in batch]
+            gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + b)
+            cap = Capture(rec, sites, positions, ids, think, device) if st is not None else None
+            outs = generate_batch(model, ids, max_new_tokens=config.max_new_tokens, eos_ids=eos_ids,
+                                  pad_id=pad_id, temperature=config.temperature, top_p=config.top_p,
+                                  generator=gen, observer=cap)
+            new = []
+            for (iid, sample), p, g in zip(batch, ids, outs):
+                item = items.iloc[by_id[iid]]
+                acc = account(p, g, think, eos_ids, tokenizer.decode)
+                body = [t for t in g if t not in eos_ids]
+                response = tokenizer.decode(body[acc.response_start:], skip_special_tokens=True) if acc.finished_thinking else ""
+                new.append(dict(
+                    model=spec.name, item_id=iid, task=item["task"], sample=sample,
+                    prompt_tokens=len(p), reasoning_tokens=acc.reasoning_tokens,
+                    answer_tokens=acc.answer_tokens, finished_thinking=acc.finished_thinking,
+                    response=response,
+                    correct=bool(acc.finished_thinking and checker(item["task"])(response, item["answer"])),
+                    text=tokenizer.decode(body),
+                ))
+            if st is not None and not set(batch) <= stored:
+                captured = cap.collect(outs, eos_ids, dtype)
+                index = pd.DataFrame(
+                    [dict(model=spec.name, item_id=batch[r][0], sample=batch[r][1], site=site,
+                          position=pos, token_index=tok, present=present)
+                     for site in sites for (r, pos, tok, present) in captured.entries])
+                st.append(index, captured.vectors)
+            rows.append(pd.DataFrame(new))
+            table = pd.concat(rows, ignore_index=True)
+            write_parquet_atomic(table.astype(TRACE_COLUMNS), out, meta)
+            bar.advance(task_bar, len(batch))
+    table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS) if rows else done
+    order = {k: i for i, k in enumerate(keys)}
+    table["_order"] = [order.get((i, int(s)), len(order)) for i, s in zip(table["item_id"], table["sample"])]
+    return table.sort_values("_order").drop(columns="_order").reset_index(drop=True)

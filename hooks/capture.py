@@ -1,0 +1,155 @@
+"""Capture activations at reasoning landmarks while a batch generates.
+
+Positions (labels in the activation store):
+- ``prompt_end``: the last prompt token (where the model decides how long to think);
+- ``think_open``: the think opener (in the prompt for templates ending ``<think>\\n``, else the
+  generated opener);
+- ``think_close``: the first closer of the span;
+- ``answer_end``: the last token before EOS (absent when the budget cut the trace);
+- ``step_{k}``: every k-th generated token (generated indices k-1, 2k-1, ...), one vector each.
+
+Everything is selected on the model's device with masks and `torch.where`, so capture adds no
+host synchronisation per step; the chosen rows leave the device once, when the batch ends.
+A position that never occurs in a trace is returned as an absent row (``present=False``).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from hooks.accounting import ThinkTokens, prompt_opens_think
+
+FIXED_POSITIONS = ("prompt_end", "think_open", "think_close", "answer_end")
+_STEP = re.compile(r"^step_(\d+)$")
+
+
+def parse_positions(positions: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Split position labels into fixed labels and step intervals; bad labels fail with the list."""
+    fixed, steps = [], []
+    for label in positions:
+        match = _STEP.match(label)
+        if label in FIXED_POSITIONS:
+            fixed.append(label)
+        elif match and int(match.group(1)) > 0:
+            steps.append(int(match.group(1)))
+        else:
+            raise ValueError(
+                f"unknown capture position {label!r}; use {', '.join(FIXED_POSITIONS)} or step_K (K > 0)"
+            )
+    if not fixed and not steps:
+        raise ValueError("no capture positions given; e.g. --positions prompt_end")
+    return fixed, steps
+
+
+@dataclass
+class Captured:
+    """Rows of one batch: ``entries`` (batch_row, position, token_index, present) in the order of
+    each site's tensor in ``vectors`` (present entries only)."""
+
+    entries: list[tuple[int, str, int, bool]]
+    vectors: dict[str, Tensor]
+
+
+class Capture:
+    """Observer for ``hooks.generate.generate_batch``, reading a live ``hooks.Recorder``.
+
+    Build it just before the batch's generation: it sets the recorder's prefill positions."""
+
+    def __init__(self, recorder, sites: Sequence[str], positions: Sequence[str],
+                 prompt_ids: Sequence[Sequence[int]], think: ThinkTokens, device) -> None:
+        self.rec, self.sites = recorder, list(sites)
+        self.fixed, self.step_ks = parse_positions(positions)
+        self.think = think
+        self.plen = torch.tensor([len(p) for p in prompt_ids], device=device)
+        width = int(self.plen.max())
+        in_prompt = [prompt_opens_think(p, think) for p in prompt_ids]
+        open_at = [len(p) - 1 - p[::-1].index(think.open_id) if o else len(p) - 1
+                   for p, o in zip(prompt_ids, in_prompt)]
+        pad = width - self.plen
+        # prefill keeps two columns per row: the last prompt token and the prompt's opener
+        self.rec.positions = torch.stack(
+            [torch.full_like(self.plen, width - 1), pad + torch.tensor(open_at, device=device)], 1
+        )
+        self.opened = torch.tensor(in_prompt, device=device)
+        self.open_tok = torch.tensor(open_at, device=device)
+        self.closed = torch.zeros_like(self.opened)
+        self.close_tok = torch.full_like(self.plen, -1)
+        self.last_tok = self.plen - 1
+        self.steps: list[tuple[int, int, Tensor, dict[str, Tensor]]] = []
+
+    def on_forward(self, step: int, fed: Tensor, active: Tensor) -> None:
+        acts = {s: self.rec.activations[s] for s in self.sites}
+        if step == 0:
+            self.prompt_end = {s: a[:, 0] for s, a in acts.items()}
+            self.open_vec = {s: a[:, 1] for s, a in acts.items()}
+            self.close_vec = {s: torch.zeros_like(a[:, 0]) for s, a in acts.items()}
+            self.last_vec = dict(self.prompt_end)
+            self.rec.positions = None
+            return
+        j = step - 1  # generated index of the token fed at this step
+        tok, vec, here = fed[:, 0], {s: a[:, -1] for s, a in acts.items()}, self.plen + j
+        if self.think.enabled:
+            new_open = (tok == self.think.open_id) & active & ~self.opened
+            new_close = (tok == self.think.close_id) & active & self.opened & ~self.closed
+            for s in self.sites:
+                self.open_vec[s] = torch.where(new_open[:, None], vec[s], self.open_vec[s])
+                self.close_vec[s] = torch.where(new_close[:, None], vec[s], self.close_vec[s])
+            self.open_tok = torch.where(new_open, here, self.open_tok)
+            self.close_tok = torch.where(new_close, here, self.close_tok)
+            self.opened, self.closed = self.opened | new_open, self.closed | new_close
+        for k in self.step_ks:
+            if (j + 1) % k == 0:
+                self.steps.append((k, j, active.clone(), vec))
+        for s in self.sites:
+            self.last_vec[s] = torch.where(active[:, None], vec[s], self.last_vec[s])
+        self.last_tok = torch.where(active, here, self.last_tok)
+
+    def collect(self, generated: Sequence[Sequence[int]], eos_ids: Sequence[int], dtype: torch.dtype) -> Captured:
+        """Entries and CPU vectors for the batch once generation has ended."""
+        batch = len(generated)
+        eos = set(eos_ids)
+        stopped = [bool(g) and g[-1] in eos for g in generated]
+        plen = self.plen.tolist()
+        blocks: list[tuple[str, list[int], list[int], dict[str, Tensor]]] = []
+        want = set(self.fixed)
+        if "prompt_end" in want:
+            blocks.append(("prompt_end", list(range(batch)), [p - 1 for p in plen], self.prompt_end))
+        if "think_open" in want:
+            ok = self.opened.tolist() if self.think.enabled else [False] * batch
+            blocks.append(("think_open", _rows(ok), self.open_tok.tolist(), self.open_vec))
+        if "think_close" in want:
+            ok = self.closed.tolist() if self.think.enabled else [False] * batch
+            blocks.append(("think_close", _rows(ok), self.close_tok.tolist(), self.close_vec))
+        if "answer_end" in want:
+            blocks.append(("answer_end", _rows(stopped), self.last_tok.tolist(), self.last_vec))
+        entries: list[tuple[int, str, int, bool]] = []
+        pieces: dict[str, list[Tensor]] = {s: [] for s in self.sites}
+        for label, rows, tok, vecs in blocks:
+            self._add(entries, pieces, label, rows, tok, vecs, batch)
+        for k in self.step_ks:
+            label, seen = f"step_{k}", set()
+            for _, j, active, vecs in (x for x in self.steps if x[0] == k):
+                rows = _rows(active.tolist())
+                seen.update(rows)
+                self._add(entries, pieces, label, rows, [p + j for p in plen], vecs, 0)
+            entries.extend((i, label, -1, False) for i in range(batch) if i not in seen)
+        vectors = {s: (torch.cat(v).to("cpu", dtype) if v else torch.empty(0))
+                   for s, v in pieces.items()}
+        return Captured(entries, vectors)
+
+    def _add(self, entries, pieces, label, rows, tok, vecs, batch) -> None:
+        present = set(rows)
+        entries.extend((i, label, tok[i], True) for i in rows)
+        entries.extend((i, label, -1, False) for i in range(batch) if i not in present)
+        if rows:
+            index = torch.tensor(rows, device=self.plen.device)
+            for s in self.sites:
+                pieces[s].append(vecs[s].index_select(0, index))
+
+
+def _rows(mask: Sequence[bool]) -> list[int]:
+    return [i for i, m in enumerate(mask) if m]

@@ -13,7 +13,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    for module in ():
+    from experiments import cli_behaviour, cli_data, cli_generate
+
+    for module in (cli_data, cli_generate, cli_behaviour):
         module.register(app)
 
 

@@ -192,8 +192,8 @@ def generate_traces(
                 captured = cap.collect(outs, eos_ids, dtype)
                 index = pd.DataFrame(
                     [dict(model=spec.name, item_id=batch[r][0], sample=batch[r][1], site=site,
-                          position=pos, token_index=tok, present=present)
-                     for site in sites for (r, pos, tok, present) in captured.entries])
+                          position=pos, token_index=tok)
+                     for site in sites for (r, pos, tok, _) in captured.entries])
                 st.append(index, captured.vectors)
             rows.append(pd.DataFrame(new))
             table = pd.concat(rows, ignore_index=True)

@@ -1,0 +1,190 @@
+"""Items tables against independent computations from the raw mirror files (csv module, numpy)."""
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.contracts import validate_items
+from experiments.tasks import DATASETS, load_items
+from experiments.tasks.binary_files import RESULT_DIR
+
+BINARY = "sungjae-cho/arithmetic-experiment-cli"
+CCOBRA = "CognitiveComputationLab/ccobra/benchmarks/relational/data"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _trimmed_mean(rts: list[float]) -> tuple[float, float]:
+    """Mean and SD after dropping RTs beyond 3 SD of log RT (the documented rule), by hand."""
+    logs = [math.log(r) for r in rts]
+    if len(rts) >= 3:
+        m, s = statistics.mean(logs), statistics.stdev(logs)
+        rts = [r for r, x in zip(rts, logs, strict=True) if abs(x - m) <= 3 * s]
+    return statistics.mean(rts), statistics.stdev(rts)
+
+
+@pytest.fixture(scope="module")
+def binary_trials(data_dir: Path) -> list[list[str]]:
+    folder = data_dir / BINARY / RESULT_DIR
+    rows = []
+    for path in sorted(folder.iterdir()):
+        with open(path) as f:
+            rows += [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_dataset_is_a_valid_items_table_with_documented_counts(name, data_dir):
+    items = load_items(name, data_dir)
+    assert validate_items(items).shape == items.shape
+    assert items["task"].value_counts().to_dict() == DATASETS[name].n_items
+    assert items["prompt"].str.endswith("after 'Answer:'.").all()
+    assert items["human_rt_s"].gt(0).all() and items["human_accuracy"].between(0, 1).all()
+
+
+def test_game24_counts_and_spot_values(data_dir):
+    rows = _rows(data_dir / "princeton-nlp/tree-of-thought-llm/src/tot/data/24/24.csv")
+    items = load_items("game24", data_dir).set_index("item_id")
+    assert len(items) == len(rows) == 1362
+    row = next(r for r in rows if r["Puzzles"] == "3 3 8 8")
+    item = items.loc["game24/3-3-8-8"]
+    assert item["answer"] == "3 3 8 8"
+    assert item["human_rt_s"] == pytest.approx(float(row["AMT (s)"]))
+    assert item["human_accuracy"] == pytest.approx(float(row["Solved rate"].rstrip("%")) / 100)
+    assert "3, 3, 8, 8" in item["prompt"]
+
+
+def test_binary_items_per_operator_from_raw_files(binary_trials, data_dir):
+    assert len(binary_trials) == 8100
+    distinct = {(r[6], r[0]) for r in binary_trials}
+    per_op = Counter(op for op, _ in distinct)
+    items = load_items("binary", data_dir)
+    assert items["task"].value_counts().to_dict() == {"binary_add": per_op["ADD"], "binary_sub": per_op["SUBTRACT"]}
+    assert items["n_human"].sum() == 8100
+
+
+def test_binary_answers_and_carries_match_the_data(binary_trials, data_dir):
+    items = load_items("binary", data_dir).set_index("item_id")
+    for r in binary_trials[:400]:
+        bits = r[0].strip("[]").replace(", ", "")
+        item_id = f"{'binary_add' if r[6] == 'ADD' else 'binary_sub'}/{bits[:4]}{'+' if r[6] == 'ADD' else '-'}{bits[4:]}"
+        assert items.loc[item_id, "answer"] == r[4].strip("[]").replace(" ", "")
+        assert items.loc[item_id, "feat_carries"] == int(r[7])
+
+
+def test_binary_one_item_mean_rt_by_hand(binary_trials, data_dir):
+    # 0111 + 0001: three carries
+    trials = [r for r in binary_trials if r[6] == "ADD" and r[0] == "[0, 1, 1, 1, 0, 0, 0, 1]"]
+    correct_rts = [float(r[2]) for r in trials if r[1] == "True"]
+    mean, sd = _trimmed_mean(correct_rts)
+    item = load_items("binary", data_dir).set_index("item_id").loc["binary_add/0111+0001"]
+    assert item["n_human"] == len(trials)
+    assert item["human_accuracy"] == pytest.approx(len(correct_rts) / len(trials))
+    assert item["human_rt_s"] == pytest.approx(mean)
+    assert item["human_rt_sd"] == pytest.approx(sd)
+    assert item["feat_carries"] == 3
+
+
+def test_binary_trimming_drops_a_far_outlier(binary_trials, data_dir):
+    """Some item has a correct RT beyond 3 SD of its log RTs; its mean must exclude that trial."""
+    by_item: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in binary_trials:
+        if r[1] == "True":
+            by_item[(r[6], r[0])].append(float(r[2]))
+    trimmed = {k: v for k, v in by_item.items() if _trimmed_mean(v)[0] != pytest.approx(statistics.mean(v))}
+    assert trimmed, "the data hold at least one item that the trimming rule changes"
+    (op, operands), rts = next(iter(trimmed.items()))
+    bits = operands.strip("[]").replace(", ", "")
+    item_id = f"{'binary_add' if op == 'ADD' else 'binary_sub'}/{bits[:4]}{'+' if op == 'ADD' else '-'}{bits[4:]}"
+    got = load_items("binary", data_dir).set_index("item_id").loc[item_id, "human_rt_s"]
+    assert got == pytest.approx(_trimmed_mean(rts)[0])
+    assert got != pytest.approx(statistics.mean(rts))
+
+
+def _closure_entails(premises: list[str], conclusion: str) -> bool:
+    """Entailment by transitive closure of "left of" (an order of objects in a row)."""
+    left = set()
+    for p in premises:
+        side, x, y = p.split(";")
+        left.add((x, y) if side == "Left" else (y, x))
+    while True:
+        more = {(a, d) for a, b in left for c, d in left if b == c} - left
+        if not more:
+            break
+        left |= more
+    side, x, y = conclusion.split(";")
+    return ((x, y) if side == "Left" else (y, x)) in left
+
+
+@pytest.mark.parametrize(("file", "task", "dropped"), [("3ps.csv", "relational_3ps", 0), ("4ps.csv", "relational_4ps", 2)])
+def test_relational_verify_references_follow_from_the_premises(file, task, dropped, data_dir):
+    items = load_items("relational", data_dir)
+    items = items[items["task"] == task]
+    rows = _rows(data_dir / CCOBRA / file)
+    truth = "korrekt" if file == "3ps.csv" else "logicallycorrect"
+    labels = {(r["task"], r["choices"]): r[truth] == "1" for r in rows}
+    disagree = {k for k, v in labels.items() if v != _closure_entails(k[0].split("/"), k[1])}
+    assert len(disagree) == dropped
+    assert len(items) == len(labels) - dropped
+    for item_id, answer in zip(items["item_id"], items["answer"], strict=True):
+        premises, conclusion = item_id.split("/", 1)[1].split("|")
+        assert (premises, conclusion) not in disagree
+        assert answer == str(_closure_entails(premises.split("/"), conclusion)).lower()
+
+
+def test_relational_3ps_one_item_rt_and_accuracy_by_hand(data_dir):
+    rows = [r for r in _rows(data_dir / CCOBRA / "3ps.csv")
+            if r["task"] == "Left;A;B/Right;C;B" and r["choices"] == "Right;C;A"]
+    correct = [float(r["rt_ms"]) / 1000 for r in rows if r["response"] == "True"]
+    item = load_items("relational", data_dir).set_index("item_id").loc["relational_3ps/Left;A;B/Right;C;B|Right;C;A"]
+    assert item["answer"] == "true"
+    assert item["human_accuracy"] == pytest.approx(len(correct) / len(rows))
+    assert item["human_rt_s"] == pytest.approx(_trimmed_mean(correct)[0])
+
+
+def test_carddir_references_are_the_modal_human_answer(data_dir):
+    rows = _rows(data_dir / CCOBRA / "Ragni2018_carddir.csv")
+    responses: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        d1, d2 = (p.split(";")[0] for p in r["task"].split("/"))
+        responses[f"relational_carddir/{d1},{d2}"][r["response"].split(";")[0]] += 1
+    items = load_items("relational", data_dir).set_index("item_id")
+    card = items[items["task"] == "relational_carddir"]
+    assert len(responses) == 64 and len(card) == 56  # 8 opposite-direction pairs have no answer
+    assert "relational_carddir/north,south" not in card.index
+    for item_id, answer in card["answer"].items():
+        assert responses[item_id].most_common(1)[0][0] == answer
+        assert card.loc[item_id, "human_accuracy"] == pytest.approx(
+            responses[item_id][answer] / sum(responses[item_id].values()))
+
+
+def test_carddir_rt_is_total_time_over_correct_trials(data_dir):
+    rows = [r for r in _rows(data_dir / CCOBRA / "Ragni2018_carddir.csv")
+            if [p.split(";")[0] for p in r["task"].split("/")] == ["north", "north"]]
+    rts = [(float(r["p1_rt"]) + float(r["p2_rt"]) + float(r["rt_ms"])) / 1000
+           for r in rows if r["response"].split(";")[0] == "south"]
+    item = load_items("relational", data_dir).set_index("item_id").loc["relational_carddir/north,north"]
+    assert item["human_rt_s"] == pytest.approx(_trimmed_mean(rts)[0])
+
+
+def test_syllogisms_counts_and_one_item_by_hand(data_dir):
+    rows = _rows(data_dir / "CognitiveComputationLab/cogmods/syllogistic/student_projects/2021_wiens/data/data.csv")
+    items = load_items("syllogisms", data_dir).set_index("item_id")
+    assert len(items) == len({(r["task"], r["choices"]) for r in rows}) == 15
+    assert items["n_human"].sum() == len(rows)
+    sel = [r for r in rows if r["task"] == "All;bat;mammal/No;mammal;fly"]
+    correct = np.array([float(r["response_time"]) / 1000 for r in sel if r["response"] == r["truth"]])
+    item = items.loc["syllogisms/All;bat;mammal/No;mammal;fly|All;bat;fly"]
+    assert item["answer"] == "false"
+    assert "All bat are mammal." in item["prompt"] and "No mammal are fly." in item["prompt"]
+    assert item["human_accuracy"] == pytest.approx(len(correct) / len(sel))
+    assert item["human_rt_s"] == pytest.approx(_trimmed_mean(list(correct))[0])

@@ -1,0 +1,74 @@
+"""TransformerLens 4.x backend: ``TransformerBridge.boot_transformers`` + ``run_with_cache``.
+
+The bridge replaces the wrapped HF model's submodules in place and switches it to eager
+attention, and it re-reads the tokenizer from the path the tokenizer was loaded from. So this
+backend boots it on its own deep copy of the model and on a copy of the tokenizer saved to (and
+reloaded from) its own temporary folder; the caller's model and tokenizer are left untouched.
+Token-id tensors are passed straight through: no BOS is prepended (the bridge only prepends one
+when it tokenizes strings itself).
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hooks.backends import Backend, forward_inputs
+from hooks.sites import check_sites, list_sites, parse_site
+
+# handan site kind -> TransformerLens hook name inside blocks.{layer}
+HOOK_NAMES = {
+    "resid_pre": "hook_resid_pre",
+    "resid_post": "hook_resid_post",
+    "attn_out": "hook_attn_out",
+    "mlp_out": "hook_mlp_out",
+}
+
+
+def bridge_hook_name(site: str) -> str:
+    """``"resid_post.3"`` -> ``"blocks.3.hook_resid_post"``."""
+    kind, layer = parse_site(site)
+    return f"blocks.{layer}.{HOOK_NAMES[kind]}"
+
+
+class BridgeBackend(Backend):
+    """Reads sites with TransformerLens' ``TransformerBridge`` (booted on a private copy)."""
+
+    name = "bridge"
+
+    def __init__(self, hf_model: nn.Module, tokenizer: Any) -> None:
+        from transformer_lens.model_bridge import TransformerBridge
+        from transformers import AutoTokenizer
+
+        if tokenizer is None:
+            raise ValueError("the bridge backend needs the model's tokenizer; pass tokenizer=")
+        self._valid = list_sites(hf_model)
+        self._folder = tempfile.TemporaryDirectory(prefix="handan-bridge-")
+        tokenizer.save_pretrained(self._folder.name)
+        own_tokenizer = AutoTokenizer.from_pretrained(self._folder.name)
+        parameter = next(hf_model.parameters())
+        self.bridge = TransformerBridge.boot_transformers(
+            self._folder.name,
+            hf_model=copy.deepcopy(hf_model),
+            tokenizer=own_tokenizer,
+            device=parameter.device,
+            dtype=parameter.dtype,
+        )
+
+    def run_with_cache(self, inputs: Mapping[str, Tensor], sites: Sequence[str]) -> dict[str, Tensor]:
+        check_sites(sites, self._valid, "the bridge backend")
+        names = {site: bridge_hook_name(site) for site in sites}
+        batch = forward_inputs(inputs)
+        with torch.no_grad():
+            _, cache = self.bridge.run_with_cache(
+                batch["input_ids"],
+                return_type=None,
+                names_filter=list(names.values()),
+                attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"],
+            )
+        return {site: cache[name] for site, name in names.items()}

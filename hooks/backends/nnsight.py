@@ -1,0 +1,57 @@
+"""nnsight 0.8 backend: one ``TransformersModel.trace`` per call, saving each site's value.
+
+``NNsightBackend(hf_model, tokenizer)`` wraps a loaded HF model (nnsight hooks it only while a
+trace runs). nnsight sets the tokenizer's padding side and pad token, so the backend hands it a
+copy. In transformers 5 a decoder layer's ``.output`` is a tensor (a tuple before); attention
+modules return ``(attn_output, weights)``; both are handled.
+
+Remote (NDIF-hosted) models: ``NNsightBackend("meta-llama/Llama-3.1-70B", remote=True)`` builds
+nnsight's meta-device model from the repo id (no weights are downloaded) and runs every trace
+with ``remote=True`` on NDIF; it needs network access and an NDIF API key
+(``nnsight.CONFIG.set_default_api_key(...)``), so it cannot be tested offline. The saved
+activations come back as local tensors with the same site names.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hooks.backends import Backend, forward_inputs
+from hooks.sites import check_sites, list_sites, resolve_site
+
+
+class NNsightBackend(Backend):
+    """Reads sites with nnsight traces (``remote=True`` runs them on NDIF)."""
+
+    name = "nnsight"
+
+    def __init__(self, hf_model: nn.Module | str, tokenizer: Any = None, *,
+                 remote: bool = False) -> None:
+        from nnsight import TransformersModel
+
+        own_tokenizer = None if tokenizer is None else copy.deepcopy(tokenizer)
+        self.model = TransformersModel(hf_model, tokenizer=own_tokenizer)
+        self.remote = remote
+        module = self.model._module
+        self._valid = list_sites(module)
+        self._paths = {id(m): name for name, m in module.named_modules()}
+        self._module = module
+
+    def run_with_cache(self, inputs: Mapping[str, Tensor], sites: Sequence[str]) -> dict[str, Tensor]:
+        check_sites(sites, self._valid, "the nnsight backend")
+        # nnsight reads modules in the order the forward pass reaches them
+        order = {site: i for i, site in enumerate(self._valid)}
+        targets = {}
+        for site in sorted(dict.fromkeys(sites), key=order.__getitem__):
+            module, kind = resolve_site(self._module, site)
+            targets[site] = (self.model.get(self._paths[id(module)]), kind)
+        saved: dict[str, Any] = {}
+        with torch.no_grad(), self.model.trace(dict(forward_inputs(inputs)), remote=self.remote):
+            for site, (envoy, kind) in targets.items():
+                value = envoy.input if kind == "input" else envoy.output
+                saved[site] = (value[0] if isinstance(value, tuple) else value).save()
+        return {site: saved[site].detach() for site in sites}

@@ -1,0 +1,94 @@
+"""Interventions: add a vector to a site while the model runs (steering).
+
+    with Steer(model, "resid_post.10", alpha * direction, positions="generated"):
+        model.generate(**batch)
+
+Forward calls are told apart by their sequence length: a call with ``seq_len > 1`` is the
+prompt (prefill) call, a call with ``seq_len == 1`` is one generated-token step of KV-cached
+decoding. (A one-token prompt therefore counts as a generated step.) Positions:
+
+- ``prompt_end`` — the last position of the prefill call (index -1 in every row: batches are
+  left-padded, so that is each prompt's last token);
+- ``prompt``     — every position of the prefill call;
+- ``generated``  — every ``seq_len == 1`` call;
+- ``all``        — every position of every call.
+
+Several ``Steer`` objects stack (their vectors add up). Steering hooks run before every other
+hook on the module, so a ``Recorder`` (or HF's ``output_hidden_states``) sees the steered tensor
+whatever the order of the ``with`` blocks. Hooks come off at ``__exit__``, also when the block
+raises.
+"""
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import torch
+from torch import Tensor, nn
+
+from hooks.sites import add_hook, d_model, resolve_site
+
+SteerPositions = Literal["all", "prompt", "prompt_end", "generated"]
+STEER_POSITIONS = ("all", "prompt", "prompt_end", "generated")
+
+
+class Steer:
+    """Add ``vector`` (shape ``[d_model]``, already scaled by the caller) to ``site``'s output
+    (``resid_pre``: to the layer's input) at ``positions``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        site: str,
+        vector: Tensor,
+        *,
+        positions: SteerPositions = "prompt_end",
+    ) -> None:
+        if positions not in STEER_POSITIONS:
+            raise ValueError(f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}")
+        self._module, self._kind = resolve_site(model, site)
+        vector = torch.as_tensor(vector)
+        width = d_model(model)
+        if vector.shape != (width,):
+            raise ValueError(
+                f"steering vector has shape {tuple(vector.shape)} but {site} has width {width}; "
+                f"pass a 1-D tensor of length {width}"
+            )
+        self.site = site
+        self.vector = vector.detach()
+        self.positions = positions
+        self._handle: Any = None
+        self._cast: Tensor | None = None  # the vector on the device / in the dtype last seen
+
+    def _steer(self, x: Tensor) -> Tensor | None:
+        prefill = x.shape[1] > 1
+        if self.positions == "prompt" and not prefill:
+            return None
+        if self.positions == "generated" and prefill:
+            return None
+        if self.positions == "prompt_end" and not prefill:
+            return None
+        if self._cast is None or (self._cast.device, self._cast.dtype) != (x.device, x.dtype):
+            self._cast = self.vector.to(device=x.device, dtype=x.dtype)
+        v = self._cast
+        if self.positions == "prompt_end":
+            x = x.clone()
+            x[:, -1] += v
+            return x
+        return x + v
+
+    def __enter__(self) -> Self:
+        if self._handle is not None:
+            raise RuntimeError("this Steer is already active; use one `with` block at a time")
+        self._handle = add_hook(self._module, self._kind, self._steer, prepend=True)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None

@@ -1,0 +1,112 @@
+"""The Recorder: a context manager that records site activations on every forward call.
+
+    with Recorder(model, ["resid_post.3", "mlp_out.5"]) as rec:
+        model(**batch)
+    rec.activations["resid_post.3"]   # Tensor [batch, seq', d_model], detached
+
+Hooks go on at ``__enter__`` and come off at ``__exit__``, also when the block raises.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import torch
+from torch import Tensor, nn
+
+from hooks.sites import add_hook, resolve_site
+
+Positions = slice | Tensor | None
+"""Which sequence positions to keep: ``None`` all; a ``slice`` along seq; or a LongTensor
+``[batch, m]`` of seq indices gathered per row."""
+
+
+def select_positions(x: Tensor, positions: Positions) -> Tensor:
+    """Rows of ``x [batch, seq, d]`` at ``positions`` -> ``[batch, seq', d]``."""
+    if positions is None:
+        return x
+    if isinstance(positions, slice):
+        return x[:, positions]
+    if not isinstance(positions, Tensor) or positions.dim() != 2:
+        raise ValueError(
+            "positions must be None, a slice, or a LongTensor [batch, m] of sequence indices; "
+            f"got {type(positions).__name__}"
+            + (f" with shape {tuple(positions.shape)}" if isinstance(positions, Tensor) else "")
+        )
+    if positions.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"positions has {positions.shape[0]} rows but the forward batch has {x.shape[0]}; "
+            "give one row of indices per batch row"
+        )
+    index = positions.to(device=x.device, dtype=torch.long)
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+class Recorder:
+    """Record the activations of ``sites`` on each forward call of ``model``.
+
+    ``activations[site]`` holds the detached tensor ``[batch, seq', d]`` of the most recent
+    forward call (overwritten at every call; ``generate`` calls forward once per step).
+    ``positions`` (public, may be changed between forward calls) picks rows along seq before
+    anything leaves the model's device; ``device`` / ``dtype`` (``None`` = keep) say where and
+    in which dtype the kept rows are stored. Unknown sites raise ValueError at construction.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        sites: Sequence[str],
+        *,
+        positions: Positions = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if isinstance(sites, str):
+            sites = [sites]
+        self.model = model
+        self.sites = list(dict.fromkeys(sites))
+        self._targets = {site: resolve_site(model, site) for site in self.sites}
+        self.positions = positions
+        self.device = device
+        self.dtype = dtype
+        self.activations: dict[str, Tensor] = {}
+        self._handles: list[Any] = []
+
+    def _recorder(self, site: str) -> Any:
+        def record(x: Tensor) -> None:
+            kept = select_positions(x.detach(), self.positions)
+            kept = kept.to(device=self.device, dtype=self.dtype)
+            if kept.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+                kept = kept.clone()  # never hand out a view the model might later edit in place
+            self.activations[site] = kept
+
+        return record
+
+    def __enter__(self) -> Self:
+        if self._handles:
+            raise RuntimeError("this Recorder is already active; use one `with` block at a time")
+        try:
+            for site, (module, kind) in self._targets.items():
+                self._handles.append(add_hook(module, kind, self._recorder(site)))
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def clear(self) -> None:
+        """Forget the recorded activations (hooks stay attached)."""
+        self.activations.clear()

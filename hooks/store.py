@@ -1,0 +1,336 @@
+"""The activation store: a folder of activation vectors written while generating.
+
+Layout::
+
+    STORE/manifest.json      model, config_hash, sites, positions, dtype, d_model,
+                             handan_version, created (UTC ISO time)
+    STORE/index.parquet      one row per saved vector: model, item_id, sample, site, position,
+                             token_index, shard, row
+    STORE/shards/shard-000001.safetensors   one 2-D tensor [rows, d_model] per site (key = site)
+
+``shard`` is the shard's path relative to STORE and ``row`` the row inside that shard's tensor for
+the row's site. A position that never occurred in a trace (e.g. ``think_close`` of a trace cut at
+the budget) is an *absent* row: ``shard == ""``, ``row == -1``, ``token_index == -1``, no vector.
+
+Atomicity: each ``append`` writes one shard (temporary file, fsync, ``os.replace``), then rewrites
+the index the same way. A shard is complete iff the index references it; reopening a store for
+writing deletes unreferenced shards and ``*.tmp`` files left by a killed run, so a rerun resumes
+from the last complete append (``completed()`` lists the (item_id, sample) pairs to skip).
+
+dtype: vectors are stored in the manifest's dtype (float32, float16 or bfloat16). float32 and
+float16 stores read with numpy alone; bfloat16 stores need torch to read (numpy has no bfloat16).
+
+Reading one site/position without handan (float32/float16 stores; needs safetensors + pyarrow)::
+
+    import numpy as np, pyarrow.parquet as pq
+    from safetensors.numpy import load_file
+    rows = pq.read_table(f"{store}/index.parquet", filters=[("site", "=", site), ("position", "=", position), ("shard", "!=", "")]).to_pylist()
+    shards = {s: load_file(f"{store}/{s}") for s in {r["shard"] for r in rows}}
+    X = np.stack([shards[r["shard"]][site][r["row"]] for r in rows])  # [n, d_model], index order
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MANIFEST = "manifest.json"
+INDEX = "index.parquet"
+SHARD_DIR = "shards"
+MATCH_KEYS = ("model", "config_hash", "sites", "positions", "d_model")
+"""Manifest keys that must agree before a run may append to an existing store."""
+REQUIRED_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
+DTYPES = ("float32", "float16", "bfloat16")
+INDEX_COLUMNS = {
+    "model": "str",
+    "item_id": "str",
+    "sample": "int64",
+    "site": "str",
+    "position": "str",
+    "token_index": "int64",
+    "shard": "str",
+    "row": "int64",
+}
+ROW_COLUMNS = ("model", "item_id", "sample", "site", "position", "token_index")
+_SHARD_RE = re.compile(r"^shard-(\d{6,})\.safetensors$")
+
+
+def _handan_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("handan")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _normalise_dtype(dtype: Any) -> str:
+    name = str(dtype).removeprefix("torch.")
+    name = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16",
+            "float": "float32"}.get(name, name)
+    if name not in DTYPES:
+        raise ValueError(f"unsupported store dtype {dtype!r}; use one of {DTYPES}")
+    return name
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path.tmp``, fsync it, and rename it to ``path`` (atomic on POSIX)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _empty_index() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in INDEX_COLUMNS.items()})
+
+
+class ActivationStore:
+    """An activation store folder. ``ActivationStore(path)`` opens it read-only;
+    ``ActivationStore.create_or_open(path, manifest)`` opens it for appending."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        manifest = self.path / MANIFEST
+        if not manifest.exists():
+            raise FileNotFoundError(
+                f"{self.path} is not an activation store (no {MANIFEST}); pass the folder that "
+                "`handan record --out` wrote"
+            )
+        self.manifest: dict[str, Any] = json.loads(manifest.read_text())
+        index = self.path / INDEX
+        self._index = pd.read_parquet(index) if index.exists() else _empty_index()
+        self._index = self._index.astype(INDEX_COLUMNS)
+
+    # ---- opening for writing -------------------------------------------------------------
+    @classmethod
+    def create_or_open(cls, path: str | Path, manifest: Mapping[str, Any]) -> ActivationStore:
+        """Create the store at ``path`` with ``manifest``, or reopen it to append.
+
+        ``manifest`` needs model, config_hash, sites, positions, dtype, d_model; handan_version
+        and created are filled in. Reopening refuses (ValueError) when model, config_hash, sites,
+        positions or d_model differ, and deletes shards the index does not reference and
+        ``*.tmp`` files (leftovers of a killed run)."""
+        path = Path(path)
+        missing = [k for k in REQUIRED_KEYS if k not in manifest]
+        if missing:
+            raise ValueError(f"store manifest lacks {missing}; it needs {list(REQUIRED_KEYS)}")
+        new = {
+            **manifest,
+            "sites": list(manifest["sites"]),
+            "positions": list(manifest["positions"]),
+            "dtype": _normalise_dtype(manifest["dtype"]),
+            "d_model": int(manifest["d_model"]),
+        }
+        if not (path / MANIFEST).exists():
+            # a creation killed before the manifest landed leaves only these behind
+            ours = {SHARD_DIR, INDEX, INDEX + ".tmp", MANIFEST + ".tmp"}
+            if path.exists() and (any(p.name not in ours for p in path.iterdir())
+                                  or any((path / SHARD_DIR).glob("*"))):
+                raise FileExistsError(
+                    f"{path} exists, is not empty and has no {MANIFEST}; pass another --out folder"
+                )
+            new.setdefault("handan_version", _handan_version())
+            new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
+            (path / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+            _fsync_write(path / INDEX, _parquet_bytes(_empty_index()))
+            _fsync_write(path / MANIFEST, json.dumps(new, indent=2).encode())
+            return cls(path)
+        store = cls(path)
+        differ = [k for k in MATCH_KEYS if store.manifest.get(k) != new[k]]
+        if differ:
+            detail = "; ".join(f"{k}: store has {store.manifest.get(k)!r}, run has {new[k]!r}"
+                               for k in differ)
+            raise ValueError(
+                f"{path} was written with a different configuration ({detail}); use another "
+                "--out folder, or delete this one to start over"
+            )
+        store._remove_leftovers()
+        return store
+
+    def _remove_leftovers(self) -> None:
+        referenced = set(self._index["shard"].unique()) - {""}
+        for file in (self.path / SHARD_DIR).glob("*"):
+            if f"{SHARD_DIR}/{file.name}" not in referenced:
+                file.unlink()
+        for tmp in self.path.glob("*.tmp"):
+            tmp.unlink()
+
+    # ---- reading ---------------------------------------------------------------------------
+    @property
+    def sites(self) -> list[str]:
+        return list(self.manifest["sites"])
+
+    @property
+    def positions(self) -> list[str]:
+        return list(self.manifest["positions"])
+
+    @property
+    def d_model(self) -> int:
+        return int(self.manifest["d_model"])
+
+    @property
+    def dtype(self) -> str:
+        return str(self.manifest["dtype"])
+
+    @property
+    def index(self) -> pd.DataFrame:
+        """A copy of the index (columns: model, item_id, sample, site, position, token_index,
+        shard, row); absent rows have shard == ""."""
+        return self._index.copy()
+
+    def completed(self) -> set[tuple[str, int]]:
+        """The (item_id, sample) pairs already in the store (skip them on a rerun)."""
+        pairs = self._index[["item_id", "sample"]].drop_duplicates()
+        return {(str(i), int(s)) for i, s in pairs.itertuples(index=False)}
+
+    def load(self, site: str, position: str) -> tuple[np.ndarray, pd.DataFrame]:
+        """Vectors of ``site`` at ``position``: ``X [n, d_model]`` float32 and their index rows,
+        in index order, absent rows excluded."""
+        if site not in self.sites:
+            raise ValueError(f"store {self.path} has no site {site!r}; it has {self.sites}")
+        known = sorted(set(self._index["position"]) | set(self.positions))
+        if position not in known:
+            raise ValueError(f"store {self.path} has no position {position!r}; it has {known}")
+        rows = self._index[(self._index["site"] == site) & (self._index["position"] == position)
+                           & (self._index["shard"] != "")].reset_index(drop=True)
+        X = np.empty((len(rows), self.d_model), dtype=np.float32)
+        for shard, where in rows.groupby("shard", sort=False).groups.items():
+            X[where] = self._read(str(shard), site)[rows.loc[where, "row"].to_numpy()]
+        return X, rows
+
+    def _read(self, shard: str, site: str) -> np.ndarray:
+        """One site's full tensor from one shard, as float32."""
+        from safetensors import safe_open
+
+        framework = "pt" if self.dtype == "bfloat16" else "np"
+        with safe_open(self.path / shard, framework=framework) as f:
+            tensor = f.get_tensor(site)
+        if framework == "pt":
+            return tensor.float().numpy()
+        return tensor.astype(np.float32, copy=False)
+
+    def summary(self) -> dict[str, Any]:
+        """Manifest, totals and per (site, position) counts of saved and absent vectors."""
+        idx = self._index
+        absent = idx["shard"] == ""
+        counts = (
+            idx.assign(saved=~absent, absent=absent)
+            .groupby(["site", "position"], sort=True)[["saved", "absent"]].sum()
+            .reset_index()
+        )
+        shard_files = sorted(set(idx.loc[~absent, "shard"]))
+        return {
+            "path": str(self.path),
+            "manifest": dict(self.manifest),
+            "n_traces": len(self.completed()),
+            "n_items": int(idx["item_id"].nunique()),
+            "n_vectors": int((~absent).sum()),
+            "n_absent": int(absent.sum()),
+            "n_shards": len(shard_files),
+            "bytes": sum((self.path / s).stat().st_size for s in shard_files),
+            "counts": [
+                {"site": r.site, "position": r.position, "saved": int(r.saved),
+                 "absent": int(r.absent)}
+                for r in counts.itertuples(index=False)
+            ],
+        }
+
+    # ---- writing -----------------------------------------------------------------------------
+    def append(self, index_rows: pd.DataFrame, vectors: Mapping[str, Any]) -> None:
+        """Append one batch of traces atomically (one shard, then the index).
+
+        ``index_rows`` has columns model, item_id, sample, site, position, token_index; a row
+        with ``token_index < 0`` is absent (no vector). ``vectors[site]`` is a Tensor or ndarray
+        ``[n, d_model]`` holding that site's present rows, in the order they appear in
+        ``index_rows``. Pairs (item_id, sample) already in the store raise ValueError: skip
+        them (see ``completed()``)."""
+        missing = [c for c in ROW_COLUMNS if c not in index_rows.columns]
+        if missing:
+            raise ValueError(f"index rows lack column(s) {missing}; they need {list(ROW_COLUMNS)}")
+        rows = index_rows[list(ROW_COLUMNS)].reset_index(drop=True).astype(
+            {c: INDEX_COLUMNS[c] for c in ROW_COLUMNS})
+        if len(rows) == 0:
+            return
+        self._check_rows(rows)
+        present = rows["token_index"] >= 0
+        rows["token_index"] = rows["token_index"].where(present, -1)
+        rows["shard"] = ""
+        rows["row"] = -1
+        tensors = {}
+        for site in rows.loc[present, "site"].unique():
+            mask = present & (rows["site"] == site)
+            tensors[site] = self._as_stored(site, vectors, int(mask.sum()))
+            rows.loc[mask, "row"] = np.arange(int(mask.sum()))
+        extra = set(vectors) - set(tensors)
+        if extra:
+            raise ValueError(f"vectors given for {sorted(extra)} but no present index rows use them")
+        if tensors:
+            from safetensors.torch import save
+
+            shard = f"{SHARD_DIR}/shard-{self._next_shard():06d}.safetensors"
+            _fsync_write(self.path / shard, save(tensors))
+            rows.loc[present, "shard"] = shard
+        index = pd.concat([self._index, rows], ignore_index=True).astype(INDEX_COLUMNS)
+        _fsync_write(self.path / INDEX, _parquet_bytes(index))
+        self._index = index
+
+    def _check_rows(self, rows: pd.DataFrame) -> None:
+        models = set(rows["model"]) - {self.manifest["model"]}
+        if models:
+            raise ValueError(f"rows for model(s) {sorted(models)} cannot go into a store of "
+                             f"{self.manifest['model']!r}; use another --out folder")
+        sites = set(rows["site"]) - set(self.sites)
+        if sites:
+            raise ValueError(f"sites {sorted(sites)} are not in the store's manifest {self.sites}")
+        done = self.completed() & {(str(i), int(s)) for i, s in
+                                   rows[["item_id", "sample"]].itertuples(index=False)}
+        if done:
+            raise ValueError(f"(item_id, sample) pairs {sorted(done)[:5]} are already in {self.path}; "
+                             "skip the pairs in store.completed()")
+        key = ["item_id", "sample", "site", "position", "token_index"]
+        if rows.duplicated(key).any():
+            dup = rows.loc[rows.duplicated(key), key].head(3).to_dict("records")
+            raise ValueError(f"index rows repeat (item_id, sample, site, position, token_index): {dup}")
+
+    def _as_stored(self, site: str, vectors: Mapping[str, Any], n: int) -> Any:
+        """``vectors[site]`` as a contiguous CPU torch tensor of the store's dtype, checked."""
+        import torch
+
+        if site not in vectors:
+            raise ValueError(f"index rows have {n} present rows of {site!r} but no vectors[{site!r}]")
+        x = vectors[site]
+        x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach()
+        if tuple(x.shape) != (n, self.d_model):
+            raise ValueError(f"vectors[{site!r}] has shape {tuple(x.shape)}; the index rows need "
+                             f"({n}, {self.d_model}) (one row per present index row of that site)")
+        return x.to(device="cpu", dtype=getattr(torch, self.dtype)).contiguous()
+
+    def _next_shard(self) -> int:
+        numbers = [int(m.group(1)) for f in (self.path / SHARD_DIR).glob("*")
+                   if (m := _SHARD_RE.match(f.name))]
+        numbers += [int(m.group(1)) for s in self._index["shard"].unique()
+                    if (m := _SHARD_RE.match(Path(s).name))]
+        return max(numbers, default=0) + 1
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    return buffer.getvalue()

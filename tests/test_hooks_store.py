@@ -1,0 +1,236 @@
+"""The activation store: atomic appends, resume, config mismatch, kill mid-shard, absent rows."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hooks.store as store_mod
+from hooks import ActivationStore
+
+SITES = ["resid_post.0", "resid_post.2"]
+POSITIONS = ["prompt_end", "think_close"]
+D = 8
+
+
+def manifest(**over: object) -> dict:
+    return {"model": "tiny", "config_hash": "abc", "sites": SITES, "positions": POSITIONS,
+            "dtype": "float32", "d_model": D, **over}
+
+
+def batch(items: list[str], sample: int = 0, seed: int = 0,
+          absent: frozenset = frozenset()) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Index rows for ``items`` x SITES x POSITIONS and their random vectors; positions in
+    ``absent`` never occurred (token_index -1, no vector)."""
+    rng = np.random.default_rng(seed)
+    rows = [{"model": "tiny", "item_id": i, "sample": sample, "site": s, "position": p,
+             "token_index": -1 if p in absent else 10 + k}
+            for i in items for s in SITES for k, p in enumerate(POSITIONS)]
+    df = pd.DataFrame(rows)
+    vectors = {s: rng.standard_normal((((df.site == s) & (df.token_index >= 0)).sum(), D))
+               .astype(np.float32) for s in SITES}
+    return df, vectors
+
+
+def expected(df: pd.DataFrame, vectors: dict, site: str, position: str) -> np.ndarray:
+    """The vectors of ``site``/``position`` picked by hand from one batch."""
+    present = df[(df.site == site) & (df.token_index >= 0)].reset_index(drop=True)
+    return vectors[site][present.index[present.position == position]]
+
+
+def test_append_then_load_in_index_order(tmp_path: Path) -> None:
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    df1, v1 = batch(["a", "b"], seed=1)
+    df2, v2 = batch(["c"], seed=2)
+    store.append(df1, v1)
+    store.append(df2, v2)
+    X, idx = ActivationStore(tmp_path / "s").load("resid_post.2", "think_close")
+    want = np.concatenate([expected(df1, v1, "resid_post.2", "think_close"),
+                           expected(df2, v2, "resid_post.2", "think_close")])
+    np.testing.assert_array_equal(X, want)
+    assert X.dtype == np.float32 and idx["item_id"].tolist() == ["a", "b", "c"]
+    assert (idx["token_index"] == 11).all() and set(idx["position"]) == {"think_close"}
+    assert sorted(p.name for p in (tmp_path / "s" / "shards").iterdir()) == [
+        "shard-000001.safetensors", "shard-000002.safetensors"]
+    assert store.completed() == {("a", 0), ("b", 0), ("c", 0)}
+    man = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert man["d_model"] == D and man["handan_version"] and man["created"]
+
+
+def test_absent_rows_are_indexed_without_vectors(tmp_path: Path) -> None:
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    df, v = batch(["a", "b"], absent=frozenset({"think_close"}))
+    store.append(df, v)
+    X, idx = store.load("resid_post.0", "think_close")
+    assert X.shape == (0, D) and len(idx) == 0
+    absent = store.index[store.index.position == "think_close"]
+    assert len(absent) == 4 and (absent.shard == "").all() and (absent.row == -1).all()
+    assert (absent.token_index == -1).all()
+    X, _ = store.load("resid_post.0", "prompt_end")
+    np.testing.assert_array_equal(X, v["resid_post.0"])
+    counts = {(c["site"], c["position"]): (c["saved"], c["absent"]) for c in store.summary()["counts"]}
+    assert counts[("resid_post.0", "think_close")] == (0, 2)
+    assert counts[("resid_post.2", "prompt_end")] == (2, 0)
+    # a batch where every position is absent writes no shard at all
+    df, v = batch(["z"], absent=frozenset(POSITIONS))
+    store.append(df, {})
+    assert len(list((tmp_path / "s" / "shards").iterdir())) == 1 and ("z", 0) in store.completed()
+
+
+def test_reopen_resumes_and_refuses_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    ActivationStore.create_or_open(path, manifest()).append(*batch(["a"]))
+    reopened = ActivationStore.create_or_open(path, manifest(created="later"))
+    assert reopened.completed() == {("a", 0)}
+    with pytest.raises(ValueError, match=r"already in .*completed\(\)"):
+        reopened.append(*batch(["a"]))
+    reopened.append(*batch(["a"], sample=1))
+    assert ActivationStore(path).completed() == {("a", 0), ("a", 1)}
+
+
+@pytest.mark.parametrize("key,value", [("config_hash", "zzz"), ("model", "other"),
+                                       ("sites", ["resid_post.0"]), ("d_model", 16)])
+def test_config_mismatch_refuses_to_append(tmp_path: Path, key: str, value: object) -> None:
+    ActivationStore.create_or_open(tmp_path / "s", manifest())
+    with pytest.raises(ValueError, match=rf"{key}: store has .*another\s+--out"):
+        ActivationStore.create_or_open(tmp_path / "s", manifest(**{key: value}))
+
+
+def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batches = [batch(["a", "b"], seed=1), batch(["c"], seed=2), batch(["d"], seed=3)]
+    clean = ActivationStore.create_or_open(tmp_path / "clean", manifest())
+    for df, v in batches:
+        clean.append(df, v)
+
+    killed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
+    killed.append(*batches[0])
+    real_replace = os.replace
+    calls = []
+
+    def dying_replace(src: str, dst: str) -> None:  # the shard is renamed, then the index dies
+        calls.append(Path(dst).name)
+        if Path(dst).name == "index.parquet":
+            raise OSError("killed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store_mod.os, "replace", dying_replace)
+    with pytest.raises(OSError, match="killed"):
+        killed.append(*batches[1])
+    monkeypatch.setattr(store_mod.os, "replace", real_replace)
+    assert calls == ["shard-000002.safetensors", "index.parquet"]
+    leftovers = {p.name for p in (tmp_path / "killed").rglob("*") if p.is_file()}
+    assert {"shard-000002.safetensors", "index.parquet.tmp"} <= leftovers
+
+    # the interrupted batch is not complete; reopening deletes its shard and the tmp file
+    resumed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
+    assert resumed.completed() == {("a", 0), ("b", 0)}
+    assert not list((tmp_path / "killed").rglob("*.tmp"))
+    assert not (tmp_path / "killed" / "shards" / "shard-000002.safetensors").exists()
+    for df, v in batches[1:]:
+        resumed.append(df, v)
+    pd.testing.assert_frame_equal(resumed.index, clean.index)
+    for site in SITES:
+        for position in POSITIONS:
+            np.testing.assert_array_equal(resumed.load(site, position)[0], clean.load(site, position)[0])
+
+
+def test_bad_input_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="handan record --out"):
+        ActivationStore(tmp_path / "nothing")
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    df, v = batch(["a"])
+    with pytest.raises(ValueError, match="has no site 'resid_post.1'; it has"):
+        store.load("resid_post.1", "prompt_end")
+    with pytest.raises(ValueError, match="no position 'answer_end'; it has"):
+        store.load("resid_post.0", "answer_end")
+    with pytest.raises(ValueError, match=r"shape \(2, 8\); the index rows need \(2, 8\)|need"):
+        store.append(df, {**v, "resid_post.0": v["resid_post.0"][:1]})
+    with pytest.raises(ValueError, match="no vectors"):
+        store.append(df, {"resid_post.0": v["resid_post.0"]})
+    with pytest.raises(ValueError, match="model"):
+        store.append(df.assign(model="other"), v)
+    with pytest.raises(ValueError, match="not in the store's manifest"):
+        store.append(df.assign(site="mlp_out.0"), v)
+    with pytest.raises(ValueError, match="dtype"):
+        ActivationStore.create_or_open(tmp_path / "t", manifest(dtype="int8"))
+    assert store.completed() == set()  # nothing half-written by the refused appends
+    (tmp_path / "half").mkdir()  # a creation killed before its manifest landed is reusable
+    (tmp_path / "half" / "index.parquet.tmp").write_bytes(b"partial")
+    ActivationStore.create_or_open(tmp_path / "half", manifest()).append(*batch(["a"]))
+    assert ActivationStore(tmp_path / "half").completed() == {("a", 0)}
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="another --out"):
+        ActivationStore.create_or_open(tmp_path / "full", manifest())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_stores(tmp_path: Path, dtype: str) -> None:
+    torch = pytest.importorskip("torch")
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest(dtype=dtype))
+    df, v = batch(["a", "b"])
+    store.append(df, {s: torch.from_numpy(x) for s, x in v.items()})  # torch tensors accepted
+    X, _ = store.load("resid_post.0", "prompt_end")
+    want = torch.from_numpy(expected(df, v, "resid_post.0", "prompt_end")).to(getattr(torch, dtype))
+    np.testing.assert_array_equal(X, want.float().numpy())
+    assert X.dtype == np.float32
+
+
+def test_docstring_snippet_reads_the_store_without_handan(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    store = ActivationStore.create_or_open(path, manifest())
+    store.append(*batch(["a", "b"], seed=1, absent=frozenset({"think_close"})))
+    store.append(*batch(["c"], seed=2))
+    code = re.search(r"without handan.*?::\n\n(.*?)\n\"\"\"", store_mod.__doc__ + '"""', re.DOTALL)
+    assert code is not None
+    lines = [line[4:] for line in code.group(1).splitlines()]
+    assert len(lines) <= 5
+    for site in SITES:
+        for position in POSITIONS:
+            scope = {"store": str(path), "site": site, "position": position}
+            exec("\n".join(lines), scope)  # noqa: S102 - the documented snippet, verbatim
+            X, index = store.load(site, position)
+            np.testing.assert_array_equal(scope["X"], X)
+            assert [r["item_id"] for r in scope["rows"]] == index["item_id"].tolist()
+
+
+def test_cli_store_info(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from experiments.cli_store import register
+
+    app = typer.Typer()
+    register(app)
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    store.append(*batch(["a", "b"], absent=frozenset({"think_close"})))
+    store.append(*batch(["c"]))
+    result = CliRunner().invoke(app, ["store", "info", str(tmp_path / "s")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "config_hash" in result.output and "abc" in result.output
+    lines = [line for line in result.output.splitlines() if "resid_post" in line and "think_close" in line]
+    assert len(lines) == 2 and all(re.search(r"\b1\s*│\s*2\b", line) for line in lines)
+    assert re.search(r"n_traces\s*│\s*3\b", result.output)
+    missing = CliRunner().invoke(app, ["store", "info", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "handan record --out" in missing.output
+
+
+def test_import_and_float32_load_need_no_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    store.append(*batch(["a"]))
+    code = ("import sys, hooks\n"
+            "assert 'torch' not in sys.modules\n"
+            f"X, _ = hooks.ActivationStore({str(tmp_path / 's')!r}).load('resid_post.0', 'prompt_end')\n"
+            "assert X.shape == (1, 8) and 'torch' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,163 @@
+"""Config-driven runs: items → generation with capture → behaviour → probes → steering → report.
+
+``handan run CONFIG.yaml`` and ``handan demo`` both call :func:`run_pipeline`. Every stage reads
+and writes files under ``out`` (layout in the README), so each can be rerun alone; generation
+resumes batch by batch, and a stage whose inputs and settings are unchanged is skipped
+(``out/stages.json`` keeps a hash of each stage's settings and its wall time).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerationCfg(_Cfg):
+    samples: int = Field(4, ge=1)
+    max_new_tokens: int | None = None  # None: each spec's default
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int = 0
+    batch_size: int = Field(32, ge=1)
+
+
+class RecordCfg(_Cfg):
+    sites: str = "resid_post.*"
+    positions: list[str] = ["prompt_end"]
+    dtype: str = "float32"
+
+
+class ProbeCfg(_Cfg):
+    targets: list[str] = ["human_rt", "reasoning_tokens", "reasoning_tokens|human_rt"]
+    positions: list[str] | None = None  # None: every recorded position
+    cv: int = 5
+    n_permutations: int = 100
+    n_boot: int = 1000
+
+
+class SteerCfg(_Cfg):
+    enabled: bool = True
+    models: list[str] | None = None  # None: every model with a think span
+    target: str = "reasoning_tokens"
+    control_target: str = "human_rt"  # "the direction of a different target"
+    position: str = "prompt_end"
+    site: str | None = None  # None: the best probe site for `target`, per model
+    method: str = "diff_means"
+    alphas: list[float] = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    n_random: int = 3
+    holdout: float = Field(0.5, gt=0, lt=1)  # share of items held out from direction fitting
+    samples: int = Field(2, ge=1)
+
+
+class BehaviourCfg(_Cfg):
+    n_boot: int = 2000
+
+
+class RunConfig(_Cfg):
+    name: str = "run"
+    out: str = "runs/run"
+    data_dir: str | None = None  # None: HANDAN_DATA_DIR, else download
+    datasets: list[str]  # dataset names (`handan data list`) or Items files
+    tasks: list[str] | None = None
+    max_items_per_task: int | None = None
+    models: list[str]  # registry names or spec .yaml files
+    model_sources: dict[str, str] = {}  # override a model's `source` (e.g. retrained organism)
+    pairs: str | None = None  # PAIRS.yaml; None: from the specs' roles/registry pairings
+    device: str | None = None
+    generation: GenerationCfg = GenerationCfg()
+    record: RecordCfg = RecordCfg()
+    behaviour: BehaviourCfg = BehaviourCfg()
+    probes: ProbeCfg = ProbeCfg()
+    steering: SteerCfg = SteerCfg()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"run config {path} does not exist (examples: experiments/configs/*.yaml)")
+        return cls.model_validate({**(yaml.safe_load(path.read_text()) or {}), **overrides})
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Stages:
+    """Bookkeeping of ``out/stages.json``: which stage ran with which settings, and how long."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "stages.json"
+        self.done: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, settings: Any, outputs: list[Path], fn: Callable[[], Any], *, always: bool = False) -> None:
+        key = _hash(settings)
+        fresh = self.done.get(name, {}).get("hash") == key and all(p.exists() for p in outputs)
+        if fresh and not always:
+            self.timings[name] = 0.0
+            return
+        start = time.perf_counter()
+        fn()
+        self.timings[name] = time.perf_counter() - start
+        self.done[name] = {"hash": key, "seconds": round(self.timings[name], 2)}
+        self.path.write_text(json.dumps(self.done, indent=2))
+
+
+def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Run every stage of ``cfg``; returns the summary written to ``out/summary.json``."""
+    import pandas as pd
+    from rich.console import Console
+
+    from experiments import stages
+
+    console = Console(stderr=True, quiet=not progress)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    book = Stages(out)
+    items_path = out / "items.parquet"
+    book.run("items", cfg.model_dump(include={"data_dir", "datasets", "tasks", "max_items_per_task"}),
+             [items_path], lambda: stages.build_items(cfg, items_path))
+    items = pd.read_parquet(items_path)
+    console.print(f"[bold]items[/]: {len(items)} across {items['task'].nunique()} tasks")
+
+    specs = stages.resolve_specs(cfg)
+    gen_settings = cfg.model_dump(include={"generation", "record", "model_sources"})
+    book.run("generation", [gen_settings, list(specs)], [out / "traces.parquet"],
+             lambda: stages.generate_all(cfg, specs, items, out, progress), always=True)
+    traces = pd.read_parquet(out / "traces.parquet")
+
+    behaviour_dir = out / "behaviour"
+    book.run("behaviour", [cfg.behaviour.model_dump(), cfg.pairs, _hash(traces.to_json())],
+             [behaviour_dir / "alignment.csv"],
+             lambda: stages.behaviour(cfg, specs, items, traces, behaviour_dir))
+
+    probes_dir = out / "probes"
+    book.run("probes", [cfg.probes.model_dump(), _hash(traces.to_json())],
+             [probes_dir / "probe_sweep.csv"],
+             lambda: stages.probes(cfg, specs, items, traces, out, probes_dir, progress))
+
+    steering_dir = out / "steering"
+    if cfg.steering.enabled:
+        book.run("steering", [cfg.steering.model_dump(), gen_settings, _hash(traces.to_json())],
+                 [steering_dir / "steering_summary.csv"],
+                 lambda: stages.steering(cfg, specs, items, traces, out, steering_dir, progress))
+
+    from experiments.report import write_report
+
+    start = time.perf_counter()
+    summary = write_report(cfg, out, book.timings)
+    book.timings["report"] = time.perf_counter() - start
+    console.print(f"[bold green]report[/]: {out / 'report.md'}")
+    return summary

@@ -1,0 +1,196 @@
+"""``report.md`` and ``summary.json`` of a run, written only from the run's own CSVs and tables.
+
+Every number in the report is read from a file of the run (the path is named next to it), so the
+report and the CSVs cannot disagree; each finding is one plain paragraph whose wording follows
+from the numbers (e.g. whether a CI excludes zero), never the other way round.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def _f(x: Any, nd: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _ci(row: pd.Series, est: str, lo: str, hi: str, nd: int = 2) -> str:
+    return f"{_f(row[est], nd)} [{_f(row[lo], nd)}, {_f(row[hi], nd)}]"
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _excludes_zero(lo: float, hi: float) -> bool:
+    return not (math.isnan(lo) or math.isnan(hi)) and (lo > 0 or hi < 0)
+
+
+def _models_section(traces: pd.DataFrame) -> tuple[list[str], dict]:
+    by = traces.groupby("model")
+    stats = pd.DataFrame({
+        "traces": by.size(), "accuracy": by["correct"].mean(),
+        "mean_reasoning_tokens": by["reasoning_tokens"].mean(),
+        "finished_thinking": by["finished_thinking"].mean(),
+    })
+    lines = ["## Models and traces (`traces.parquet`)", "",
+             "| model | traces | accuracy | mean reasoning tokens | finished thinking |", "|---|---|---|---|---|"]
+    for m, r in stats.iterrows():
+        lines.append(f"| {m} | {int(r.traces)} | {r.accuracy:.1%} | {r.mean_reasoning_tokens:.1f} | {r.finished_thinking:.1%} |")
+    return lines + [""], stats.round(4).to_dict(orient="index")
+
+
+def _behaviour_section(out: Path) -> tuple[list[str], dict]:
+    al = _read(out / "behaviour" / "alignment.csv")
+    if al is None:
+        return ["## Behaviour", "", "Not run.", ""], {}
+    lines = ["## Behaviour: does reasoning cost track human cost? (`behaviour/alignment.csv`)", "",
+             "Model cost of an item = mean over samples of log(1 + reasoning tokens); human cost = log(human RT).", "",
+             "| model | task | level | n | r [95% CI] | ρ | p | note |", "|---|---|---|---|---|---|---|---|"]
+    summary: dict = {}
+    for _, r in al.iterrows():
+        note = r.get("reason", "")
+        note = "" if pd.isna(note) else str(note)
+        lines.append(f"| {r.model} | {r.task} | {r.level} | {int(r.n) if pd.notna(r.n) else ''} | "
+                     f"{_ci(r, 'r', 'r_lo', 'r_hi')} | {_f(r.rho)} | {_f(r.p, 3)} | {note} |")
+        summary.setdefault(str(r.model), {})[f"{r.level}:{r.task}"] = None if pd.isna(r.r) else round(float(r.r), 4)
+    lines.append("")
+    for _, r in al[al.level == "within"].iterrows():
+        if pd.isna(r.r):
+            reason = r.get("reason", "")
+            lines.append(f"- **{r.model}, {r.task}**: no correlation can be computed ({reason}).")
+        elif _excludes_zero(r.r_lo, r.r_hi):
+            sign = "longer" if r.r > 0 else "shorter"
+            lines.append(f"- **{r.model}, {r.task}**: the model reasons {sign} on items people take longer "
+                         f"on: r = {_ci(r, 'r', 'r_lo', 'r_hi')}, n = {int(r.n)}.")
+        else:
+            lines.append(f"- **{r.model}, {r.task}**: no reliable relation between its reasoning length and "
+                         f"human solving time: r = {_ci(r, 'r', 'r_lo', 'r_hi')} (CI includes 0), n = {int(r.n)}.")
+    lines.append("")
+    tr = _read(out / "behaviour" / "transfer.csv")
+    if tr is not None and len(tr):
+        lines += ["### Negative transfer: student vs its own baseline (`behaviour/transfer.csv`)", "",
+                  "| student | baseline | task | acc student | acc baseline | p (McNemar) | r student | r baseline | p (r) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for _, r in tr.iterrows():
+            lines.append(f"| {r.student} | {r.baseline} | {r.task} | {_f(r.acc_student)} | {_f(r.acc_baseline)} | "
+                         f"{_f(r.p_mcnemar, 3)} | {_f(r.r_student)} | {_f(r.r_baseline)} | {_f(r.p_r, 3)} |")
+        lines.append("")
+    inf = _read(out / "behaviour" / "inflation.csv")
+    if inf is not None and len(inf):
+        lines += ["### Linear inflation law (`behaviour/inflation.csv`)", "",
+                  "| student | reference | task | slope [CI] | geometric-mean ratio | log-ratio vs difficulty slope | p (constant) |",
+                  "|---|---|---|---|---|---|---|"]
+        for _, r in inf.iterrows():
+            lines.append(f"| {r.student} | {r.reference} | {r.task} | {_ci(r, 'slope', 'slope_lo', 'slope_hi')} | "
+                         f"{_f(r.ratio_gmean)} | {_f(r.logratio_vs_difficulty_slope, 3)} | {_f(r.p_constant, 3)} |")
+            summary.setdefault("inflation", {})[f"{r.student}/{r.reference}/{r.task}"] = (
+                None if pd.isna(r.ratio_gmean) else round(float(r.ratio_gmean), 4))
+        lines.append("")
+    return lines, summary
+
+
+def _probe_section(out: Path) -> tuple[list[str], dict]:
+    sw = _read(out / "probes" / "probe_sweep.csv")
+    if sw is None:
+        return ["## Probes", "", "Not run.", ""], {}
+    lines = ["## Probes: what is linearly decodable before the model thinks? (`probes/probe_sweep.csv`)", "",
+             "Best site per model and target (score = Spearman ρ of out-of-fold predictions, grouped CV by item; "
+             "selectivity = score − control-task score; trivial baseline = the best `baseline:*` predictor, "
+             "e.g. prompt length or `feat_*`).", "",
+             "| model | target | best site | score [95% CI] | selectivity | p (perm) | trivial baseline |",
+             "|---|---|---|---|---|---|---|"]
+    summary: dict = {}
+    for (model, target), rows in sw.groupby(["model", "target"], sort=False):
+        real = rows[~rows.site.str.startswith("baseline:")]
+        base = rows[rows.site.str.startswith("baseline:")]
+        best = real.loc[real.score.idxmax()]
+        bbest = base.loc[base.score.idxmax()] if len(base) else None
+        btxt = f"{bbest.site.split(':', 1)[1]}: {_f(bbest.score)}" if bbest is not None else "none"
+        lines.append(f"| {model} | {target} | {best.site} | {_ci(best, 'score', 'score_lo', 'score_hi')} | "
+                     f"{_f(best.selectivity)} | {_f(best.p_perm, 3)} | {btxt} |")
+        summary.setdefault(str(model), {})[str(target)] = dict(
+            site=str(best.site), score=round(float(best.score), 4), score_lo=round(float(best.score_lo), 4),
+            score_hi=round(float(best.score_hi), 4), p_perm=float(best.p_perm),
+            baseline=None if bbest is None else round(float(bbest.score), 4))
+    lines.append("")
+    for model, targets in summary.items():
+        for target, s in targets.items():
+            decodable = s["score_lo"] > 0 and s["p_perm"] < 0.05
+            beats = s["baseline"] is None or s["score"] > s["baseline"]
+            verdict = ("is linearly decodable" if decodable else "is not reliably decodable")
+            extra = "" if not decodable else (" and beats the trivial baseline" if beats
+                                              else ", but no better than the trivial baseline")
+            lines.append(f"- **{model}**: `{target}` {verdict} from its residual stream at {s['site']} "
+                         f"(ρ = {s['score']:.2f} [{s['score_lo']:.2f}, {s['score_hi']:.2f}], p = {s['p_perm']:.3f}){extra}.")
+    sk = _read(out / "probes" / "skipped.csv")
+    if sk is not None and len(sk):
+        lines += [""] + [f"- not probed: {r.model} × `{r.target}` — {r.reason}" for _, r in sk.iterrows()]
+    cmp_ = _read(out / "probes" / "compare.csv")
+    if cmp_ is not None and len(cmp_):
+        best = cmp_[cmp_.comparison == "best_layer"]
+        lines += ["", "Contrasts between models at their best layers (`probes/compare.csv`, paired bootstrap over items):", "",
+                  "| target | model a | model b | score a | score b | difference [95% CI] |", "|---|---|---|---|---|---|"]
+        for _, r in best.iterrows():
+            lines.append(f"| {r.target} | {r.model_a} | {r.model_b} | {_f(r.score_a)} | {_f(r.score_b)} | "
+                         f"{_ci(r, 'diff', 'diff_lo', 'diff_hi')} |")
+    return lines + [""], summary
+
+
+def _steering_section(out: Path) -> tuple[list[str], dict]:
+    st = _read(out / "steering" / "steering_summary.csv")
+    if st is None:
+        return ["## Steering", "", "Not run.", ""], {}
+    lines = ["## Steering: does the direction cause the allocation? (`steering/steering_summary.csv`)", "",
+             "Slope = change of mean log(1 + reasoning tokens) per unit α (α in units of the residual-stream "
+             "norm at the site), held-out items only; controls are random directions of equal norm and the "
+             "direction of a different target.", "",
+             "| model | direction | slope [95% CI] | p | accuracy change |", "|---|---|---|---|---|"]
+    summary: dict = {}
+    for _, r in st.iterrows():
+        lines.append(f"| {r.model} | {r.direction} | {_ci(r, 'slope', 'slope_lo', 'slope_hi', 3)} | {_f(r.p, 3)} | {_f(r.acc_change)} |")
+        summary.setdefault(str(r.model), {})[str(r.direction)] = dict(
+            slope=round(float(r.slope), 4), lo=round(float(r.slope_lo), 4), hi=round(float(r.slope_hi), 4))
+    lines.append("")
+    for model, dirs in summary.items():
+        moved = [d for d, s in dirs.items() if _excludes_zero(s["lo"], s["hi"])]
+        rnd = [d for d in moved if d.startswith("random")]
+        if not moved:
+            lines.append(f"- **{model}**: no direction changed how long it reasons (every slope CI includes 0).")
+        else:
+            lines.append(f"- **{model}**: reasoning length moved under {', '.join(moved)}"
+                         + (f"; random controls also moved it ({', '.join(rnd)}), so the effect is not specific."
+                            if rnd else "; no random control did."))
+    return lines + [""], summary
+
+
+def write_report(cfg, out: Path, timings: dict[str, float]) -> dict:
+    """Write ``out/report.md`` and ``out/summary.json`` from the run's files; returns the summary."""
+    out = Path(out)
+    items = pd.read_parquet(out / "items.parquet")
+    traces = pd.read_parquet(out / "traces.parquet")
+    lines = [f"# handan report: {cfg.name}", "",
+             f"{len(items)} items in {items['task'].nunique()} tasks ({', '.join(sorted(items['task'].unique()))}); "
+             f"models: {', '.join(traces['model'].unique())}.", ""]
+    model_lines, model_summary = _models_section(traces)
+    sections = [_behaviour_section(out), _probe_section(out), _steering_section(out)]
+    lines += model_lines
+    for sec, _ in sections:
+        lines += sec
+    figures = sorted((out / "figures").glob("*.png"))
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+    lines += ["## Reproduce", "", "```", f"handan run {out / 'config.yaml'}", "```", "",
+              "## Stage timings (seconds; 0 = reused from a previous run)", "",
+              "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    summary = dict(name=cfg.name, n_items=len(items), models=model_summary,
+                   alignment=sections[0][1], probes=sections[1][1], steering=sections[2][1],
+                   timings={k: round(v, 2) for k, v in timings.items()})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary

@@ -1,0 +1,156 @@
+"""The stages of a run (see ``experiments.pipeline``); each reads and writes files under ``out``."""
+from __future__ import annotations
+
+import gc
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.pipeline import RunConfig
+from experiments.specs import ModelSpec
+
+
+def build_items(cfg: RunConfig, path: Path) -> None:
+    """Concatenate the configured datasets/files, keep ``tasks``, cap items per task (the items
+    with the smallest sha1 of their id — a fixed, content-free subsample)."""
+    from experiments.contracts import validate_items
+    from experiments.tasks import DATASETS, load_items, load_items_file
+
+    frames = []
+    for entry in cfg.datasets:
+        if entry in DATASETS:
+            frames.append(load_items(entry, cfg.data_dir))
+        elif Path(entry).exists():
+            frames.append(load_items_file(entry))
+        else:
+            raise FileNotFoundError(f"dataset {entry!r} is neither a known dataset ({', '.join(DATASETS)}) nor a file")
+    items = pd.concat(frames, ignore_index=True)
+    if cfg.tasks:
+        unknown = sorted(set(cfg.tasks) - set(items["task"]))
+        if unknown:
+            raise ValueError(f"tasks {unknown} are not in the datasets {cfg.datasets}; they have {sorted(set(items['task']))}")
+        items = items[items["task"].isin(cfg.tasks)]
+    if cfg.max_items_per_task:
+        key = items["item_id"].map(lambda s: hashlib.sha1(s.encode()).hexdigest())
+        items = items.assign(_k=key).sort_values("_k").groupby("task", sort=False).head(cfg.max_items_per_task)
+        items = items.drop(columns="_k").sort_index()
+    from experiments.generation import write_parquet_atomic
+
+    write_parquet_atomic(validate_items(items.reset_index(drop=True)), path)
+
+
+def resolve_specs(cfg: RunConfig) -> dict[str, ModelSpec]:
+    from experiments.specs import get_spec
+
+    specs = {}
+    for name in cfg.models:
+        spec = get_spec(name)
+        if spec.name in cfg.model_sources:
+            spec = spec.model_copy(update={"source": cfg.model_sources[spec.name]})
+        specs[spec.name] = spec
+    unknown = sorted(set(cfg.model_sources) - set(specs))
+    if unknown:
+        raise ValueError(f"model_sources names {unknown}, which are not among the run's models {sorted(specs)}")
+    return specs
+
+
+def generate_all(cfg: RunConfig, specs: dict[str, ModelSpec], items: pd.DataFrame, out: Path, progress: bool) -> None:
+    """Traces + activation store for every model (resumed), then ``out/traces.parquet``."""
+    from experiments.cli_generate import expand_sites
+    from experiments.contracts import TRACE_COLUMNS
+    from experiments.generation import GenerationConfig, generate_traces, write_parquet_atomic
+    from experiments.loading import load_model
+
+    tables = []
+    (out / "traces").mkdir(exist_ok=True)
+    for name, spec in specs.items():
+        model, tokenizer = load_model(spec, device=cfg.device)
+        g = cfg.generation
+        config = GenerationConfig.from_spec(spec, samples=g.samples, max_new_tokens=g.max_new_tokens,
+                                            temperature=g.temperature, top_p=g.top_p, seed=g.seed,
+                                            batch_size=g.batch_size)
+        tables.append(generate_traces(
+            model, tokenizer, spec, items, config=config, out=out / "traces" / f"{name}.parquet",
+            store=out / "store" / name, sites=expand_sites(model, cfg.record.sites),
+            positions=cfg.record.positions, store_dtype=cfg.record.dtype, progress=progress,
+        ))
+        del model
+        gc.collect()
+    write_parquet_atomic(pd.concat(tables, ignore_index=True).astype(TRACE_COLUMNS), out / "traces.parquet")
+
+
+def triples(cfg: RunConfig, specs: dict[str, ModelSpec]) -> list[dict]:
+    """teacher → student ← baseline triples: the pairs file, else the registry's pairings among
+    the run's models, else one triple from the specs' roles (when unambiguous)."""
+    from experiments.behaviour import load_pairs, triples_from_roles
+    from experiments.specs import triples_for
+
+    if cfg.pairs:
+        return load_pairs(cfg.pairs)
+    found = [t for t in triples_for(list(specs)) if set(t.values()) <= set(specs)]
+    if found:
+        return found
+    roles = {n: s.role for n, s in specs.items() if s.role}
+    try:
+        return triples_from_roles(roles) if roles else []
+    except ValueError:
+        return []
+
+
+def behaviour(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out_dir: Path) -> None:
+    from experiments.behaviour import analyse, write_outputs
+
+    results = analyse(items, traces, triples=triples(cfg, specs) or None,
+                      roles={n: s.role for n, s in specs.items() if s.role} or None,
+                      n_boot=cfg.behaviour.n_boot, seed=cfg.generation.seed)
+    write_outputs(results, out_dir, figures_dir=out_dir.parent / "figures")
+
+
+def probes(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out: Path,
+           out_dir: Path, progress: bool) -> None:
+    """Probe sweeps for every model × target, contrasts within each triple, figures.
+    A target a model cannot have (e.g. its own reasoning length when it never reasons) is
+    listed in ``probes/skipped.csv`` with the reason instead of failing the run."""
+    from rich.progress import Progress
+
+    from hooks.store import ActivationStore
+    from probes import compare
+    from probes.figures import plot_depth_profile
+    from probes.store_sweep import sweep_store
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    p = cfg.probes
+    tables, preds, skipped = [], {}, []
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("probes", total=len(specs) * len(p.targets))
+        for name in specs:
+            store = ActivationStore(out / "store" / name)
+            for target in p.targets:
+                try:
+                    table, pred = sweep_store(store, items, traces, target, model=name, positions=p.positions,
+                                              cv=p.cv, n_permutations=p.n_permutations, n_boot=p.n_boot,
+                                              seed=cfg.generation.seed)
+                    tables.append(table)
+                    preds[(name, target)] = (table, pred)
+                except ValueError as err:
+                    skipped.append(dict(model=name, target=target, reason=str(err)))
+                bar.advance(task)
+    if not tables:
+        raise ValueError(f"no probe could be fitted: {skipped}")
+    sweep = pd.concat(tables, ignore_index=True)
+    sweep.to_csv(out_dir / "probe_sweep.csv", index=False)
+    pd.DataFrame(skipped, columns=["model", "target", "reason"]).to_csv(out_dir / "skipped.csv", index=False)
+    contrasts = []
+    for t in triples(cfg, specs):
+        for a, b in [("teacher", "student"), ("student", "baseline"), ("teacher", "baseline")]:
+            for target in p.targets:
+                if (t[a], target) in preds and (t[b], target) in preds:
+                    (ta, pa), (tb, pb) = preds[(t[a], target)], preds[(t[b], target)]
+                    c = compare(ta, tb, predictions_a=pa, predictions_b=pb, n_boot=p.n_boot, seed=cfg.generation.seed)
+                    contrasts.append(c.assign(model_a=t[a], model_b=t[b], target=target))
+    if contrasts:
+        pd.concat(contrasts, ignore_index=True).to_csv(out_dir / "compare.csv", index=False)
+    for target, rows in sweep[~sweep["site"].str.startswith("baseline:")].groupby("target"):
+        safe = target.replace("|", "_given_")
+        plot_depth_profile(rows, out.joinpath("figures", f"probe_{safe}.png"), title=f"probe: {target}")

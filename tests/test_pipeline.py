@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tiny import char_tokenizer, tiny_model
 
 from experiments.pipeline import RunConfig, run_pipeline
-from tiny import char_tokenizer, tiny_model
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,176 @@
+"""Closed-form ridge in torch: one decomposition per training set serves every alpha and every
+label column (true labels, control labels, permutations).
+
+Semantics are scikit-learn's ``make_pipeline(StandardScaler(), Ridge(alpha))``: features are
+centred (and, with ``standardize=True``, divided by their population standard deviation, constant
+features left at scale 1), the intercept is unpenalised, and the objective is
+``||y - Z w - b||^2 + alpha ||w||^2``.
+
+With the thin SVD of the centred training matrix ``Zc = U diag(s) V^T`` the ridge solution for any
+alpha is ``w = V diag(s / (s^2 + alpha)) U^T yc``. The decomposition is taken through the smaller of
+the two Gram matrices (``Zc Zc^T`` when n <= d, ``Zc^T Zc`` otherwise), which is faster than an SVD
+on CPU (measured: 0.45 s for eigh of a 1536^2 matrix vs 0.86 s for the SVD of 1600 x 1536, fp64,
+2 cores).
+
+Nested cross-validation for alpha uses the exact block-deletion identity for linear smoothers
+with a fixed penalty: if ``H = J/n + U diag(h) U^T`` (``h = s^2 / (s^2 + alpha)``) is the hat matrix
+of the training set, the prediction for a held-out block G from the fit on the other rows is
+``y_G - (I - H_GG)^{-1} (y_G - yhat_G)``. This equals refitting ``Ridge`` on the rows outside G
+(centring on them) — the inner folds of ``RidgeCV(cv=...)`` — without another decomposition.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` means CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def as_tensor(x: np.ndarray | Tensor, device: torch.device) -> Tensor:
+    """float64 tensor on ``device`` (probes always compute in fp64)."""
+    if isinstance(x, Tensor):
+        return x.to(device=device, dtype=torch.float64)
+    return torch.as_tensor(np.array(x, dtype=np.float64), device=device)
+
+
+class RidgeBasis:
+    """Centring/scaling statistics and the truncated SVD of one training matrix.
+
+    Attributes: ``mean`` [d], ``scale`` [d] (1 where not standardising or constant), ``U`` [n, r],
+    ``s`` [r] (descending; components with s^2 <= n*d*eps*max(s^2) dropped as numerically null).
+    """
+
+    def __init__(self, X: Tensor, *, standardize: bool = True) -> None:
+        n, d = X.shape
+        self.mean = X.mean(0)
+        if standardize:
+            var = X.var(0, unbiased=False)
+            eps = torch.finfo(torch.float64).eps
+            # scikit-learn's _is_constant_feature bound for the two-pass variance.
+            constant = var <= n * eps * var + (n * self.mean * eps) ** 2
+            self.scale = torch.where(constant, torch.ones_like(var), var.sqrt())
+        else:
+            self.scale = torch.ones_like(self.mean)
+        self._Zc = (X - self.mean) / self.scale
+        self._gram_route = n <= d
+        M = self._Zc @ self._Zc.T if self._gram_route else self._Zc.T @ self._Zc
+        lam, vecs = torch.linalg.eigh(M)
+        lam, vecs = lam.flip(0), vecs.flip(1)
+        keep = lam > max(n, d) * torch.finfo(torch.float64).eps * lam[0].clamp(min=0)
+        lam, vecs = lam[keep], vecs[:, keep]
+        self.s = lam.sqrt()
+        if self._gram_route:
+            self.U = vecs
+            self._V: Tensor | None = None
+        else:
+            self._V = vecs
+            self.U = (self._Zc @ vecs) / self.s
+
+    @property
+    def V(self) -> Tensor:
+        """Right singular vectors [d, r] (computed on first use in the n <= d route)."""
+        if self._V is None:
+            self._V = (self._Zc.T @ self.U) / self.s
+        return self._V
+
+    def transform(self, X: Tensor) -> Tensor:
+        """Centre and scale new rows with the training statistics."""
+        return (X - self.mean) / self.scale
+
+    def project(self, X: Tensor) -> Tensor:
+        """Scores of new rows on the right singular vectors, ``transform(X) @ V`` [m, r]."""
+        Z = self.transform(X)
+        if self._gram_route and self._V is None:
+            return (Z @ self._Zc.T) @ self.U / self.s
+        return Z @ self.V
+
+
+def _filters(s: Tensor, alphas: Tensor, rank: int | None) -> tuple[Tensor, Tensor]:
+    """Spectral filters h = s^2/(s^2+a) and f = s/(s^2+a), [A, r], zeroed beyond ``rank``."""
+    s2 = s**2
+    h = s2 / (s2 + alphas[:, None])
+    f = s / (s2 + alphas[:, None])
+    if rank is not None:
+        h, f = h.clone(), f.clone()
+        h[:, rank:] = 0
+        f[:, rank:] = 0
+    return h, f
+
+
+def ridge_coef(basis: RidgeBasis, Y: Tensor, alphas: Tensor) -> tuple[Tensor, Tensor]:
+    """Coefficients in the ORIGINAL feature space and intercepts for every alpha and column.
+
+    Y [n, P] -> (coef [A, d, P], intercept [A, P]) with ``X @ coef[a] + intercept[a]`` the fit."""
+    ybar = Y.mean(0)
+    C = basis.U.T @ (Y - ybar)
+    _, f = _filters(basis.s, alphas, None)
+    W = torch.einsum("dr,ar,rp->adp", basis.V, f, C) / basis.scale[None, :, None]
+    intercept = ybar[None] - torch.einsum("d,adp->ap", basis.mean, W)
+    return W, intercept
+
+
+def r2_columns(y: Tensor, pred: Tensor) -> Tensor:
+    """scikit-learn ``r2_score`` per column (last axis over samples is dim -2); a constant
+    ``y`` gives 1.0 for a perfect fit and 0.0 otherwise (``force_finite=True``)."""
+    ss_res = ((y - pred) ** 2).sum(-2)
+    ss_tot = ((y - y.mean(-2, keepdim=True)) ** 2).sum(-2)
+    ok = ss_tot > 0
+    r2 = 1 - ss_res / torch.where(ok, ss_tot, torch.ones_like(ss_tot))
+    return torch.where(ok, r2, torch.where(ss_res == 0, torch.ones_like(r2), torch.zeros_like(r2)))
+
+
+def nested_ridge_predict(
+    basis: RidgeBasis,
+    Y: Tensor,
+    X_test: Tensor,
+    inner_folds: Sequence[np.ndarray],
+    alphas: Tensor,
+    *,
+    ranks: Sequence[int | None] = (None,),
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Pick alpha per label column by grouped inner CV (mean R^2 over inner folds, first alpha on
+    ties — ``RidgeCV(alphas, cv=inner_folds)``) and predict ``X_test`` with it.
+
+    Y [n, P] training labels; ``inner_folds`` are index arrays (into the training rows) of the
+    inner validation blocks. ``ranks``: None = all components; k = ridge on the top-k principal
+    components of the standardised training features (PCA-dimension sweep).
+    Returns per rank: predictions [m, P] and the chosen alpha index [P].
+    """
+    n = Y.shape[0]
+    ybar = Y.mean(0)
+    C = basis.U.T @ (Y - ybar)  # [r, P]
+    Q = basis.project(X_test)  # [m, r]
+    preds, chosen = [], []
+    for rank in ranks:
+        h, f = _filters(basis.s, alphas, rank)
+        fitted = ybar + torch.einsum("nr,ar,rp->anp", basis.U, h, C)
+        resid = Y[None] - fitted  # [A, n, P]
+        score = torch.zeros(len(alphas), Y.shape[1], dtype=Y.dtype, device=Y.device)
+        for block in inner_folds:
+            g = torch.as_tensor(block, device=Y.device)
+            Ug = basis.U[g]
+            H_gg = (Ug[None] * h[:, None, :]) @ Ug.T + 1.0 / n
+            eye = torch.eye(len(g), dtype=Y.dtype, device=Y.device)
+            loo_resid = torch.linalg.solve(eye - H_gg, resid[:, g, :])  # [A, g, P]
+            y_g = Y[g]
+            score += r2_columns(y_g[None], y_g[None] - loo_resid)
+        best = _first_argmax(score)  # [P]
+        pred_all = ybar + torch.einsum("mr,ar,rp->amp", Q, f, C)  # [A, m, P]
+        cols = torch.arange(Y.shape[1], device=Y.device)
+        preds.append(pred_all[best, :, cols].T)
+        chosen.append(best)
+    return preds, chosen
+
+
+def _first_argmax(score: Tensor) -> Tensor:
+    """Index of the first maximum along dim 0 (GridSearchCV's tie rule)."""
+    is_max = score == score.max(0, keepdim=True).values
+    return is_max.to(torch.int64).argmax(0)

@@ -1,0 +1,106 @@
+"""`handan probe` / `handan probe-compare` on a tiny activation store with a planted signal."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from experiments.cli_probe import register
+from hooks.store import ActivationStore
+
+N_ITEMS, SAMPLES, D, LAYERS = 60, 2, 12, 3
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add contention on the shared box
+    yield
+    torch.set_num_threads(threads)
+
+
+def _app():
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def _write(tmp_path, model, signal_layer):
+    rng = np.random.default_rng(hash(model) % 2**32)
+    ids = [f"i{k}" for k in range(N_ITEMS)]
+    rt = np.exp(rng.normal(size=N_ITEMS))
+    items = pd.DataFrame({"item_id": ids, "task": ["add", "mul"] * (N_ITEMS // 2), "prompt": "q",
+                          "answer": "1", "human_rt_s": rt, "feat_digits": rng.integers(1, 5, N_ITEMS)})
+    rows, vectors = [], {f"resid_post.{layer}": [] for layer in range(LAYERS)}
+    for k, item in enumerate(ids):
+        for sample in range(SAMPLES):
+            for layer in range(LAYERS):
+                site = f"resid_post.{layer}"
+                rows.append({"model": model, "item_id": item, "sample": sample, "site": site,
+                             "position": "prompt_end", "token_index": 5})
+                x = np.random.default_rng(k * 10 + layer).normal(size=D)  # same for both samples
+                if layer == signal_layer:
+                    x[0] += 2 * np.log(rt[k])
+                vectors[site].append(x)
+    store = ActivationStore.create_or_open(tmp_path / f"store_{model}", {
+        "model": model, "config_hash": "x", "sites": list(vectors), "positions": ["prompt_end"],
+        "dtype": "float32", "d_model": D})
+    store.append(pd.DataFrame(rows), {s: np.array(v, dtype=np.float32) for s, v in vectors.items()})
+    traces = pd.DataFrame([{"model": model, "item_id": item, "task": "add", "sample": s,
+                            "prompt_tokens": 10 + k % 7, "reasoning_tokens": 50 + k, "answer_tokens": 3,
+                            "finished_thinking": True, "response": "1", "correct": True, "text": "t"}
+                           for k, item in enumerate(ids) for s in range(SAMPLES)])
+    items.to_csv(tmp_path / "items.csv", index=False)
+    traces.to_parquet(tmp_path / f"traces_{model}.parquet")
+    return store.path
+
+
+def _probe(tmp_path, model, signal_layer):
+    store = _write(tmp_path, model, signal_layer)
+    out = tmp_path / f"out_{model}"
+    result = CliRunner().invoke(_app(), [
+        "probe", "--store", str(store), "--items", str(tmp_path / "items.csv"),
+        "--traces", str(tmp_path / f"traces_{model}.parquet"), "--target", "human_rt",
+        "--out", str(out), "--cv", "3", "--n-permutations", "19", "--n-boot", "100", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+def test_probe_cli_writes_sweep_and_figure(tmp_path):
+    out = _probe(tmp_path, "teacher", signal_layer=2)
+    table = pd.read_csv(out / "probe_sweep.csv")
+    for column in ("model", "target", "position", "site", "score", "score_lo", "score_hi", "r2",
+                   "control_score", "selectivity", "p_perm", "alpha", "n"):
+        assert column in table
+    layers = table[table["site"].str.startswith("resid_post")].set_index("site")
+    assert layers["score"].idxmax() == "resid_post.2" and layers.loc["resid_post.2", "score"] > 0.7
+    assert layers.loc["resid_post.2", "p_perm"] == pytest.approx(1 / 20)
+    assert (layers["n"] == N_ITEMS).all()  # prompt_end: one row per item, duplicates dropped
+    assert {"baseline:prompt_tokens", "baseline:feat_digits"} <= set(table["site"])
+    assert (out / "probe_depth.png").stat().st_size > 0
+    preds = pd.read_parquet(out / "oof_predictions.parquet")
+    assert len(preds) == len(table) * N_ITEMS
+
+
+@pytest.mark.slow
+def test_probe_compare_cli(tmp_path):
+    a = _probe(tmp_path, "teacher", signal_layer=2)
+    b = _probe(tmp_path, "student", signal_layer=-1)
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(_app(), ["probe-compare", "--a", str(a), "--b", str(b),
+                                         "--out", str(out), "--depth-bins", "2", "--n-boot", "200"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "probe_compare.csv")
+    best = table[table["comparison"] == "best_layer"].iloc[0]
+    assert best["model_a"] == "teacher" and best["diff_lo"] > 0.3
+    assert (out / "probe_depth_compare.png").exists()
+
+
+def test_probe_cli_bad_target_is_clean_error(tmp_path):
+    store = _write(tmp_path, "teacher", 1)
+    result = CliRunner().invoke(_app(), [
+        "probe", "--store", str(store), "--items", str(tmp_path / "items.csv"),
+        "--traces", str(tmp_path / "traces_teacher.parquet"), "--target", "speed", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "unknown target" in result.output

@@ -87,13 +87,14 @@ def store_manifest(spec_name: str, model, sites: Sequence[str], positions: Seque
                    dtype: str, config: GenerationConfig, prompt_format: dict) -> dict:
     import hashlib
 
-    from hooks.sites import d_model
+    from hooks.sites import d_model, n_layers
 
     payload = dict(model=spec_name, sites=list(sites), positions=list(positions), dtype=dtype,
                    generation=asdict(config), prompt_format=prompt_format)
     config_hash = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     return dict(model=spec_name, config_hash=config_hash, sites=list(sites), positions=list(positions),
-                dtype=dtype, d_model=int(d_model(model)), generation=asdict(config))
+                dtype=dtype, d_model=int(d_model(model)), n_layers=int(n_layers(model)),
+                generation=asdict(config))
 
 
 def generate_traces(

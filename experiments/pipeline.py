@@ -50,7 +50,8 @@ class SteerCfg(_Cfg):
     models: list[str] | None = None  # None: every model with a think span
     target: str = "reasoning_tokens"
     control_target: str = "human_rt"  # "the direction of a different target"
-    position: str = "prompt_end"
+    position: str = "prompt_end"  # where the direction is read from the store
+    inject: str = "prompt"  # where it is added: prompt | prompt_end | generated | all
     site: str | None = None  # None: the best probe site for `target`, per model
     method: str = "diff_means"
     alphas: list[float] = [-1.0, -0.5, 0.0, 0.5, 1.0]

@@ -154,3 +154,76 @@ def probes(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out
     for target, rows in sweep[~sweep["site"].str.startswith("baseline:")].groupby("target"):
         safe = target.replace("|", "_given_")
         plot_depth_profile(rows, out.joinpath("figures", f"probe_{safe}.png"), title=f"probe: {target}")
+
+
+def held_out(item_ids: pd.Series, share: float) -> pd.Series:
+    """True for the items held out from direction fitting: a fixed, content-free split by the sha1
+    of the item id (the same items whatever the run)."""
+    h = item_ids.map(lambda s: int(hashlib.sha1(s.encode()).hexdigest()[:8], 16) / 16**8)
+    return h < share
+
+
+def _best_site(out: Path, model: str, target: str, position: str) -> str:
+    sweep = pd.read_csv(out / "probes" / "probe_sweep.csv")
+    rows = sweep[(sweep.model == model) & (sweep.target == target) & (sweep.position == position)
+                 & ~sweep.site.str.startswith("baseline:")]
+    if rows.empty:
+        raise ValueError(f"no probe of {target!r} at {position!r} for {model}; set steering.site explicitly")
+    return str(rows.loc[rows.score.idxmax(), "site"])
+
+
+def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out: Path,
+             out_dir: Path, progress: bool) -> None:
+    """Fit the `target` direction (and the `control_target` one) on the items not held out, then
+    steer each model on the held-out items along it, its control and random directions."""
+    from experiments.generation import GenerationConfig
+    from experiments.loading import load_model
+    from experiments.steering import outputs
+    from experiments.steering.analysis import compare_slopes
+    from experiments.steering.experiment import random_directions, residual_norm, run_steering
+    from hooks.store import ActivationStore
+    from probes.directions import fit_direction, save_direction
+    from probes.targets import build_target
+
+    s = cfg.steering
+    names = s.models or [n for n, spec in specs.items() if spec.has_think]
+    test = held_out(items["item_id"], s.holdout)
+    fit_ids, test_items = set(items.loc[~test, "item_id"]), items[test]
+    tables = []
+    for name in names:
+        store = ActivationStore(out / "store" / name)
+        site = s.site or _best_site(out, name, s.target, s.position)
+        X, index = store.load(site, s.position)
+        first = (index["sample"] == index.groupby("item_id")["sample"].transform("min")).to_numpy()
+        X, ids = X[first], index.loc[first, "item_id"].astype(str).to_numpy()
+        directions = {}
+        for label, target in (("target", s.target), ("control", s.control_target)):
+            y = build_target(target, items, traces, model=name)
+            keep = pd.Series(ids).isin(fit_ids & set(y.index)).to_numpy()
+            vector = fit_direction(X[keep], y.loc[ids[keep]].to_numpy(), method=s.method)
+            directions[target] = vector
+            save_direction(out_dir / "directions" / f"{name}__{target.replace('|', '_given_')}.safetensors", vector,
+                           dict(model=name, site=site, position=s.position, target=target, method=s.method,
+                                n=int(keep.sum()), item_ids=sorted(ids[keep].tolist())))
+        for k, vector in enumerate(random_directions(X.shape[1], s.n_random, seed=cfg.generation.seed)):
+            directions[f"random{k}"] = vector
+        spec = specs[name]
+        model, tokenizer = load_model(spec, device=cfg.device)
+        config = GenerationConfig.from_spec(spec, samples=s.samples, seed=cfg.generation.seed,
+                                            batch_size=cfg.generation.batch_size,
+                                            max_new_tokens=cfg.generation.max_new_tokens)
+        tables.append(run_steering(model, tokenizer, spec, test_items, directions=directions, site=site,
+                                   positions=s.inject, alphas=s.alphas, scale=residual_norm(store, site, s.position),
+                                   config=config, out=out_dir / "runs" / name, progress=progress))
+        del model
+        gc.collect()
+    steering_table = pd.concat(tables, ignore_index=True)
+    outputs.write_outputs(steering_table, out_dir, items=items, n_boot=cfg.behaviour.n_boot, seed=cfg.generation.seed)
+    for f in out_dir.glob("dose_response.*"):
+        if f.suffix in {".png", ".svg"}:
+            (out / "figures" / f"steering_{f.name}").write_bytes(f.read_bytes())
+    contrasts = [compare_slopes(steering_table, t["teacher"], t["student"], n_boot=cfg.behaviour.n_boot,
+                                seed=cfg.generation.seed)
+                 for t in triples(cfg, specs) if {t["teacher"], t["student"]} <= set(names)]
+    if contrasts:
+        pd.concat(contrasts, ignore_index=True).to_csv(out_dir / "slope_contrast.csv", index=False)

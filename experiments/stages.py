@@ -197,7 +197,7 @@ def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, o
         first = (index["sample"] == index.groupby("item_id")["sample"].transform("min")).to_numpy()
         X, ids = X[first], index.loc[first, "item_id"].astype(str).to_numpy()
         directions = {}
-        for label, target in (("target", s.target), ("control", s.control_target)):
+        for target in (s.target, s.control_target):
             y = build_target(target, items, traces, model=name)
             keep = pd.Series(ids).isin(fit_ids & set(y.index)).to_numpy()
             vector = fit_direction(X[keep], y.loc[ids[keep]].to_numpy(), method=s.method)

@@ -13,9 +13,18 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from experiments import cli_behaviour, cli_data, cli_generate, cli_probe, cli_run, cli_steer, cli_store
+    from experiments import (
+        cli_behaviour,
+        cli_data,
+        cli_generate,
+        cli_organism,
+        cli_probe,
+        cli_run,
+        cli_steer,
+        cli_store,
+    )
 
-    for module in (cli_run, cli_data, cli_generate, cli_behaviour, cli_store, cli_probe, cli_steer):
+    for module in (cli_run, cli_organism, cli_data, cli_generate, cli_behaviour, cli_store, cli_probe, cli_steer):
         module.register(app)
 
 

@@ -1,0 +1,40 @@
+"""`handan organism train` / `info` through typer's CliRunner."""
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from experiments import cli_organism
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = typer.Typer()
+    cli_organism.register(app)
+    return app
+
+
+def test_info_on_an_empty_folder_names_the_training_command(app, tmp_path):
+    result = CliRunner().invoke(app, ["organism", "info", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "handan organism train" in result.output
+
+
+def test_info_describes_the_shipped_checkpoints(app):
+    result = CliRunner().invoke(app, ["organism", "info"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for role in ("teacher", "baseline", "student", "teacher_sft"):
+        assert role in result.output
+    assert "distillation traces kept" in result.output
+
+
+@pytest.mark.slow
+def test_train_fast_then_info(app, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["organism", "train", "--fast", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "student" / "model.safetensors").exists()
+    assert "total wall time" in result.output
+    info = runner.invoke(app, ["organism", "info", "--dir", str(tmp_path)], terminal_width=200)
+    assert info.exit_code == 0 and "budget fast" in info.output

@@ -17,6 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from experiments.answers import exact_match
 from experiments.organism.tokenizer import THINK_CLOSE, THINK_OPEN
+from hooks.accounting import account, think_tokens
 
 
 def chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
@@ -73,23 +74,18 @@ class Scored:
 
 
 def score(tokenizer: PreTrainedTokenizerBase, new_ids: Sequence[int], answer: str) -> Scored:
-    """Split a generated sequence into think span and response and check the answer."""
-    open_id, close_id = tokenizer.convert_tokens_to_ids([THINK_OPEN, THINK_CLOSE])
-    ids = [t for t in new_ids if t not in (tokenizer.eos_token_id, tokenizer.pad_token_id)]
-    finished, reasoning, after = True, 0, ids
-    if open_id in ids:
-        start = ids.index(open_id) + 1
-        if close_id in ids[start:]:
-            stop = ids.index(close_id, start)
-            reasoning, after = stop - start, ids[stop + 1 :]
-        else:
-            finished, reasoning, after = False, len(ids) - start, []
-    response = tokenizer.decode(after, skip_special_tokens=True)
+    """Split a generated sequence into think span and response (``hooks.accounting``, the same
+    rules as the Traces table) and check the answer."""
+    think = think_tokens(tokenizer, THINK_OPEN, THINK_CLOSE, model="organism")
+    ids = [t for t in new_ids if t != tokenizer.pad_token_id]
+    acc = account([], ids, think, [tokenizer.eos_token_id], tokenizer.decode)
+    body = [t for t in ids if t != tokenizer.eos_token_id]
+    response = tokenizer.decode(body[acc.response_start:], skip_special_tokens=True) if acc.finished_thinking else ""
     return Scored(
-        reasoning_tokens=reasoning,
-        answer_tokens=len(after),
-        finished_thinking=finished,
+        reasoning_tokens=acc.reasoning_tokens,
+        answer_tokens=acc.answer_tokens,
+        finished_thinking=acc.finished_thinking,
         response=response,
-        correct=finished and exact_match(response, answer),
+        correct=acc.finished_thinking and exact_match(response, answer),
         text=tokenizer.decode(list(new_ids), skip_special_tokens=False),
     )

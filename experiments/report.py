@@ -71,6 +71,15 @@ def _behaviour_section(out: Path) -> tuple[list[str], dict]:
             lines.append(f"- **{r.model}, {r.task}**: no reliable relation between its reasoning length and "
                          f"human solving time: r = {_ci(r, 'r', 'r_lo', 'r_hi')} (CI includes 0), n = {int(r.n)}.")
     lines.append("")
+    cm = _read(out / "behaviour" / "comparisons.csv")
+    if cm is not None and len(cm):
+        lines += ["### Teacher vs student vs baseline (`behaviour/comparisons.csv`)", "",
+                  "Same items, same human cost: dependent correlations (Steiger's Z; paired bootstrap CI of r_a − r_b).", "",
+                  "| model a | model b | task | r a | r b | difference [95% CI] | p |", "|---|---|---|---|---|---|---|"]
+        for _, r in cm.iterrows():
+            lines.append(f"| {r.model_a} | {r.model_b} | {r.task} | {_f(r.r_a)} | {_f(r.r_b)} | "
+                         f"{_ci(r, 'diff', 'diff_lo', 'diff_hi')} | {_f(r.p, 3)} |")
+        lines.append("")
     tr = _read(out / "behaviour" / "transfer.csv")
     if tr is not None and len(tr):
         lines += ["### Negative transfer: student vs its own baseline (`behaviour/transfer.csv`)", "",
@@ -157,14 +166,23 @@ def _steering_section(out: Path) -> tuple[list[str], dict]:
             slope=round(float(r.slope), 4), lo=round(float(r.slope_lo), 4), hi=round(float(r.slope_hi), 4))
     lines.append("")
     for model, dirs in summary.items():
-        moved = [d for d, s in dirs.items() if _excludes_zero(s["lo"], s["hi"])]
-        rnd = [d for d in moved if d.startswith("random")]
-        if not moved:
-            lines.append(f"- **{model}**: no direction changed how long it reasons (every slope CI includes 0).")
-        else:
-            lines.append(f"- **{model}**: reasoning length moved under {', '.join(moved)}"
-                         + (f"; random controls also moved it ({', '.join(rnd)}), so the effect is not specific."
-                            if rnd else "; no random control did."))
+        rnd = {d: v for d, v in dirs.items() if d.startswith("random")}
+        worst = max((abs(v["slope"]) for v in rnd.values()), default=0.0)
+        for d, v in dirs.items():
+            if d in rnd:
+                continue
+            if not _excludes_zero(v["lo"], v["hi"]):
+                lines.append(f"- **{model}**, `{d}` direction: no change in reasoning length "
+                             f"(slope {v['slope']:.3f}, CI includes 0).")
+                continue
+            sign = ("longer, as predicted" if v["slope"] > 0
+                    else "shorter — the opposite of the prediction")
+            spec = (f"larger than every random direction of equal norm (max |slope| {worst:.3f})"
+                    if abs(v["slope"]) > worst and all(abs(x["slope"]) < min(abs(v["lo"]), abs(v["hi"])) for x in rnd.values())
+                    else f"not clearly larger than random directions of equal norm (max |slope| {worst:.3f})")
+            lines.append(f"- **{model}**, `{d}` direction: pushing toward higher `{d}` made it "
+                         f"reason {sign} (slope {v['slope']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]); the effect is "
+                         f"{spec}. The dose-response (`steering/dose_response.csv`, figure) shows its shape.")
     return lines + [""], summary
 
 

@@ -164,11 +164,15 @@ def held_out(item_ids: pd.Series, share: float) -> pd.Series:
 
 
 def _best_site(out: Path, model: str, target: str, position: str) -> str:
+    """The best-probed site for ``target`` below the last layer: the last layer's output at a
+    prompt position feeds only the unembedding (no later layer reads it, and the KV cache is built
+    from layer inputs), so steering it can change nothing but the first generated token."""
     sweep = pd.read_csv(out / "probes" / "probe_sweep.csv")
     rows = sweep[(sweep.model == model) & (sweep.target == target) & (sweep.position == position)
-                 & ~sweep.site.str.startswith("baseline:")]
+                 & ~sweep.site.str.startswith("baseline:") & (sweep.depth < 1)]
     if rows.empty:
-        raise ValueError(f"no probe of {target!r} at {position!r} for {model}; set steering.site explicitly")
+        raise ValueError(f"no probe of {target!r} at {position!r} below the last layer for {model}; "
+                         "set steering.site explicitly")
     return str(rows.loc[rows.score.idxmax(), "site"])
 
 

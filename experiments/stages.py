@@ -159,7 +159,8 @@ def probes(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out
 def held_out(item_ids: pd.Series, share: float) -> pd.Series:
     """True for the items held out from direction fitting: a fixed, content-free split by the sha1
     of the item id (the same items whatever the run)."""
-    h = item_ids.map(lambda s: int(hashlib.sha1(s.encode()).hexdigest()[:8], 16) / 16**8)
+    # salted, so it is independent of the sha1 order that `max_items_per_task` subsamples by
+    h = item_ids.map(lambda s: int(hashlib.sha1(f"holdout:{s}".encode()).hexdigest()[:8], 16) / 16**8)
     return h < share
 
 
@@ -193,6 +194,9 @@ def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, o
     names = s.models or [n for n, spec in specs.items() if spec.has_think]
     test = held_out(items["item_id"], s.holdout)
     fit_ids, test_items = set(items.loc[~test, "item_id"]), items[test]
+    if not fit_ids or test_items.empty:
+        raise ValueError(f"steering.holdout={s.holdout} leaves {len(fit_ids)} items to fit the direction and "
+                         f"{len(test_items)} to steer; use more items or a holdout nearer 0.5")
     tables = []
     for name in names:
         store = ActivationStore(out / "store" / name)

@@ -112,6 +112,7 @@ def test_tampered_download_is_refused_and_not_cached(data_dir, server, tmp_path,
     root, base = server
     cache = tmp_path / "cache"
     monkeypatch.setenv("HANDAN_CACHE", str(cache))
+    monkeypatch.delenv("HANDAN_DATA_DIR", raising=False)  # CI sets it; this test downloads
     dest = _copy(data_dir, SYL, next(iter(SYL.files)), root)
     dest.write_bytes(dest.read_bytes() + b"\n")
     spec = dataclasses.replace(SYL, base_url=f"{base}{SYL.repo}/")

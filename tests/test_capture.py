@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny import char_tokenizer, tiny_model
 
 from experiments.answers import exact_match
 from experiments.generation import GenerationConfig, generate_traces
@@ -10,7 +11,6 @@ from experiments.specs import ModelSpec
 from hooks import ActivationStore, Recorder
 from hooks.capture import parse_positions
 from hooks.generate import encode_prompts
-from tiny import char_tokenizer, tiny_model
 
 SITES = ["resid_post.0", "resid_post.1", "mlp_out.1"]
 POSITIONS = ["prompt_end", "think_open", "think_close", "answer_end", "step_3"]

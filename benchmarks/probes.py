@@ -90,12 +90,16 @@ def main() -> None:
     keys = list(features)
     sk_keys = keys[: args.sklearn_layers or n_layers]
 
-    handan_times, sk_times = [], []
+    handan_times, f32_times, sk_times = [], [], []
+    base = dict(cv=cv, alphas=alphas, n_permutations=0, control=None, n_boot=0, n_random_dims=0,
+                seed=seed, device=args.device)
     for _ in range(args.repeats):
         start = time.perf_counter()
-        table = sweep(features, y, groups, cv=cv, alphas=alphas, n_permutations=0, control=None,
-                      n_boot=0, n_random_dims=0, seed=seed, device=args.device)
+        table = sweep(features, y, groups, **base)
         handan_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        table32 = sweep(features, y, groups, dtype="float32", **base)
+        f32_times.append(time.perf_counter() - start)
         start = time.perf_counter()
         reference = sklearn_sweep(features, y, groups, sk_keys, alphas, cv, seed)
         sk_times.append((time.perf_counter() - start) * n_layers / len(sk_keys))
@@ -105,12 +109,17 @@ def main() -> None:
         assert abs(by_key.loc[key, "score"] - rho) < 1e-6, (key, by_key.loc[key, "score"], rho)
         assert by_key.loc[key, "alpha"] == alpha, (key, by_key.loc[key, "alpha"], alpha)
     t_h, t_s = float(np.median(handan_times)), float(np.median(sk_times))
+    t_32 = float(np.median(f32_times))
+    d32 = float(np.abs(table32["score"].to_numpy() - table["score"].to_numpy()).max())
+    same_alpha = float((table32["alpha"].to_numpy() == table["alpha"].to_numpy()).mean())
     print(f"n={n} items, {n_layers} layers, d={d}, {cv} folds x {cv} inner folds, {len(alphas)} alphas")
     print(f"scores and alphas agree on {len(reference)} layers (|d rho| < 1e-6)")
     print(f"handan sweep ({args.device}): {t_h:.1f} s")
     scaled = "" if len(sk_keys) == n_layers else f" (timed on {len(sk_keys)} layers, scaled to {n_layers})"
     print(f"scikit-learn RidgeCV loop: {t_s:.1f} s{scaled}")
     print(f"speed-up: {t_s / t_h:.1f}x")
+    print(f"handan sweep float32 ({args.device}): {t_32:.1f} s, speed-up {t_s / t_32:.1f}x; "
+          f"max |score - float64 score| = {d32:.1e}, same alpha on {same_alpha:.0%} of layers")
 
     start = time.perf_counter()
     sweep({k: features[k] for k in keys[:1]}, y, groups, cv=cv, alphas=alphas, seed=seed,

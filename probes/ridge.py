@@ -34,11 +34,11 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def as_tensor(x: np.ndarray | Tensor, device: torch.device) -> Tensor:
-    """float64 tensor on ``device`` (probes always compute in fp64)."""
+def as_tensor(x: np.ndarray | Tensor, device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
+    """Tensor on ``device`` in ``dtype`` (float64 unless a sweep asks for float32)."""
     if isinstance(x, Tensor):
-        return x.to(device=device, dtype=torch.float64)
-    return torch.as_tensor(np.array(x, dtype=np.float64), device=device)
+        return x.to(device=device, dtype=dtype)
+    return torch.as_tensor(np.array(x, dtype=np.float64), device=device).to(dtype)
 
 
 class RidgeBasis:
@@ -53,7 +53,7 @@ class RidgeBasis:
         self.mean = X.mean(0)
         if standardize:
             var = X.var(0, unbiased=False)
-            eps = torch.finfo(torch.float64).eps
+            eps = torch.finfo(X.dtype).eps
             # scikit-learn's _is_constant_feature bound for the two-pass variance.
             constant = var <= n * eps * var + (n * self.mean * eps) ** 2
             self.scale = torch.where(constant, torch.ones_like(var), var.sqrt())
@@ -64,7 +64,7 @@ class RidgeBasis:
         M = self._Zc @ self._Zc.T if self._gram_route else self._Zc.T @ self._Zc
         lam, vecs = torch.linalg.eigh(M)
         lam, vecs = lam.flip(0), vecs.flip(1)
-        keep = lam > max(n, d) * torch.finfo(torch.float64).eps * lam[0].clamp(min=0)
+        keep = lam > max(n, d) * torch.finfo(X.dtype).eps * lam[0].clamp(min=0)
         lam, vecs = lam[keep], vecs[:, keep]
         self.s = lam.sqrt()
         if self._gram_route:

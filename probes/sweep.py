@@ -73,13 +73,17 @@ def cv_predictions(
     standardize: bool = True,
     device: str | torch.device | None = None,
     ranks: Sequence[int | None] = (None,),
+    dtype: str = "float64",
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Out-of-fold predictions of nested-CV ridge for every label column of ``Y`` [n, P].
 
     Returns per rank: out-of-fold predictions [n, P] and chosen alpha indices [n_folds, P]."""
     dev = resolve_device(device)
-    Xt, Yt = as_tensor(X, dev), as_tensor(Y, dev)
-    alphas_t = as_tensor(alphas, dev)
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype={dtype!r}; use 'float64' (exact, default) or 'float32' (about 2x faster)")
+    tdtype = getattr(torch, dtype)
+    Xt, Yt = as_tensor(X, dev, tdtype), as_tensor(Y, dev, tdtype)
+    alphas_t = as_tensor(alphas, dev, tdtype)
     oof = [np.empty(Y.shape) for _ in ranks]
     chosen = [np.empty((len(folds), Y.shape[1]), dtype=np.int64) for _ in ranks]
     for k, (train, test, inner) in enumerate(folds):
@@ -89,7 +93,7 @@ def cv_predictions(
             basis, Yt[train_t], Xt[torch.as_tensor(test, device=dev)], inner, alphas_t, ranks=ranks
         )
         for i in range(len(ranks)):
-            oof[i][test] = preds[i].cpu().numpy()
+            oof[i][test] = preds[i].double().cpu().numpy()
             chosen[i][k] = best[i].cpu().numpy()
     return oof, chosen
 
@@ -115,6 +119,7 @@ def sweep(
     baseline_features: Mapping[str, np.ndarray] | None = None,
     standardize: bool = True,
     device: str | torch.device | None = None,
+    dtype: str = "float64",
     return_predictions: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Probe every feature key and return one row per key (see the module docstring).
@@ -125,6 +130,8 @@ def sweep(
     stratum. ``baseline_features``: trivial predictors (e.g. ``{"baseline:prompt_tokens": [n, 1]}``)
     probed the same way, appended as rows. ``n_layers``: depth of the model, for
     ``depth = layer / (n_layers - 1)`` (default: 1 + the largest layer among the keys).
+    ``dtype``: "float64" (default; equals scikit-learn to 1e-6) or "float32" (about twice as fast
+    on CPU; scores agree with float64 to ~1e-4 — measured in benchmarks/probes.py).
 
     Columns: site, position, layer, depth, metric, score, score_lo, score_hi, r2, control_score,
     selectivity, p_perm, random_score, alpha (median over outer folds of the chosen alpha), n,
@@ -163,7 +170,7 @@ def sweep(
     for key in keys:
         X = np.asarray(features[key] if key in features else baseline_features[key])  # type: ignore[index]
         oof, chosen = cv_predictions(X, Y, folds, alphas, standardize=standardize, device=device,
-                                     ranks=ranks)
+                                     ranks=ranks, dtype=dtype)
         scores = score_columns(Y, oof[0], task)
         observed = scores[0]
         ctrl = scores[1:1 + n_ctrl]
@@ -192,7 +199,7 @@ def sweep(
             )
         if n_random_dims and X.shape[1] > n_random_dims:
             rand_oof, _ = cv_predictions(random_projection(X, n_random_dims, projection_rng), y[:, None],
-                                         folds, alphas, standardize=standardize, device=device)
+                                         folds, alphas, standardize=standardize, device=device, dtype=dtype)
             row["random_score"] = score(y, rand_oof[0][:, 0], task)
         for k, pred in zip(pca_dims or [], oof[1:], strict=True):
             row[f"score_pca{k}"] = score(y, pred[:, 0], task)

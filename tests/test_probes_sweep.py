@@ -53,6 +53,16 @@ def test_planted_signal_found_only_where_planted():
     assert table["n_groups"].eq(240).all() and "score_pca2" in table
 
 
+def test_float32_sweep_matches_float64():
+    features, y, groups = _planted(n_items=120, d=64)
+    kw = dict(FAST, n_permutations=0, control=None, n_boot=0)
+    t64 = sweep(features, y, groups, **kw)
+    t32 = sweep(features, y, groups, dtype="float32", **kw)
+    np.testing.assert_allclose(t32["score"], t64["score"], atol=1e-3)
+    with pytest.raises(ValueError, match="dtype='float16'"):
+        sweep(features, y, groups, dtype="float16", **kw)
+
+
 def test_classification_sweep_uses_auroc():
     features, y, groups = _planted(n_items=200, samples=1)
     labels = (y > 0).astype(float)

@@ -130,7 +130,7 @@ def probes(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out
                 try:
                     table, pred = sweep_store(store, items, traces, target, model=name, positions=p.positions,
                                               cv=p.cv, n_permutations=p.n_permutations, n_boot=p.n_boot,
-                                              seed=cfg.generation.seed)
+                                              seed=cfg.generation.seed, dtype=p.dtype)
                     tables.append(table)
                     preds[(name, target)] = (table, pred)
                 except ValueError as err:

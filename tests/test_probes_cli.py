@@ -1,4 +1,6 @@
 """`handan probe` / `handan probe-compare` on a tiny activation store with a planted signal."""
+import zlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,7 +29,7 @@ def _app():
 
 
 def _write(tmp_path, model, signal_layer):
-    rng = np.random.default_rng(hash(model) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(model.encode()))  # not hash(): salted per process
     ids = [f"i{k}" for k in range(N_ITEMS)]
     rt = np.exp(rng.normal(size=N_ITEMS))
     items = pd.DataFrame({"item_id": ids, "task": ["add", "mul"] * (N_ITEMS // 2), "prompt": "q",

@@ -101,12 +101,14 @@ class Stages:
         self.path = out / "stages.json"
         self.done: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.timings: dict[str, float] = {}
+        self.reused: set[str] = set()
 
     def run(self, name: str, settings: Any, outputs: list[Path], fn: Callable[[], Any], *, always: bool = False) -> None:
         key = _hash(settings)
         fresh = self.done.get(name, {}).get("hash") == key and all(p.exists() for p in outputs)
         if fresh and not always:
-            self.timings[name] = 0.0
+            self.timings[name] = self.done[name]["seconds"]
+            self.reused.add(name)
             return
         start = time.perf_counter()
         fn()
@@ -159,7 +161,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     from experiments.report import write_report
 
     start = time.perf_counter()
-    summary = write_report(cfg, out, book.timings)
+    summary = write_report(cfg, out, book.timings, book.reused)
     book.timings["report"] = time.perf_counter() - start
     console.print(f"[bold green]report[/]: {out / 'report.md'}")
     return summary

@@ -186,7 +186,7 @@ def _steering_section(out: Path) -> tuple[list[str], dict]:
     return lines + [""], summary
 
 
-def write_report(cfg, out: Path, timings: dict[str, float]) -> dict:
+def write_report(cfg, out: Path, timings: dict[str, float], reused: set[str] = frozenset()) -> dict:
     """Write ``out/report.md`` and ``out/summary.json`` from the run's files; returns the summary."""
     out = Path(out)
     items = pd.read_parquet(out / "items.parquet")
@@ -203,12 +203,12 @@ def write_report(cfg, out: Path, timings: dict[str, float]) -> dict:
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
     lines += ["## Reproduce", "", "```", f"handan run {out / 'config.yaml'}", "```", "",
-              "## Stage timings (seconds; 0 = reused from a previous run)", "",
-              "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+              "## Stage timings (wall seconds when the stage last ran)", "",
+              "| stage | seconds | this run |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.1f} | {'reused' if k in reused else 'ran'} |" for k, v in timings.items()]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     summary = dict(name=cfg.name, n_items=len(items), models=model_summary,
                    alignment=sections[0][1], probes=sections[1][1], steering=sections[2][1],
-                   timings={k: round(v, 2) for k, v in timings.items()})
+                   timings={k: round(v, 2) for k, v in timings.items()}, reused=sorted(reused))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary

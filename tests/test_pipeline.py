@@ -78,7 +78,9 @@ def test_second_run_reuses_completed_stages(setup):
     assert set(stages) >= {"items", "generation", "behaviour", "probes"}
     assert (root / "out" / "traces.parquet").read_bytes() == before
     report = (root / "out" / "report.md").read_text()
-    assert "| behaviour | 0.0 |" in report and "| probes | 0.0 |" in report
+    seconds = {k: v["seconds"] for k, v in stages.items()}
+    assert f"| behaviour | {seconds['behaviour']:.1f} | reused |" in report
+    assert f"| probes | {seconds['probes']:.1f} | reused |" in report and "| generation |" in report
 
 
 def test_bad_config_is_refused(tmp_path):

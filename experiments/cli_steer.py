@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output folder")],
         alphas: Annotated[str, typer.Option(help="strengths in units of the mean residual norm, e.g. -2,-1,0,1,2")] = "-2,-1,0,1,2",
         site: Annotated[str | None, typer.Option(help="site to steer (default: the directions' metadata)")] = None,
-        positions: Annotated[str, typer.Option(help="prompt_end, prompt, generated or all")] = "prompt_end",
+        positions: Annotated[str, typer.Option(
+            help="where the vector is added: prompt (every prompt token; the default, as in `handan run`), "
+                 "prompt_end, generated or all")] = "prompt",
         n_random: Annotated[int, typer.Option(min=0, help="random unit directions as controls")] = 3,
         scale: Annotated[str, typer.Option(help="'auto' (mean residual norm at the site over the items' prompts) or a number")] = "auto",
         exclude_items: Annotated[Path | None, typer.Option(help="item ids to hold out (.txt or table), besides the directions' fitted items")] = None,

@@ -22,6 +22,12 @@ def _ci(row: pd.Series, est: str, lo: str, hi: str, nd: int = 2) -> str:
     return f"{_f(row[est], nd)} [{_f(row[lo], nd)}, {_f(row[hi], nd)}]"
 
 
+def _table(header: list[str], rows) -> list[str]:
+    """A markdown table: header, separator, one line per row (cells already formatted), blank line."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
+
+
 def _read(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.exists() else None
 
@@ -37,11 +43,11 @@ def _models_section(traces: pd.DataFrame) -> tuple[list[str], dict]:
         "mean_reasoning_tokens": by["reasoning_tokens"].mean(),
         "finished_thinking": by["finished_thinking"].mean(),
     })
-    lines = ["## Models and traces (`traces.parquet`)", "",
-             "| model | traces | accuracy | mean reasoning tokens | finished thinking |", "|---|---|---|---|---|"]
-    for m, r in stats.iterrows():
-        lines.append(f"| {m} | {int(r.traces)} | {r.accuracy:.1%} | {r.mean_reasoning_tokens:.1f} | {r.finished_thinking:.1%} |")
-    return lines + [""], stats.round(4).to_dict(orient="index")
+    lines = ["## Models and traces (`traces.parquet`)", ""] + _table(
+        ["model", "traces", "accuracy", "mean reasoning tokens", "finished thinking"],
+        ([m, int(r.traces), f"{r.accuracy:.1%}", f"{r.mean_reasoning_tokens:.1f}", f"{r.finished_thinking:.1%}"]
+         for m, r in stats.iterrows()))
+    return lines, stats.round(4).to_dict(orient="index")
 
 
 def _behaviour_section(out: Path) -> tuple[list[str], dict]:
@@ -49,16 +55,14 @@ def _behaviour_section(out: Path) -> tuple[list[str], dict]:
     if al is None:
         return ["## Behaviour", "", "Not run.", ""], {}
     lines = ["## Behaviour: does reasoning cost track human cost? (`behaviour/alignment.csv`)", "",
-             "Model cost of an item = mean over samples of log(1 + reasoning tokens); human cost = log(human RT).", "",
-             "| model | task | level | n | r [95% CI] | ρ | p | note |", "|---|---|---|---|---|---|---|---|"]
+             "Model cost of an item = mean over samples of log(1 + reasoning tokens); human cost = log(human RT).", ""]
+    lines += _table(["model", "task", "level", "n", "r [95% CI]", "ρ", "p", "note"],
+                    ([r.model, r.task, r.level, int(r.n) if pd.notna(r.n) else "", _ci(r, "r", "r_lo", "r_hi"),
+                      _f(r.rho), _f(r.p, 3), "" if pd.isna(r.get("reason", "")) else r.get("reason", "")]
+                     for _, r in al.iterrows()))
     summary: dict = {}
     for _, r in al.iterrows():
-        note = r.get("reason", "")
-        note = "" if pd.isna(note) else str(note)
-        lines.append(f"| {r.model} | {r.task} | {r.level} | {int(r.n) if pd.notna(r.n) else ''} | "
-                     f"{_ci(r, 'r', 'r_lo', 'r_hi')} | {_f(r.rho)} | {_f(r.p, 3)} | {note} |")
         summary.setdefault(str(r.model), {})[f"{r.level}:{r.task}"] = None if pd.isna(r.r) else round(float(r.r), 4)
-    lines.append("")
     for _, r in al[al.level == "within"].iterrows():
         if pd.isna(r.r):
             reason = r.get("reason", "")
@@ -74,32 +78,26 @@ def _behaviour_section(out: Path) -> tuple[list[str], dict]:
     cm = _read(out / "behaviour" / "comparisons.csv")
     if cm is not None and len(cm):
         lines += ["### Teacher vs student vs baseline (`behaviour/comparisons.csv`)", "",
-                  "Same items, same human cost: dependent correlations (Steiger's Z; paired bootstrap CI of r_a − r_b).", "",
-                  "| model a | model b | task | r a | r b | difference [95% CI] | p |", "|---|---|---|---|---|---|---|"]
-        for _, r in cm.iterrows():
-            lines.append(f"| {r.model_a} | {r.model_b} | {r.task} | {_f(r.r_a)} | {_f(r.r_b)} | "
-                         f"{_ci(r, 'diff', 'diff_lo', 'diff_hi')} | {_f(r.p, 3)} |")
-        lines.append("")
+                  "Same items, same human cost: dependent correlations (Steiger's Z; paired bootstrap CI of r_a − r_b).", ""]
+        lines += _table(["model a", "model b", "task", "r a", "r b", "difference [95% CI]", "p"],
+                        ([r.model_a, r.model_b, r.task, _f(r.r_a), _f(r.r_b), _ci(r, "diff", "diff_lo", "diff_hi"),
+                          _f(r.p, 3)] for _, r in cm.iterrows()))
     tr = _read(out / "behaviour" / "transfer.csv")
     if tr is not None and len(tr):
-        lines += ["### Negative transfer: student vs its own baseline (`behaviour/transfer.csv`)", "",
-                  "| student | baseline | task | acc student | acc baseline | p (McNemar) | r student | r baseline | p (r) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for _, r in tr.iterrows():
-            lines.append(f"| {r.student} | {r.baseline} | {r.task} | {_f(r.acc_student)} | {_f(r.acc_baseline)} | "
-                         f"{_f(r.p_mcnemar, 3)} | {_f(r.r_student)} | {_f(r.r_baseline)} | {_f(r.p_r, 3)} |")
-        lines.append("")
+        lines += ["### Negative transfer: student vs its own baseline (`behaviour/transfer.csv`)", ""]
+        lines += _table(["student", "baseline", "task", "acc student", "acc baseline", "p (McNemar)", "r student",
+                         "r baseline", "p (r)"],
+                        ([r.student, r.baseline, r.task, _f(r.acc_student), _f(r.acc_baseline), _f(r.p_mcnemar, 3),
+                          _f(r.r_student), _f(r.r_baseline), _f(r.p_r, 3)] for _, r in tr.iterrows()))
     inf = _read(out / "behaviour" / "inflation.csv")
     if inf is not None and len(inf):
-        lines += ["### Linear inflation law (`behaviour/inflation.csv`)", "",
-                  "| student | reference | task | slope [CI] | geometric-mean ratio | log-ratio vs difficulty slope | p (constant) |",
-                  "|---|---|---|---|---|---|---|"]
-        for _, r in inf.iterrows():
-            lines.append(f"| {r.student} | {r.reference} | {r.task} | {_ci(r, 'slope', 'slope_lo', 'slope_hi')} | "
-                         f"{_f(r.ratio_gmean)} | {_f(r.logratio_vs_difficulty_slope, 3)} | {_f(r.p_constant, 3)} |")
-            summary.setdefault("inflation", {})[f"{r.student}/{r.reference}/{r.task}"] = (
-                None if pd.isna(r.ratio_gmean) else round(float(r.ratio_gmean), 4))
-        lines.append("")
+        lines += ["### Linear inflation law (`behaviour/inflation.csv`)", ""]
+        lines += _table(["student", "reference", "task", "slope [CI]", "geometric-mean ratio",
+                         "log-ratio vs difficulty slope", "p (constant)"],
+                        ([r.student, r.reference, r.task, _ci(r, "slope", "slope_lo", "slope_hi"), _f(r.ratio_gmean),
+                          _f(r.logratio_vs_difficulty_slope, 3), _f(r.p_constant, 3)] for _, r in inf.iterrows()))
+        summary["inflation"] = {f"{r.student}/{r.reference}/{r.task}": None if pd.isna(r.ratio_gmean)
+                                else round(float(r.ratio_gmean), 4) for _, r in inf.iterrows()}
     return lines, summary
 
 
@@ -111,22 +109,22 @@ def _probe_section(out: Path) -> tuple[list[str], dict]:
              "Best site per model and target (score = Spearman ρ of out-of-fold predictions, grouped CV by item; "
              "selectivity = score − control-task score; trivial baseline = the best `baseline:*` predictor, "
              "e.g. prompt length or `feat_*`).", "",
-             "| model | target | best site | score [95% CI] | selectivity | p (perm) | trivial baseline |",
-             "|---|---|---|---|---|---|---|"]
-    summary: dict = {}
+             ]
+    rows_md, summary = [], {}
     for (model, target), rows in sw.groupby(["model", "target"], sort=False):
         real = rows[~rows.site.str.startswith("baseline:")]
         base = rows[rows.site.str.startswith("baseline:")]
         best = real.loc[real.score.idxmax()]
         bbest = base.loc[base.score.idxmax()] if len(base) else None
         btxt = f"{bbest.site.split(':', 1)[1]}: {_f(bbest.score)}" if bbest is not None else "none"
-        lines.append(f"| {model} | {target} | {best.site} | {_ci(best, 'score', 'score_lo', 'score_hi')} | "
-                     f"{_f(best.selectivity)} | {_f(best.p_perm, 3)} | {btxt} |")
+        rows_md.append([model, target, best.site, _ci(best, "score", "score_lo", "score_hi"),
+                        _f(best.selectivity), _f(best.p_perm, 3), btxt])
         summary.setdefault(str(model), {})[str(target)] = dict(
             site=str(best.site), score=round(float(best.score), 4), score_lo=round(float(best.score_lo), 4),
             score_hi=round(float(best.score_hi), 4), p_perm=float(best.p_perm),
             baseline=None if bbest is None else round(float(bbest.score), 4))
-    lines.append("")
+    lines += _table(["model", "target", "best site", "score [95% CI]", "selectivity", "p (perm)",
+                     "trivial baseline"], rows_md)
     for model, targets in summary.items():
         for target, s in targets.items():
             decodable = s["score_lo"] > 0 and s["p_perm"] < 0.05
@@ -142,11 +140,10 @@ def _probe_section(out: Path) -> tuple[list[str], dict]:
     cmp_ = _read(out / "probes" / "compare.csv")
     if cmp_ is not None and len(cmp_):
         best = cmp_[cmp_.comparison == "best_layer"]
-        lines += ["", "Contrasts between models at their best layers (`probes/compare.csv`, paired bootstrap over items):", "",
-                  "| target | model a | model b | score a | score b | difference [95% CI] |", "|---|---|---|---|---|---|"]
-        for _, r in best.iterrows():
-            lines.append(f"| {r.target} | {r.model_a} | {r.model_b} | {_f(r.score_a)} | {_f(r.score_b)} | "
-                         f"{_ci(r, 'diff', 'diff_lo', 'diff_hi')} |")
+        lines += ["", "Contrasts between models at their best layers (`probes/compare.csv`, paired bootstrap over items):", ""]
+        lines += _table(["target", "model a", "model b", "score a", "score b", "difference [95% CI]"],
+                        ([r.target, r.model_a, r.model_b, _f(r.score_a), _f(r.score_b),
+                          _ci(r, "diff", "diff_lo", "diff_hi")] for _, r in best.iterrows()))
     return lines + [""], summary
 
 
@@ -158,13 +155,14 @@ def _steering_section(out: Path) -> tuple[list[str], dict]:
              "Slope = change of mean log(1 + reasoning tokens) per unit α (α in units of the residual-stream "
              "norm at the site), held-out items only; controls are random directions of equal norm and the "
              "direction of a different target.", "",
-             "| model | direction | slope [95% CI] | p | accuracy change |", "|---|---|---|---|---|"]
+             ]
+    lines += _table(["model", "direction", "slope [95% CI]", "p", "accuracy change"],
+                    ([r.model, r.direction, _ci(r, "slope", "slope_lo", "slope_hi", 3), _f(r.p, 3), _f(r.acc_change)]
+                     for _, r in st.iterrows()))
     summary: dict = {}
     for _, r in st.iterrows():
-        lines.append(f"| {r.model} | {r.direction} | {_ci(r, 'slope', 'slope_lo', 'slope_hi', 3)} | {_f(r.p, 3)} | {_f(r.acc_change)} |")
         summary.setdefault(str(r.model), {})[str(r.direction)] = dict(
             slope=round(float(r.slope), 4), lo=round(float(r.slope_lo), 4), hi=round(float(r.slope_hi), 4))
-    lines.append("")
     for model, dirs in summary.items():
         rnd = {d: v for d, v in dirs.items() if d.startswith("random")}
         worst = max((abs(v["slope"]) for v in rnd.values()), default=0.0)
@@ -203,9 +201,9 @@ def write_report(cfg, out: Path, timings: dict[str, float], reused: set[str] = f
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
     lines += ["## Reproduce", "", "```", f"handan run {out / 'config.yaml'}", "```", "",
-              "## Stage timings (wall seconds when the stage last ran)", "",
-              "| stage | seconds | this run |", "|---|---|---|"]
-    lines += [f"| {k} | {v:.1f} | {'reused' if k in reused else 'ran'} |" for k, v in timings.items()]
+              "## Stage timings (wall seconds when the stage last ran)", ""]
+    lines += _table(["stage", "seconds", "this run"],
+                    ([k, f"{v:.1f}", "reused" if k in reused else "ran"] for k, v in timings.items()))
     (out / "report.md").write_text("\n".join(lines) + "\n")
     summary = dict(name=cfg.name, n_items=len(items), models=model_summary,
                    alignment=sections[0][1], probes=sections[1][1], steering=sections[2][1],

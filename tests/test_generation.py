@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 import torch
-from tiny import char_tokenizer, tiny_model
+from tiny import tiny_model
 
 from experiments import generation as gen_mod
 from experiments.answers import exact_match
@@ -12,16 +12,6 @@ from experiments.specs import ModelSpec
 from hooks.generate import encode_prompts, generate_batch
 
 PROMPTS = ["1+1=", "what is 10 + 11 in binary?", "hello there, general", "x"]
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return char_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tok):
-    return tiny_model("qwen2", vocab=len(tok))
 
 
 def items(n=6):

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tiny import char_tokenizer, tiny_model
 from typer.testing import CliRunner
 
 from experiments.answers import exact_match
@@ -25,16 +24,6 @@ from hooks.interventions import Steer
 SITE = "resid_post.1"
 SPEC = ModelSpec(name="tiny", source="memory", template_kwargs={"think": True})
 CFG = GenerationConfig(samples=2, max_new_tokens=10, temperature=1.0, top_p=0.95, seed=3, batch_size=4)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return char_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tok):
-    return tiny_model("qwen2", vocab=len(tok))
 
 
 def items(n=5):

@@ -13,36 +13,6 @@ ItemsOpt = Annotated[str, typer.Option("--items", help="Items table (.parquet/.c
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", envvar="HANDAN_DATA_DIR", help="Local mirror of the human data")]
 
 
-def load_items_arg(value: str, data_dir: Path | None):
-    """An Items table from a file path, or from a registered dataset name."""
-    from experiments.tasks import DATASETS, load_items, load_items_file
-
-    if Path(value).exists():
-        return load_items_file(value)
-    if value in DATASETS:
-        return load_items(value, data_dir)
-    raise FileNotFoundError(
-        f"--items {value!r} is neither an existing file nor a dataset name; datasets: {', '.join(sorted(DATASETS))}"
-    )
-
-
-def expand_sites(model, sites: str) -> list[str]:
-    """Comma-separated sites; ``KIND.*`` expands to every layer (e.g. ``resid_post.*``)."""
-    from hooks.sites import list_sites
-
-    valid = list_sites(model)
-    out: list[str] = []
-    for part in (p.strip() for p in sites.split(",") if p.strip()):
-        if part.endswith(".*"):
-            found = [s for s in valid if s.startswith(part[:-1])]
-            if not found:
-                raise ValueError(f"site pattern {part!r} matches nothing; valid sites: {', '.join(valid)}")
-            out += found
-        else:
-            out.append(part)
-    return out
-
-
 def _run(model_name, items, out, samples, max_new_tokens, temperature, top_p, seed, batch_size,
          device, dtype, data_dir, store=None, sites="", positions="prompt_end", store_dtype="float32"):
     from rich.console import Console
@@ -50,9 +20,11 @@ def _run(model_name, items, out, samples, max_new_tokens, temperature, top_p, se
     from experiments.generation import GenerationConfig, generate_traces
     from experiments.loading import load_model
     from experiments.specs import get_spec
+    from experiments.tasks import items_from
+    from hooks.sites import expand_sites
 
     spec = get_spec(model_name)
-    table = load_items_arg(items, data_dir)
+    table = items_from(items, data_dir)
     model, tokenizer = load_model(spec, device=device, dtype=dtype)
     cfg = GenerationConfig.from_spec(spec, samples=samples, max_new_tokens=max_new_tokens,
                                      temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size)

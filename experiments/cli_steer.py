@@ -69,19 +69,19 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import pandas as pd
 
-        from experiments.cli_generate import load_items_arg
         from experiments.generation import GenerationConfig
         from experiments.loading import load_model
         from experiments.specs import get_spec
         from experiments.steering import prompt_end_activations, random_directions, run_steering
         from experiments.steering.outputs import load_directions, write_outputs
+        from experiments.tasks import items_from
         from hooks.sites import d_model
 
         spec = get_spec(model)
         alpha_list = parse_alphas(alphas)
         vectors, site, fitted = load_directions(direction, model=spec.name, site=site)
         excluded = read_item_ids(exclude_items) if exclude_items else set()
-        table = load_items_arg(items, data_dir)
+        table = items_from(items, data_dir)
         kept = table[~table["item_id"].astype(str).isin(fitted | excluded)].reset_index(drop=True)
         if len(kept) == 0:
             raise ValueError(f"all {len(table)} items were used to fit the directions or excluded; "

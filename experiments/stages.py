@@ -15,17 +15,9 @@ def build_items(cfg: RunConfig, path: Path) -> None:
     """Concatenate the configured datasets/files, keep ``tasks``, cap items per task (the items
     with the smallest sha1 of their id — a fixed, content-free subsample)."""
     from experiments.contracts import validate_items
-    from experiments.tasks import DATASETS, load_items, load_items_file
+    from experiments.tasks import items_from
 
-    frames = []
-    for entry in cfg.datasets:
-        if entry in DATASETS:
-            frames.append(load_items(entry, cfg.data_dir))
-        elif Path(entry).exists():
-            frames.append(load_items_file(entry))
-        else:
-            raise FileNotFoundError(f"dataset {entry!r} is neither a known dataset ({', '.join(DATASETS)}) nor a file")
-    items = pd.concat(frames, ignore_index=True)
+    items = pd.concat([items_from(entry, cfg.data_dir) for entry in cfg.datasets], ignore_index=True)
     if cfg.tasks:
         unknown = sorted(set(cfg.tasks) - set(items["task"]))
         if unknown:
@@ -57,10 +49,10 @@ def resolve_specs(cfg: RunConfig) -> dict[str, ModelSpec]:
 
 def generate_all(cfg: RunConfig, specs: dict[str, ModelSpec], items: pd.DataFrame, out: Path, progress: bool) -> None:
     """Traces + activation store for every model (resumed), then ``out/traces.parquet``."""
-    from experiments.cli_generate import expand_sites
     from experiments.contracts import TRACE_COLUMNS
     from experiments.generation import GenerationConfig, generate_traces, write_parquet_atomic
     from experiments.loading import load_model
+    from hooks.sites import expand_sites
 
     tables = []
     (out / "traces").mkdir(exist_ok=True)

@@ -179,3 +179,18 @@ def add_hook(module: nn.Module, kind: HookKind, fn: Any, *, prepend: bool = Fals
         return None if new is None else replace_input_tensor(args, kwargs, new)
 
     return module.register_forward_pre_hook(pre_hook, with_kwargs=True, prepend=prepend)
+
+
+def expand_sites(model: nn.Module, sites: str) -> list[str]:
+    """Comma-separated site names; ``KIND.*`` expands to every layer (e.g. ``resid_post.*``)."""
+    valid = list_sites(model)
+    out: list[str] = []
+    for part in (p.strip() for p in sites.split(",") if p.strip()):
+        if part.endswith(".*"):
+            found = [s for s in valid if s.startswith(part[:-1])]
+            if not found:
+                raise ValueError(f"site pattern {part!r} matches nothing; valid sites: {', '.join(valid)}")
+            out += found
+        else:
+            out.append(part)
+    return out

@@ -112,3 +112,11 @@ def test_bad_positions_and_sites_fail_clearly(tmp_path):
         generate_traces(model, tok, ModelSpec(name="t", source="memory"), items(),
                         config=GenerationConfig(max_new_tokens=2), out=tmp_path / "t.parquet",
                         store=tmp_path / "s", sites=["resid_post.9"], checker=checker, progress=False)
+
+
+def test_expand_sites(model):
+    from hooks.sites import expand_sites
+
+    assert expand_sites(model, "resid_post.*, mlp_out.1") == ["resid_post.0", "resid_post.1", "mlp_out.1"]
+    with pytest.raises(ValueError, match="'resid_mid.\\*' matches nothing"):
+        expand_sites(model, "resid_mid.*")

@@ -17,7 +17,18 @@ from experiments.tasks.fetch import fetch
 from experiments.tasks.items_file import load_items_file
 from experiments.tasks.registry import DATASETS, DatasetSpec, get_spec
 
-__all__ = ["DATASETS", "DatasetSpec", "get_checker", "load_items", "load_items_file"]
+__all__ = ["DATASETS", "DatasetSpec", "get_checker", "items_from", "load_items", "load_items_file"]
+
+
+def items_from(source: str | Path, data_dir: str | Path | None = None) -> pd.DataFrame:
+    """An Items table from an existing file, else from the dataset named ``source``."""
+    if Path(source).exists():
+        return load_items_file(source)
+    if str(source) in DATASETS:
+        return load_items(str(source), data_dir)
+    raise FileNotFoundError(
+        f"items {str(source)!r} is neither an existing file nor a dataset name; datasets: {', '.join(sorted(DATASETS))}"
+    )
 
 
 def load_items(name: str, data_dir: str | Path | None = None) -> pd.DataFrame:

@@ -8,8 +8,8 @@ rename): a kill loses at most the batch in flight, and a rerun skips every compl
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,14 +51,14 @@ def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict | None = None)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from hooks.store import atomic_write
+
     table = pa.Table.from_pandas(df, preserve_index=False)
     if meta is not None:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta)})
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    atomic_write(Path(path), buffer.getvalue())
 
 
 def _existing_traces(path: Path, meta: dict) -> pd.DataFrame:
@@ -73,7 +73,7 @@ def _existing_traces(path: Path, meta: dict) -> pd.DataFrame:
             f"{path} holds traces of model {old.get('model')!r}, not {meta['model']!r}; "
             "choose another --out (one traces file per model) or delete it"
         )
-    diff = sorted(k for k in meta if k != "items" and old.get(k) != meta[k])
+    diff = sorted(k for k in meta if old.get(k) != meta[k])
     if diff:
         changes = ", ".join(f"{k}: {old.get(k)!r} → {meta[k]!r}" for k in diff)
         raise FileExistsError(
@@ -150,7 +150,8 @@ def generate_traces(
             raise ValueError("recording needs at least one site, e.g. --sites resid_post.0")
         manifest = store_manifest(spec.name, model, sites, positions, store_dtype, config, prompt_format)
         st = ActivationStore.create_or_open(store, manifest)
-        done_keys &= st.completed()
+        stored = st.completed()
+        done_keys &= stored
         rec_ctx = Recorder(model, sites)
 
     prompts = encode_prompts(tokenizer, items["prompt"].tolist(), chat_template=spec.chat_template,
@@ -164,14 +165,15 @@ def generate_traces(
     redo = {k for _, batch in todo for k in batch}
     keep = [(i, int(s)) not in redo for i, s in zip(done["item_id"], done["sample"])]
     rows = [done[keep]] if len(done) else []
-    stored = st.completed() if st is not None else set()
+    table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS) if rows else done
 
     with rec_ctx as rec, (context() if context else contextlib.nullcontext()), Progress(disable=not progress) as bar:
         task_bar = bar.add_task(f"generate {spec.name}", total=len(keys), completed=len(keys) - sum(len(b) for _, b in todo))
         for b, batch in todo:
             ids = [prompts[by_id[iid]] for iid, _ in batch]
             gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + b)
-            cap = Capture(rec, sites, positions, ids, think, device) if st is not None else None
+            capture = st is not None and not set(batch) <= stored  # a rerun may find it stored already
+            cap = Capture(rec, sites, positions, ids, think, device) if capture else None
             outs = generate_batch(model, ids, max_new_tokens=config.max_new_tokens, eos_ids=eos_ids,
                                   pad_id=pad_id, temperature=config.temperature, top_p=config.top_p,
                                   generator=gen, observer=cap)
@@ -189,18 +191,17 @@ def generate_traces(
                     correct=bool(acc.finished_thinking and checker(item["task"])(response, item["answer"])),
                     text=tokenizer.decode(body),
                 ))
-            if st is not None and not set(batch) <= stored:
+            if cap is not None:
                 captured = cap.collect(outs, eos_ids, dtype)
                 index = pd.DataFrame(
                     [dict(model=spec.name, item_id=batch[r][0], sample=batch[r][1], site=site,
                           position=pos, token_index=tok)
-                     for site in sites for (r, pos, tok, _) in captured.entries])
+                     for site in sites for (r, pos, tok) in captured.entries])
                 st.append(index, captured.vectors)
             rows.append(pd.DataFrame(new))
-            table = pd.concat(rows, ignore_index=True)
-            write_parquet_atomic(table.astype(TRACE_COLUMNS), out, meta)
+            table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS)
+            write_parquet_atomic(table, out, meta)
             bar.advance(task_bar, len(batch))
-    table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS) if rows else done
     order = {k: i for i, k in enumerate(keys)}
     table["_order"] = [order.get((i, int(s)), len(order)) for i, s in zip(table["item_id"], table["sample"])]
     return table.sort_values("_order").drop(columns="_order").reset_index(drop=True)

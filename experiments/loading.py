@@ -7,9 +7,6 @@ from pathlib import Path
 
 from experiments.specs import ModelSpec
 
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
-
 def resolve_source(spec: ModelSpec) -> tuple[str, str | None]:
     """(path or HF id, gguf file name) for a spec's ``source``."""
     src, gguf = spec.source, spec.gguf_file
@@ -73,6 +70,8 @@ def load_model(spec: ModelSpec, *, device: str | None = None, dtype: str | None 
     dtype = dtype or spec.dtype
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"model {spec.name!r}: unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
     if dtype == "bfloat16" and device == "cpu":
         raise ValueError(
             f"model {spec.name!r}: dtype bfloat16 on CPU is not supported by handan; "
@@ -84,7 +83,7 @@ def load_model(spec: ModelSpec, *, device: str | None = None, dtype: str | None 
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=getattr(torch, _DTYPES[dtype]),
+            where, dtype=getattr(torch, dtype),
             device_map=spec.device_map, **kwargs,
         )
     except OSError as err:

@@ -139,8 +139,5 @@ def get_spec(name_or_path: str | Path) -> ModelSpec:
 
 
 def triples_for(names: list[str]) -> list[dict[str, str]]:
-    """The registered teacher → student ← baseline triples whose student is among ``names``
-    (teacher/baseline kept only if also present)."""
-    present = set(names)
-    return [p for p in PAIRINGS if p["student"] in present
-            and (p["teacher"] in present or p["baseline"] in present)]
+    """The registered teacher → student ← baseline triples whose three models are all in ``names``."""
+    return [p for p in PAIRINGS if set(p.values()) <= set(names)]

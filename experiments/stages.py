@@ -80,7 +80,7 @@ def triples(cfg: RunConfig, specs: dict[str, ModelSpec]) -> list[dict]:
 
     if cfg.pairs:
         return load_pairs(cfg.pairs)
-    found = [t for t in triples_for(list(specs)) if set(t.values()) <= set(specs)]
+    found = triples_for(list(specs))
     if found:
         return found
     roles = {n: s.role for n, s in specs.items() if s.role}

@@ -10,7 +10,7 @@ Positions (labels in the activation store):
 
 Everything is selected on the model's device with masks and `torch.where`, so capture adds no
 host synchronisation per step; the chosen rows leave the device once, when the batch ends.
-A position that never occurs in a trace is returned as an absent row (``present=False``).
+A position that never occurs in a trace is returned as an absent row (``token_index == -1``).
 """
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ def parse_positions(positions: Sequence[str]) -> tuple[list[str], list[int]]:
 
 @dataclass
 class Captured:
-    """Rows of one batch: ``entries`` (batch_row, position, token_index, present) in the order of
-    each site's tensor in ``vectors`` (present entries only)."""
+    """Rows of one batch: ``entries`` (batch_row, position, token_index; -1 = absent) in the order
+    of each site's tensor in ``vectors`` (present entries only)."""
 
-    entries: list[tuple[int, str, int, bool]]
+    entries: list[tuple[int, str, int]]
     vectors: dict[str, Tensor]
 
 
@@ -119,14 +119,12 @@ class Capture:
         if "prompt_end" in want:
             blocks.append(("prompt_end", list(range(batch)), [p - 1 for p in plen], self.prompt_end))
         if "think_open" in want:
-            ok = self.opened.tolist() if self.think.enabled else [False] * batch
-            blocks.append(("think_open", _rows(ok), self.open_tok.tolist(), self.open_vec))
+            blocks.append(("think_open", _rows(self.opened.tolist()), self.open_tok.tolist(), self.open_vec))
         if "think_close" in want:
-            ok = self.closed.tolist() if self.think.enabled else [False] * batch
-            blocks.append(("think_close", _rows(ok), self.close_tok.tolist(), self.close_vec))
+            blocks.append(("think_close", _rows(self.closed.tolist()), self.close_tok.tolist(), self.close_vec))
         if "answer_end" in want:
             blocks.append(("answer_end", _rows(stopped), self.last_tok.tolist(), self.last_vec))
-        entries: list[tuple[int, str, int, bool]] = []
+        entries: list[tuple[int, str, int]] = []
         pieces: dict[str, list[Tensor]] = {s: [] for s in self.sites}
         for label, rows, tok, vecs in blocks:
             self._add(entries, pieces, label, rows, tok, vecs, batch)
@@ -136,15 +134,15 @@ class Capture:
                 rows = _rows(active.tolist())
                 seen.update(rows)
                 self._add(entries, pieces, label, rows, [p + j for p in plen], vecs, 0)
-            entries.extend((i, label, -1, False) for i in range(batch) if i not in seen)
+            entries.extend((i, label, -1) for i in range(batch) if i not in seen)
         vectors = {s: (torch.cat(v).to("cpu", dtype) if v else torch.empty(0))
                    for s, v in pieces.items()}
         return Captured(entries, vectors)
 
     def _add(self, entries, pieces, label, rows, tok, vecs, batch) -> None:
         present = set(rows)
-        entries.extend((i, label, tok[i], True) for i in rows)
-        entries.extend((i, label, -1, False) for i in range(batch) if i not in present)
+        entries.extend((i, label, tok[i]) for i in rows)
+        entries.extend((i, label, -1) for i in range(batch) if i not in present)
         if rows:
             index = torch.tensor(rows, device=self.plen.device)
             for s in self.sites:

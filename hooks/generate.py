@@ -61,6 +61,12 @@ def eos_token_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
+def position_ids(mask: Tensor) -> Tensor:
+    """Position ids of a left-padded batch: count real tokens only, so a padded row sees the same
+    positions as its prompt alone (pads get 0; they are masked out anyway)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Tensor, Tensor, Tensor]:
     """(input_ids, attention_mask, position_ids), each [B, L], left-padded."""
     width = max(len(p) for p in prompt_ids)
@@ -70,7 +76,7 @@ def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple[
         ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
         mask[i, width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
-    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, position_ids(mask)
 
 
 def sample_next(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> Tensor:

@@ -81,7 +81,7 @@ def _normalise_dtype(dtype: Any) -> str:
     return name
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path.tmp``, fsync it, and rename it to ``path`` (atomic on POSIX)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -149,8 +149,8 @@ class ActivationStore:
             new.setdefault("handan_version", _handan_version())
             new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
             (path / SHARD_DIR).mkdir(parents=True, exist_ok=True)
-            _fsync_write(path / INDEX, _parquet_bytes(_empty_index()))
-            _fsync_write(path / MANIFEST, json.dumps(new, indent=2).encode())
+            atomic_write(path / INDEX, _parquet_bytes(_empty_index()))
+            atomic_write(path / MANIFEST, json.dumps(new, indent=2).encode())
             return cls(path)
         store = cls(path)
         differ = [k for k in MATCH_KEYS if store.manifest.get(k) != new[k]]
@@ -285,10 +285,10 @@ class ActivationStore:
             from safetensors.torch import save
 
             shard = f"{SHARD_DIR}/shard-{self._next_shard():06d}.safetensors"
-            _fsync_write(self.path / shard, save(tensors))
+            atomic_write(self.path / shard, save(tensors))
             rows.loc[present, "shard"] = shard
         index = pd.concat([self._index, rows], ignore_index=True).astype(INDEX_COLUMNS)
-        _fsync_write(self.path / INDEX, _parquet_bytes(index))
+        atomic_write(self.path / INDEX, _parquet_bytes(index))
         self._index = index
 
     def _check_rows(self, rows: pd.DataFrame) -> None:

@@ -29,8 +29,9 @@ def items():
 def test_captured_vectors_equal_clean_forward(tmp_path, kind):
     tok = char_tokenizer()
     model = tiny_model(kind, vocab=len(tok))
-    with torch.no_grad():  # make EOS likely so that answer_end occurs in some traces
-        model.lm_head.weight[1] = model.lm_head.weight[1] * 0 + model.lm_head.weight.mean(0) * 30
+    with torch.no_grad():  # make </think> and EOS likely, so think_close and answer_end occur
+        model.lm_head.weight[3] = model.lm_head.weight.mean(0) * 30
+        model.lm_head.weight[1] = model.lm_head.weight.mean(0) * 25
     spec = ModelSpec(name="tiny", source="memory", template_kwargs={"think": True})
     cfg = GenerationConfig(samples=3, max_new_tokens=10, temperature=1.0, top_p=1.0, batch_size=4)
     traces = generate_traces(model, tok, spec, items(), config=cfg, out=tmp_path / "t.parquet",
@@ -38,7 +39,7 @@ def test_captured_vectors_equal_clean_forward(tmp_path, kind):
                              checker=checker, progress=False)
     store = ActivationStore(tmp_path / "store")
     prompts = dict(zip(items()["item_id"], encode_prompts(tok, items()["prompt"], template_kwargs={"think": True})))
-    seen_answer_end = 0
+    seen = {"answer_end": 0, "think_close": 0}
     for site in SITES:
         for pos in POSITIONS:
             X, index = store.load(site, pos)
@@ -51,14 +52,15 @@ def test_captured_vectors_equal_clean_forward(tmp_path, kind):
                     model(input_ids=ids)
                 np.testing.assert_allclose(x, rec.activations[site][0, -1].numpy(), atol=1e-4, rtol=1e-4)
                 if pos == "answer_end":
-                    seen_answer_end += 1
+                    seen["answer_end"] += 1
                     assert row.token_index == len(full) - 1  # the last token before EOS
                 if pos == "think_open":  # the template ends "<think>\n": opener in the prompt
                     assert full[row.token_index] == tok.convert_tokens_to_ids("<think>")
                     assert row.token_index < len(prompts[row.item_id])
                 if pos == "think_close":
+                    seen["think_close"] += 1
                     assert full[row.token_index] == tok.convert_tokens_to_ids("</think>")
-    assert seen_answer_end > 0
+    assert seen["answer_end"] > 0 and seen["think_close"] > 0
     idx = store.index
     # one prompt_end per (item, sample, site); think_close present exactly where the span closed
     assert (idx[idx.position == "prompt_end"].groupby(["item_id", "sample", "site"]).size() == 1).all()

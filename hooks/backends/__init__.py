@@ -36,7 +36,9 @@ def forward_inputs(inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         mask = torch.ones_like(ids)
     positions = inputs.get("position_ids")
     if positions is None:
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        from hooks.generate import position_ids
+
+        positions = position_ids(mask)
     return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from experiments.specs import ModelSpec
 
+
 def resolve_source(spec: ModelSpec) -> tuple[str, str | None]:
     """(path or HF id, gguf file name) for a spec's ``source``."""
     src, gguf = spec.source, spec.gguf_file

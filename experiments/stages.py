@@ -177,9 +177,15 @@ def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, o
     from experiments.loading import load_model
     from experiments.steering import outputs
     from experiments.steering.analysis import compare_slopes
-    from experiments.steering.experiment import random_directions, residual_norm, run_steering
+    from experiments.steering.experiment import (
+        direction_name,
+        random_directions,
+        residual_norm,
+        run_steering,
+    )
     from hooks.store import ActivationStore
     from probes.directions import fit_direction, save_direction
+    from probes.store_sweep import first_sample_mask
     from probes.targets import build_target
 
     s = cfg.steering
@@ -194,15 +200,15 @@ def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, o
         store = ActivationStore(out / "store" / name)
         site = s.site or _best_site(out, name, s.target, s.position)
         X, index = store.load(site, s.position)
-        first = (index["sample"] == index.groupby("item_id")["sample"].transform("min")).to_numpy()
+        first = first_sample_mask(index)
         X, ids = X[first], index.loc[first, "item_id"].astype(str).to_numpy()
         directions = {}
         for target in (s.target, s.control_target):
             y = build_target(target, items, traces, model=name)
             keep = pd.Series(ids).isin(fit_ids & set(y.index)).to_numpy()
             vector = fit_direction(X[keep], y.loc[ids[keep]].to_numpy(), method=s.method)
-            directions[target] = vector
-            save_direction(out_dir / "directions" / f"{name}__{target.replace('|', '_given_')}.safetensors", vector,
+            directions[direction_name(target)] = vector
+            save_direction(out_dir / "directions" / f"{name}__{direction_name(target)}.safetensors", vector,
                            dict(model=name, site=site, position=s.position, target=target, method=s.method,
                                 n=int(keep.sum()), item_ids=sorted(ids[keep].tolist())))
         for k, vector in enumerate(random_directions(X.shape[1], s.n_random, seed=cfg.generation.seed)):

@@ -17,6 +17,12 @@ from probes.targets import build_target
 PROMPT_POSITIONS = ("prompt_end",)
 
 
+def first_sample_mask(index: pd.DataFrame) -> np.ndarray:
+    """True on each item's lowest sample: the one row per item kept where samples share the
+    activation (``prompt_end``: same prompt, same vector)."""
+    return (index["sample"] == index.groupby("item_id")["sample"].transform("min")).to_numpy()
+
+
 def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: str, *,
                 model: str | None = None, positions: Sequence[str] | None = None,
                 **sweep_kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -41,7 +47,7 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
             X, index = store.load(site, position)
             keep = index["item_id"].astype(str).isin(y_item.index).to_numpy().copy()
             if position in PROMPT_POSITIONS:
-                keep &= (index["sample"] == index.groupby("item_id")["sample"].transform("min")).to_numpy()
+                keep &= first_sample_mask(index)
             index = index[keep].reset_index(drop=True)
             if rows is None:
                 rows = index[["item_id", "sample"]]

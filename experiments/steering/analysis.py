@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from probes.metrics import group_counts
+
 SUMMARY_COLUMNS = ["model", "direction", "n", "slope", "slope_lo", "slope_hi", "p", "acc_change",
                    "acc_lo", "acc_hi"]
 DOSE_COLUMNS = ["model", "direction", "alpha", "n", "mean_log_tokens", "lo", "hi", "mean_tokens",
@@ -51,11 +53,6 @@ def item_means(steering: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "direction", "alpha", "item_id"] + (["task"] if "task" in steering else [])
     return (frame.groupby(keys, sort=True, observed=True)[["cost", "tokens", "accuracy", "finished"]]
             .mean().reset_index())
-
-
-def _boot_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap resamples of ``n`` items as multiplicity counts ``[n_boot, n]``."""
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
 
 
 def _suff_stats(frame: pd.DataFrame, value: str, order: pd.Index) -> np.ndarray:
@@ -108,7 +105,7 @@ def summarise_steering(steering: pd.DataFrame, items: pd.DataFrame | None = None
     for (model, direction), frame in means.groupby(["model", "direction"], sort=False):
         _check_alphas(frame, model, direction)
         order = pd.Index(frame["item_id"].unique())
-        counts = _boot_counts(len(order), n_boot, rng)
+        counts = group_counts(len(order), n_boot, rng)
         slope, p = _cluster_ols(frame, "cost")
         acc, _ = _cluster_ols(frame, "accuracy")
         boot = _ols_slope_from(counts @ _suff_stats(frame, "cost", order))
@@ -128,7 +125,7 @@ def dose_response(steering: pd.DataFrame, items: pd.DataFrame | None = None, *, 
     rng = np.random.default_rng(seed)
     rows = []
     for (model, direction, alpha), frame in means.groupby(["model", "direction", "alpha"], sort=True):
-        counts = _boot_counts(len(frame), n_boot, rng) / len(frame)
+        counts = group_counts(len(frame), n_boot, rng) / len(frame)
         boot = counts @ frame[["cost", "accuracy"]].to_numpy(float)  # [n_boot, 2] resampled means
         (lo, acc_lo), (hi, acc_hi) = np.percentile(boot, [2.5, 97.5], axis=0)
         rows.append(dict(model=model, direction=direction, alpha=alpha, n=len(frame),
@@ -160,7 +157,7 @@ def compare_slopes(steering: pd.DataFrame, model_a: str, model_b: str, *, n_boot
         fa, fb = fa[fa["item_id"].isin(shared)], fb[fb["item_id"].isin(shared)]
         _check_alphas(fa, model_a, direction)
         _check_alphas(fb, model_b, direction)
-        counts = _boot_counts(len(shared), n_boot, rng)
+        counts = group_counts(len(shared), n_boot, rng)
         sa, sb = (_cluster_ols(f, "cost")[0] for f in (fa, fb))
         boot = (_ols_slope_from(counts @ _suff_stats(fa, "cost", shared))
                 - _ols_slope_from(counts @ _suff_stats(fb, "cost", shared)))

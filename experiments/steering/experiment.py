@@ -35,6 +35,11 @@ UNSTEERED = "_unsteered"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
+def direction_name(name: str) -> str:
+    """A direction's name made safe for file names and the steering tables (``a|b`` → ``a_b``)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_.") or "direction"
+
+
 def random_directions(d: int, n: int, seed: int = 0) -> np.ndarray:
     """``n`` unit-norm Gaussian directions ``[n, d]`` (isotropic: uniform on the sphere)."""
     if d < 1 or n < 0:

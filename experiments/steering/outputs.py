@@ -3,7 +3,6 @@ steering table → ``steering.csv``, ``steering_summary.csv``, ``dose_response.c
 ``human_alignment.csv`` (when items carry human RTs) and the dose-response figure."""
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,10 +18,6 @@ DOSE_CSV = "dose_response.csv"
 ALIGNMENT_CSV = "human_alignment.csv"
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_.") or "direction"
-
-
 def load_directions(paths: Sequence[str | Path], *, model: str, site: str | None = None
                     ) -> tuple[dict[str, np.ndarray], str, set[str]]:
     """Read direction files (``probes.directions.save_direction``).
@@ -31,6 +26,7 @@ def load_directions(paths: Sequence[str | Path], *, model: str, site: str | None
     metadata ``target`` (file stem if absent or taken); ``site`` defaults to the metadata's and
     every file must agree with it; a file whose metadata names another model is refused. Fitted
     item ids come from the metadata key ``item_ids`` (absent: none known)."""
+    from experiments.steering.experiment import direction_name
     from probes.directions import load_direction
 
     if not paths:
@@ -48,9 +44,12 @@ def load_directions(paths: Sequence[str | Path], *, model: str, site: str | None
         elif own_site is not None and own_site != site:
             raise ValueError(f"{path} was fitted at site {own_site!r} but the run steers at {site!r}; "
                              "pass directions of one site (or omit --site to use theirs)")
-        name = _safe(str(meta.get("target") or path.stem))
+        name = direction_name(str(meta.get("target") or path.stem))
         if name in vectors or name.startswith("random"):
-            name = _safe(path.stem)
+            name = direction_name(path.stem)
+        if name.startswith("random"):
+            raise ValueError(f"{path}: direction names starting 'random' are reserved for the random "
+                             "controls; rename the file")
         if name in vectors:
             raise ValueError(f"two directions are both named {name!r}; give the files distinct names")
         vectors[name] = vector

@@ -63,7 +63,9 @@ def export_dataset(
     items = load_items(name, data_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
-        items.to_parquet(out, index=False)
+        from experiments.generation import write_parquet_atomic
+
+        write_parquet_atomic(items, out)
     else:
         items.to_csv(out, index=False)
     typer.echo(f"wrote {len(items)} items to {out}")

@@ -141,20 +141,21 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     book.run("generation", [gen_settings, list(specs)], [out / "traces.parquet"],
              lambda: stages.generate_all(cfg, specs, items, out, progress), always=True)
     traces = pd.read_parquet(out / "traces.parquet")
+    traces_key = _hash(traces.to_json())  # later stages rerun when the traces change
 
     behaviour_dir = out / "behaviour"
-    book.run("behaviour", [cfg.behaviour.model_dump(), cfg.pairs, _hash(traces.to_json())],
+    book.run("behaviour", [cfg.behaviour.model_dump(), cfg.pairs, traces_key],
              [behaviour_dir / "alignment.csv"],
              lambda: stages.behaviour(cfg, specs, items, traces, behaviour_dir))
 
     probes_dir = out / "probes"
-    book.run("probes", [cfg.probes.model_dump(), _hash(traces.to_json())],
+    book.run("probes", [cfg.probes.model_dump(), traces_key],
              [probes_dir / "probe_sweep.csv"],
              lambda: stages.probes(cfg, specs, items, traces, out, probes_dir, progress))
 
     steering_dir = out / "steering"
     if cfg.steering.enabled:
-        book.run("steering", [cfg.steering.model_dump(), gen_settings, _hash(traces.to_json())],
+        book.run("steering", [cfg.steering.model_dump(), gen_settings, traces_key],
                  [steering_dir / "steering_summary.csv"],
                  lambda: stages.steering(cfg, specs, items, traces, out, steering_dir, progress))
 

@@ -80,7 +80,8 @@ def test_second_run_reuses_completed_stages(setup):
     report = (root / "out" / "report.md").read_text()
     seconds = {k: v["seconds"] for k, v in stages.items()}
     assert f"| behaviour | {seconds['behaviour']:.1f} | reused |" in report
-    assert f"| probes | {seconds['probes']:.1f} | reused |" in report and "| generation |" in report
+    assert f"| probes | {seconds['probes']:.1f} | reused |" in report
+    assert f"| generation | {seconds['generation']:.1f} | ran |" in report  # resumed: nothing left to do
 
 
 def test_bad_config_is_refused(tmp_path):

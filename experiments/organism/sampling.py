@@ -9,6 +9,7 @@ tokens removed; ``answer_tokens`` = tokens after ``</think>`` up to, not includi
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from experiments.answers import exact_match
 from experiments.organism.tokenizer import THINK_CLOSE, THINK_OPEN
-from hooks.accounting import account, think_tokens
+from hooks.accounting import ThinkTokens, account, think_tokens
 
 
 def chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
@@ -73,10 +74,16 @@ class Scored:
     text: str
 
 
+@functools.lru_cache(maxsize=4)
+def _think(tokenizer: PreTrainedTokenizerBase) -> ThinkTokens:
+    """The organism's think delimiter ids, resolved once per tokenizer (score runs per sample)."""
+    return think_tokens(tokenizer, THINK_OPEN, THINK_CLOSE, model="organism")
+
+
 def score(tokenizer: PreTrainedTokenizerBase, new_ids: Sequence[int], answer: str) -> Scored:
     """Split a generated sequence into think span and response (``hooks.accounting``, the same
     rules as the Traces table) and check the answer."""
-    think = think_tokens(tokenizer, THINK_OPEN, THINK_CLOSE, model="organism")
+    think = _think(tokenizer)
     ids = [t for t in new_ids if t != tokenizer.pad_token_id]
     acc = account([], ids, think, [tokenizer.eos_token_id], tokenizer.decode)
     body = [t for t in ids if t != tokenizer.eos_token_id]

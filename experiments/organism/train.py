@@ -188,8 +188,7 @@ def train_all(out_dir: Path, *, seed: int = 0, budget: str = "full", progress: b
 
     # 2. teacher RL
     generator, bar, start = stage(2, "teacher_rl", plan.rl.steps)
-    rl_items = items if plan.eval_items is None else subset
-    train_rl(teacher, tokenizer, list(rl_items["prompt"]), list(rl_items["answer"]), plan.rl,
+    train_rl(teacher, tokenizer, list(subset["prompt"]), list(subset["answer"]), plan.rl,
              generator, log.stage("teacher_rl", bar.update))
     bar.close()
     walls["teacher_rl"] = time.perf_counter() - start

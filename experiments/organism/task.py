@@ -27,6 +27,7 @@ from __future__ import annotations
 import pandas as pd
 
 from experiments.tasks import binary_format
+from experiments.tasks.binary import carries
 
 TASK_OPS = {task: op for op, task in binary_format.TASKS.items()}
 
@@ -35,11 +36,6 @@ def operand_pairs(op: str, bits: int = 4) -> list[tuple[int, int]]:
     """All operand pairs of an operation: every pair for ADD, pairs with ``a >= b`` for SUBTRACT."""
     n = 2**bits
     return [(a, b) for a in range(n) for b in range(n) if op == "ADD" or a >= b]
-
-
-def item_id(op: str, a: int, b: int, bits: int = 4) -> str:
-    """The human-data loader's id, e.g. ``binary_add/0101+0011``."""
-    return f"{binary_format.TASKS[op]}/{a:0{bits}b}{binary_format.OPS[op]}{b:0{bits}b}"
 
 
 def columns(op: str, a: int, b: int, bits: int = 4) -> list[tuple[int, int, int, int, int]]:
@@ -94,7 +90,7 @@ def organism_items(bits: int = 4) -> pd.DataFrame:
             cols = columns(op, a, b, bits)
             rows.append(
                 {
-                    "item_id": item_id(op, a, b, bits),
+                    "item_id": binary_format.item_id(op, a, b, bits),
                     "task": binary_format.TASKS[op],
                     "prompt": binary_format.prompt(op, a, b, bits),
                     "answer": binary_format.answer(op, a, b, bits),
@@ -102,7 +98,7 @@ def organism_items(bits: int = 4) -> pd.DataFrame:
                     "a": a,
                     "b": b,
                     "bits": bits,
-                    "feat_carries": sum(c[4] for c in cols),
+                    "feat_carries": carries(op, a, b, bits),
                     "feat_work_columns": sum(bool(c[2] or c[4]) for c in cols),
                     "feat_ones": bin(a).count("1") + bin(b).count("1"),
                 }

@@ -81,9 +81,8 @@ def load(paths: dict[str, Path]) -> pd.DataFrame:
     if mismatch.any():
         raise ValueError(f"binary result files: {int(mismatch.sum())} trials whose carries column "
                          "disagrees with the digit-by-digit count; the files are not the pinned ones")
-    sign = trials["op"].map(binary_format.OPS)
-    trials["item_id"] = (trials["op"].map(binary_format.TASKS) + "/" + trials["a"].map(f"{{:0{BITS}b}}".format)
-                         + sign + trials["b"].map(f"{{:0{BITS}b}}".format))
+    trials["item_id"] = [binary_format.item_id(op, a, b, BITS)
+                         for op, a, b in zip(trials["op"], trials["a"], trials["b"])]
     costs = item_costs(trials, source="binary")
     first = trials.drop_duplicates("item_id").set_index("item_id")
     first = first.loc[costs["item_id"]]

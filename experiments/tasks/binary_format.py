@@ -10,6 +10,11 @@ TASKS = {"ADD": "binary_add", "SUBTRACT": "binary_sub"}
 WIDTH = {"ADD": 5, "SUBTRACT": 4}  # result digits shown to participants
 
 
+def item_id(op: str, a: int, b: int, bits: int = 4) -> str:
+    """The item's id, e.g. ``binary_add/0101+0011`` (shared by the loader and the organism)."""
+    return f"{TASKS[op]}/{a:0{bits}b}{OPS[op]}{b:0{bits}b}"
+
+
 def prompt(op: str, a: int, b: int, bits: int = 4) -> str:
     """The prompt for ``a OP b`` with operands written as ``bits``-digit binary numbers."""
     if op not in OPS:

@@ -166,8 +166,8 @@ def setup_capture(model, prompts, args) -> Runner:
 
     never = [model.config.vocab_size + 10]
     sites = [f"resid_post.{layer}" for layer in range(model.config.num_hidden_layers)]
-    # step_16 rows: generated indices 15, 31, ... that were fed back (the last token never is)
-    expected = len(prompts) * (1 + (args.new - 1) // STEP)
+    # prompt_end + step_16 rows (generated indices 15, 31, ...; the last budget token is fed too)
+    expected = len(prompts) * (1 + args.new // STEP)
 
     def once():
         with Recorder(model, sites) as rec:

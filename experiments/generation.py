@@ -94,7 +94,7 @@ def store_manifest(spec_name: str, model, sites: Sequence[str], positions: Seque
     config_hash = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     return dict(model=spec_name, config_hash=config_hash, sites=list(sites), positions=list(positions),
                 dtype=dtype, d_model=int(d_model(model)), n_layers=int(n_layers(model)),
-                generation=asdict(config))
+                generation=asdict(config), prompt_format=prompt_format)
 
 
 def generate_traces(
@@ -139,36 +139,41 @@ def generate_traces(
     done = _existing_traces(out, meta)
     done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
 
-    rec_ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
-    st = None
-    if store is not None:
-        from hooks.recorder import Recorder
-        from hooks.store import ActivationStore
-
-        parse_positions(positions)
-        if not sites:
-            raise ValueError("recording needs at least one site, e.g. --sites resid_post.0")
-        manifest = store_manifest(spec.name, model, sites, positions, store_dtype, config, prompt_format)
-        st = ActivationStore.create_or_open(store, manifest)
-        stored = st.completed()
-        done_keys &= stored
-        rec_ctx = Recorder(model, sites)
-
     prompts = encode_prompts(tokenizer, items["prompt"].tolist(), chat_template=spec.chat_template,
                              system_prompt=spec.system_prompt, template_kwargs=spec.template_kwargs)
     by_id = dict(zip(items["item_id"], range(len(items))))
     keys = [(iid, s) for iid in items["item_id"] for s in range(config.samples)]
     batches = [keys[i:i + config.batch_size] for i in range(0, len(keys), config.batch_size)]
     device = next(model.parameters()).device
-    dtype = getattr(torch, store_dtype)
-    todo = [(b, batch) for b, batch in enumerate(batches) if not set(batch) <= done_keys]
-    redo = {k for _, batch in todo for k in batch}
-    keep = [(i, int(s)) not in redo for i, s in zip(done["item_id"], done["sample"])]
-    rows = [done[keep]] if len(done) else []
-    table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS) if rows else done
 
-    with rec_ctx as rec, (context() if context else contextlib.nullcontext()), Progress(disable=not progress) as bar:
-        task_bar = bar.add_task(f"generate {spec.name}", total=len(keys), completed=len(keys) - sum(len(b) for _, b in todo))
+    with contextlib.ExitStack() as stack:
+        st = rec = None
+        stored: set = set()
+        if store is not None:
+            from hooks.recorder import Recorder
+            from hooks.store import ActivationStore, normalise_dtype
+
+            sites, positions = list(dict.fromkeys(sites)), list(dict.fromkeys(positions))
+            parse_positions(positions)
+            if not sites:
+                raise ValueError("recording needs at least one site, e.g. --sites resid_post.0")
+            rec = Recorder(model, sites)  # checks the sites before the store is touched
+            store_dtype = normalise_dtype(store_dtype)
+            manifest = store_manifest(spec.name, model, sites, positions, store_dtype, config, prompt_format)
+            st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
+            stored = st.completed()
+            done_keys &= stored
+            stack.enter_context(rec)
+        todo = [(b, batch) for b, batch in enumerate(batches) if not set(batch) <= done_keys]
+        redo = {k for _, batch in todo for k in batch}
+        keep = [(i, int(s)) not in redo for i, s in zip(done["item_id"], done["sample"])]
+        rows = [done[keep]] if len(done) else []
+        table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS) if rows else done
+        if context is not None:
+            stack.enter_context(context())
+        bar = stack.enter_context(Progress(disable=not progress))
+        task_bar = bar.add_task(f"generate {spec.name}", total=len(keys),
+                                completed=len(keys) - sum(len(b) for _, b in todo))
         for b, batch in todo:
             ids = [prompts[by_id[iid]] for iid, _ in batch]
             gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + b)
@@ -192,7 +197,7 @@ def generate_traces(
                     text=tokenizer.decode(body),
                 ))
             if cap is not None:
-                captured = cap.collect(outs, eos_ids, dtype)
+                captured = cap.collect(outs, eos_ids, getattr(torch, st.dtype))
                 index = pd.DataFrame(
                     [dict(model=spec.name, item_id=batch[r][0], sample=batch[r][1], site=site,
                           position=pos, token_index=tok)

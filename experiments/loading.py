@@ -73,7 +73,7 @@ def load_model(spec: ModelSpec, *, device: str | None = None, dtype: str | None 
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"model {spec.name!r}: unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
-    if dtype == "bfloat16" and device == "cpu":
+    if dtype == "bfloat16" and torch.device(device).type == "cpu":
         raise ValueError(
             f"model {spec.name!r}: dtype bfloat16 on CPU is not supported by handan; "
             "pass --dtype float32 (or run on a GPU)"

@@ -8,6 +8,9 @@ Positions (labels in the activation store):
 - ``answer_end``: the last token before EOS (absent when the budget cut the trace);
 - ``step_{k}``: every k-th generated token (generated indices k-1, 2k-1, ...), one vector each.
 
+Every generated token except an EOS has activations: ``generate_batch`` feeds the last token of
+a row the budget cut once more for its observer.
+
 Everything is selected on the model's device with masks and `torch.where`, so capture adds no
 host synchronisation per step; the chosen rows leave the device once, when the batch ends.
 A position that never occurs in a trace is returned as an absent row (``token_index == -1``).
@@ -29,6 +32,8 @@ _STEP = re.compile(r"^step_(\d+)$")
 
 def parse_positions(positions: Sequence[str]) -> tuple[list[str], list[int]]:
     """Split position labels into fixed labels and step intervals; bad labels fail with the list."""
+    if len(set(positions)) != len(positions):
+        raise ValueError(f"capture positions {list(positions)} repeat a label; give each once")
     fixed, steps = [], []
     for label in positions:
         match = _STEP.match(label)
@@ -48,7 +53,7 @@ def parse_positions(positions: Sequence[str]) -> tuple[list[str], list[int]]:
 @dataclass
 class Captured:
     """Rows of one batch: ``entries`` (batch_row, position, token_index; -1 = absent) in the order
-    of each site's tensor in ``vectors`` (present entries only)."""
+    of each site's tensor in ``vectors`` (present entries only; no key when none is present)."""
 
     entries: list[tuple[int, str, int]]
     vectors: dict[str, Tensor]
@@ -135,8 +140,7 @@ class Capture:
                 seen.update(rows)
                 self._add(entries, pieces, label, rows, [p + j for p in plen], vecs, 0)
             entries.extend((i, label, -1) for i in range(batch) if i not in seen)
-        vectors = {s: (torch.cat(v).to("cpu", dtype) if v else torch.empty(0))
-                   for s, v in pieces.items()}
+        vectors = {s: torch.cat(v).to("cpu", dtype) for s, v in pieces.items() if v}
         return Captured(entries, vectors)
 
     def _add(self, entries, pieces, label, rows, tok, vecs, batch) -> None:

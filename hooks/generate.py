@@ -18,7 +18,8 @@ class ForwardObserver(Protocol):
     def on_forward(self, step: int, fed: Tensor, active: Tensor) -> None:
         """``step`` 0 is the prefill (``fed`` = padded prompts [B, L]); step s ≥ 1 fed the
         (s-1)-th generated token of each row (``fed`` [B, 1]); ``active`` [B] marks rows that had
-        not finished before this forward."""
+        not finished before this forward. When the budget ends the batch, a last forward
+        (step ``max_new_tokens``) feeds the final tokens, so it is observed too."""
 
 
 def encode_prompts(
@@ -126,16 +127,20 @@ def generate_batch(
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     out = torch.empty((batch, 0), dtype=torch.long, device=device)
     fed = ids
-    for step in range(max_new_tokens):
+    # with an observer, rows the budget cut get one more forward: their last token is fed too,
+    # so every generated token that is not an EOS has activations (think_close, step_K at the end)
+    for step in range(max_new_tokens + (observer is not None)):
         logits = model(input_ids=fed, attention_mask=mask, position_ids=pos,
                        use_cache=True, logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
         if observer is not None:
             observer.on_forward(step, fed, ~done)
+        if step == max_new_tokens:
+            break
         nxt = sample_next(logits, temperature, top_p, generator)
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         out = torch.cat([out, nxt[:, None]], dim=1)
         done = done | torch.isin(nxt, eos)
-        if bool(done.all()):
+        if bool(done.all()) or (observer is None and step == max_new_tokens - 1):
             break
         fed = nxt[:, None]
         mask = torch.cat([mask, (~done).long()[:, None]], dim=1)

@@ -74,7 +74,8 @@ def d_model(model: nn.Module) -> int:
         value = getattr(config, name, None)
         if isinstance(value, int):
             return value
-    raise ValueError(f"{type(model).__name__}.config has no hidden_size / n_embd / d_model")
+    raise ValueError(f"{type(model).__name__}.config has no hidden_size / n_embd / d_model; handan "
+                     "supports HF decoder models (Qwen2/Qwen3/Llama/GPT-2 families)")
 
 
 def list_sites(model: nn.Module) -> list[str]:
@@ -115,7 +116,12 @@ def check_sites(sites: Sequence[str], valid: Sequence[str], owner: str) -> None:
     """ValueError naming the sites of ``sites`` not in ``valid`` and listing the valid ones."""
     unknown = [site for site in sites if site not in valid]
     if unknown:
-        shown = ", ".join(valid[:8]) + (f", ... ({len(valid)} in all)" if len(valid) > 8 else "")
+        layers: dict[str, list[int]] = {}
+        for name in valid:
+            kind, layer = parse_site(name)
+            layers.setdefault(kind, []).append(layer)
+        shown = "; ".join(f"{kind}.{min(ls)}..{kind}.{max(ls)}" if ls == list(range(min(ls), max(ls) + 1))
+                          else ", ".join(f"{kind}.{k}" for k in ls) for kind, ls in layers.items())
         raise ValueError(f"unknown site(s) {unknown} for {owner}; valid sites: {shown}")
 
 

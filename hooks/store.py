@@ -7,6 +7,7 @@ Layout::
     STORE/index.parquet      one row per saved vector: model, item_id, sample, site, position,
                              token_index, shard, row
     STORE/shards/shard-000001.safetensors   one 2-D tensor [rows, d_model] per site (key = site)
+    STORE/write.lock         held (flock) by the one process appending, if any
 
 ``shard`` is the shard's path relative to STORE and ``row`` the row inside that shard's tensor for
 the row's site. A position that never occurred in a trace (e.g. ``think_close`` of a trace cut at
@@ -45,7 +46,8 @@ import pandas as pd
 MANIFEST = "manifest.json"
 INDEX = "index.parquet"
 SHARD_DIR = "shards"
-MATCH_KEYS = ("model", "config_hash", "sites", "positions", "d_model")
+LOCK = "write.lock"
+MATCH_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
 """Manifest keys that must agree before a run may append to an existing store."""
 REQUIRED_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -72,7 +74,8 @@ def _handan_version() -> str:
         return "unknown"
 
 
-def _normalise_dtype(dtype: Any) -> str:
+def normalise_dtype(dtype: Any) -> str:
+    """The store's name of a dtype (``bf16``, ``torch.bfloat16`` → ``bfloat16``); others fail."""
     name = str(dtype).removeprefix("torch.")
     name = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16",
             "float": "float32"}.get(name, name)
@@ -82,19 +85,58 @@ def _normalise_dtype(dtype: Any) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path.tmp``, fsync it, and rename it to ``path`` (atomic on POSIX)."""
+    """Write ``data`` to ``path.tmp``, fsync it, and rename it to ``path`` (atomic on POSIX); on
+    failure the temporary file is removed and ``path`` keeps its old content."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or an interrupt: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
         fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _lock(path: Path) -> Any:
+    """An exclusive, non-blocking ``flock`` on ``path/write.lock`` (POSIX; elsewhere no lock)."""
+    handle = open(path / LOCK, "a")  # held until the store is closed
+    try:
+        import fcntl
+    except ImportError:
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise FileExistsError(f"another process is writing to {path} (it holds {path / LOCK}); wait "
+                              "for it to finish, or write to another --out folder") from None
+    return handle
+
+
+def _refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """ValueError naming what differs between a store's manifest and a run's, if anything does."""
+    differ = [k for k in MATCH_KEYS if old.get(k) != new[k]]
+    if not differ:
+        return
+    details = [f"{k}: store has {old.get(k)!r}, run has {new[k]!r}" for k in differ if k != "config_hash"]
+    if "config_hash" in differ:  # name the settings behind the hash where both manifests keep them
+        changed = [f"{section}.{key}: store has {(old.get(section) or {}).get(key)!r}, run has "
+                   f"{(new.get(section) or {}).get(key)!r}"
+                   for section in ("generation", "prompt_format")
+                   for key in sorted(set(old.get(section) or {}) | set(new.get(section) or {}))
+                   if (old.get(section) or {}).get(key) != (new.get(section) or {}).get(key)]
+        details += changed or ([] if details else
+                               [f"config_hash: store has {old.get('config_hash')!r}, run has {new['config_hash']!r}"])
+    raise ValueError(f"{path} was written with a different configuration ({'; '.join(details)}); rerun "
+                     "with the store's settings to resume it, or use another --out folder")
 
 
 def _empty_index() -> pd.DataFrame:
@@ -117,6 +159,7 @@ class ActivationStore:
         index = self.path / INDEX
         self._index = pd.read_parquet(index) if index.exists() else _empty_index()
         self._index = self._index.astype(INDEX_COLUMNS)
+        self._lock: Any = None
 
     # ---- opening for writing -------------------------------------------------------------
     @classmethod
@@ -125,8 +168,10 @@ class ActivationStore:
 
         ``manifest`` needs model, config_hash, sites, positions, dtype, d_model; handan_version
         and created are filled in. Reopening refuses (ValueError) when model, config_hash, sites,
-        positions or d_model differ, and deletes shards the index does not reference and
-        ``*.tmp`` files (leftovers of a killed run)."""
+        positions, dtype or d_model differ, and deletes shards the index does not reference and
+        ``*.tmp`` files (leftovers of a killed run). The returned store holds ``STORE/write.lock``
+        until ``close()`` (or the end of a ``with`` block): a second writer is refused
+        (FileExistsError) instead of deleting the first one's shard in flight."""
         path = Path(path)
         missing = [k for k in REQUIRED_KEYS if k not in manifest]
         if missing:
@@ -135,34 +180,47 @@ class ActivationStore:
             **manifest,
             "sites": list(manifest["sites"]),
             "positions": list(manifest["positions"]),
-            "dtype": _normalise_dtype(manifest["dtype"]),
+            "dtype": normalise_dtype(manifest["dtype"]),
             "d_model": int(manifest["d_model"]),
         }
-        if not (path / MANIFEST).exists():
+        if not (path / MANIFEST).exists() and path.exists():
             # a creation killed before the manifest landed leaves only these behind
-            ours = {SHARD_DIR, INDEX, INDEX + ".tmp", MANIFEST + ".tmp"}
-            if path.exists() and (any(p.name not in ours for p in path.iterdir())
-                                  or any((path / SHARD_DIR).glob("*"))):
+            ours = {SHARD_DIR, INDEX, INDEX + ".tmp", MANIFEST + ".tmp", LOCK}
+            if any(p.name not in ours for p in path.iterdir()) or any((path / SHARD_DIR).glob("*")):
                 raise FileExistsError(
                     f"{path} exists, is not empty and has no {MANIFEST}; pass another --out folder"
                 )
-            new.setdefault("handan_version", _handan_version())
-            new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
-            (path / SHARD_DIR).mkdir(parents=True, exist_ok=True)
-            atomic_write(path / INDEX, _parquet_bytes(_empty_index()))
-            atomic_write(path / MANIFEST, json.dumps(new, indent=2).encode())
-            return cls(path)
-        store = cls(path)
-        differ = [k for k in MATCH_KEYS if store.manifest.get(k) != new[k]]
-        if differ:
-            detail = "; ".join(f"{k}: store has {store.manifest.get(k)!r}, run has {new[k]!r}"
-                               for k in differ)
-            raise ValueError(
-                f"{path} was written with a different configuration ({detail}); use another "
-                "--out folder, or delete this one to start over"
-            )
-        store._remove_leftovers()
+        path.mkdir(parents=True, exist_ok=True)
+        lock = _lock(path)
+        try:
+            if not (path / MANIFEST).exists():
+                new.setdefault("handan_version", _handan_version())
+                new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
+                (path / SHARD_DIR).mkdir(exist_ok=True)
+                atomic_write(path / INDEX, _parquet_bytes(_empty_index()))
+                atomic_write(path / MANIFEST, json.dumps(new, indent=2).encode())
+                store = cls(path)
+            else:
+                store = cls(path)
+                _refuse_mismatch(path, store.manifest, new)
+                store._remove_leftovers()
+        except BaseException:
+            lock.close()
+            raise
+        store._lock = lock
         return store
+
+    def close(self) -> None:
+        """Release the write lock (a store opened by ``create_or_open``); reading still works."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> ActivationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _remove_leftovers(self) -> None:
         referenced = set(self._index["shard"].unique()) - {""}
@@ -280,7 +338,8 @@ class ActivationStore:
             rows.loc[mask, "row"] = np.arange(int(mask.sum()))
         extra = set(vectors) - set(tensors)
         if extra:
-            raise ValueError(f"vectors given for {sorted(extra)} but no present index rows use them")
+            raise ValueError(f"vectors given for {sorted(extra)} but no present index rows use them; "
+                             "drop those keys (a batch where every row is absent has no vectors)")
         if tensors:
             from safetensors.torch import save
 
@@ -298,7 +357,8 @@ class ActivationStore:
                              f"{self.manifest['model']!r}; use another --out folder")
         sites = set(rows["site"]) - set(self.sites)
         if sites:
-            raise ValueError(f"sites {sorted(sites)} are not in the store's manifest {self.sites}")
+            raise ValueError(f"sites {sorted(sites)} are not in the store's manifest {self.sites}; "
+                             "record them into another store")
         done = self.completed() & {(str(i), int(s)) for i, s in
                                    rows[["item_id", "sample"]].itertuples(index=False)}
         if done:
@@ -307,7 +367,8 @@ class ActivationStore:
         key = ["item_id", "sample", "site", "position", "token_index"]
         if rows.duplicated(key).any():
             dup = rows.loc[rows.duplicated(key), key].head(3).to_dict("records")
-            raise ValueError(f"index rows repeat (item_id, sample, site, position, token_index): {dup}")
+            raise ValueError(f"index rows repeat (item_id, sample, site, position, token_index): {dup}; "
+                             "give each site and position once")
 
     def _as_stored(self, site: str, vectors: Mapping[str, Any], n: int) -> Any:
         """``vectors[site]`` as a contiguous CPU torch tensor of the store's dtype, checked."""

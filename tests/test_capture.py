@@ -95,13 +95,10 @@ def test_resume_after_kill_yields_identical_store(tmp_path, monkeypatch):
     monkeypatch.setattr(store_mod.ActivationStore, "append", real)
     generate_traces(model, tok, spec, items(), out=tmp_path / "b.parquet", store=tmp_path / "b", **kw)
     a, b = ActivationStore(tmp_path / "a"), ActivationStore(tmp_path / "b")
+    pd.testing.assert_frame_equal(a.index, b.index)  # same rows, absent ones included, same shards
     for site in SITES[:2]:
         for pos in ["prompt_end", "step_2"]:
-            xa, ia = a.load(site, pos)
-            xb, ib = b.load(site, pos)
-            key = ["item_id", "sample", "token_index"]
-            oa, ob = ia.sort_values(key).index, ib.sort_values(key).index
-            np.testing.assert_array_equal(xa[ia.index.get_indexer(oa)], xb[ib.index.get_indexer(ob)])
+            np.testing.assert_array_equal(a.load(site, pos)[0], b.load(site, pos)[0])
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
 
 
@@ -122,3 +119,65 @@ def test_expand_sites(model):
     assert expand_sites(model, "resid_post.*, mlp_out.1") == ["resid_post.0", "resid_post.1", "mlp_out.1"]
     with pytest.raises(ValueError, match="'resid_mid.\\*' matches nothing"):
         expand_sites(model, "resid_mid.*")
+
+
+def _forced_close_model(tok):
+    """A tiny Qwen2 that always emits ``</think>`` (id 3) and never EOS (id 1)."""
+    model = tiny_model("qwen2", vocab=len(tok))
+    bias = torch.zeros(len(tok))
+    bias[3], bias[1] = 1e4, -1e4
+    model.lm_head.register_forward_hook(lambda module, args, logits: logits + bias)  # logits only
+    return model
+
+
+def test_the_last_budget_token_is_captured(tmp_path):
+    tok = char_tokenizer()
+    model = _forced_close_model(tok)
+    spec = ModelSpec(name="t", source="memory", template_kwargs={"think": True})
+    traces = generate_traces(model, tok, spec, items(), config=GenerationConfig(max_new_tokens=1, temperature=0.0),
+                             out=tmp_path / "t.parquet", store=tmp_path / "s", sites=["resid_post.1"],
+                             positions=["think_close", "step_1"], checker=checker, progress=False)
+    assert traces.finished_thinking.all()  # the one budget token is </think>
+    prompts = encode_prompts(tok, items()["prompt"], template_kwargs={"think": True})
+    store = ActivationStore(tmp_path / "s")
+    for pos in ("think_close", "step_1"):
+        X, index = store.load("resid_post.1", pos)
+        assert index.item_id.tolist() == items().item_id.tolist()  # present for every trace
+        for x, row, p in zip(X, index.itertuples(), prompts):
+            assert row.token_index == len(p)  # the first (and last) generated token
+            with Recorder(model, ["resid_post.1"]) as rec, torch.no_grad():
+                model(input_ids=torch.tensor([p + [3]]))
+            np.testing.assert_allclose(x, rec.activations["resid_post.1"][0, -1].numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_a_batch_where_no_position_occurs_is_stored_as_absent(tmp_path):
+    tok = char_tokenizer()
+    model = _forced_close_model(tok)  # never EOS, so answer_end never occurs
+    generate_traces(model, tok, ModelSpec(name="t", source="memory"), items(),
+                    config=GenerationConfig(max_new_tokens=3, temperature=0.0), out=tmp_path / "t.parquet",
+                    store=tmp_path / "s", sites=["resid_post.0"], positions=["answer_end"], checker=checker,
+                    progress=False)
+    index = ActivationStore(tmp_path / "s").index
+    assert len(index) == 5 and (index.token_index == -1).all() and (index.shard == "").all()
+
+
+def test_store_settings_are_checked_before_the_store_is_written(tmp_path):
+    tok = char_tokenizer()
+    model = tiny_model("qwen2", vocab=len(tok))
+    spec = ModelSpec(name="t", source="memory")
+    kw = dict(config=GenerationConfig(max_new_tokens=2, temperature=0.0), out=tmp_path / "t.parquet",
+              store=tmp_path / "s", checker=checker, progress=False)
+    with pytest.raises(ValueError, match="resid_post.9"):
+        generate_traces(model, tok, spec, items(), sites=["resid_post.9"], **kw)
+    with pytest.raises(ValueError, match="unsupported store dtype 'int8'"):
+        generate_traces(model, tok, spec, items(), sites=["resid_post.0"], store_dtype="int8", **kw)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "t.parquet").exists()
+    # dtype aliases and repeated sites or positions are normalised, so a rerun written either way resumes
+    generate_traces(model, tok, spec, items(), sites=["resid_post.0", "resid_post.0"],
+                    positions=["prompt_end", "prompt_end"], store_dtype="bf16", **kw)
+    store = ActivationStore(tmp_path / "s")
+    assert store.dtype == "bfloat16" and store.sites == ["resid_post.0"] and store.positions == ["prompt_end"]
+    generate_traces(model, tok, spec, items(), sites=["resid_post.0"], store_dtype="bfloat16", **kw)
+    assert len(ActivationStore(tmp_path / "s").index) == 5
+    with pytest.raises(ValueError, match="repeat a label"):
+        parse_positions(["step_2", "step_2"])

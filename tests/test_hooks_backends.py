@@ -5,11 +5,13 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 import transformers
 
 from hooks import get_backend, list_sites
 from hooks.backends.bridge import bridge_hook_name
+from hooks.generate import left_pad
 
 pytestmark = pytest.mark.slow  # importing transformer_lens alone takes several seconds
 
@@ -29,30 +31,12 @@ def tiny_tokenizer() -> transformers.PreTrainedTokenizerFast:
 
 
 def tiny_model(family: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    config_cls, model_cls = {
-        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
-        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
-    }[family]
-    config = config_cls(hidden_size=D, intermediate_size=128, num_hidden_layers=N_LAYERS,
-                        num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
-                        bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    return model_cls(config).eval()
+    return tiny.tiny_model(family, vocab=VOCAB, layers=N_LAYERS)
 
 
 def left_padded(prompts: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    width = max(len(p) for p in prompts)
-    ids = torch.zeros(len(prompts), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p):] = p
-        mask[b, width - len(p):] = 1
+    ids, mask, _ = left_pad([p.tolist() for p in prompts], 0, "cpu")
     return {"input_ids": ids, "attention_mask": mask}
-
-
-def _hooks(model: torch.nn.Module) -> set[tuple[str, int]]:
-    return {(name, hid) for name, m in model.named_modules()
-            for hid in [*m._forward_hooks, *m._forward_pre_hooks]}
 
 
 PROMPTS = [torch.randint(3, VOCAB, (n,), generator=torch.Generator().manual_seed(n)) for n in (7, 4, 6)]
@@ -77,9 +61,9 @@ def test_every_backend_matches_output_hidden_states(setup: dict) -> None:
     with torch.no_grad():
         hidden = model(**batch, position_ids=position_ids, output_hidden_states=True).hidden_states
     real = batch["attention_mask"].bool()  # padded positions are not compared
-    hooks_before = _hooks(model)
+    hooks_before = tiny.hook_ids(model)
     results = {name: b.run_with_cache(batch, sites) for name, b in setup["backends"].items()}
-    assert _hooks(model) == hooks_before  # no backend leaves a hook on the caller's model
+    assert tiny.hook_ids(model) == hooks_before  # no backend leaves a hook on the caller's model
     for name, acts in results.items():
         assert set(acts) == set(sites), name
         for layer in range(N_LAYERS - 1):

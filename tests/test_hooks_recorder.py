@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import tiny
 import torch
-import transformers
 
 from hooks import Recorder, Steer, list_sites, resolve_site
 from hooks.sites import d_model, decoder_layers, n_layers
@@ -13,20 +13,7 @@ N_LAYERS, D = 3, 64
 
 
 def tiny_model(family: str) -> torch.nn.Module:
-    """A random-init decoder (hidden 64, 3 layers, vocab 100, fp32), seeded."""
-    torch.manual_seed(0)
-    if family == "gpt2":
-        config = transformers.GPT2Config(n_embd=D, n_layer=N_LAYERS, n_head=4, vocab_size=100,
-                                         bos_token_id=0, eos_token_id=0)
-        return transformers.GPT2LMHeadModel(config).eval()
-    config_cls, model_cls = {
-        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
-        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
-    }[family]
-    config = config_cls(hidden_size=D, intermediate_size=128, num_hidden_layers=N_LAYERS,
-                        num_attention_heads=4, num_key_value_heads=2, vocab_size=100,
-                        bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    return model_cls(config).eval()
+    return tiny.tiny_model(family, vocab=100, layers=N_LAYERS)
 
 
 @pytest.fixture(scope="module", params=["qwen2", "llama"])
@@ -36,13 +23,6 @@ def model(request: pytest.FixtureRequest) -> torch.nn.Module:
 
 def _ids(batch: int = 2, seq: int = 7, seed: int = 1) -> torch.Tensor:
     return torch.randint(3, 100, (batch, seq), generator=torch.Generator().manual_seed(seed))
-
-
-def _hooks(model: torch.nn.Module) -> set[tuple[str, int]]:
-    """Every forward (pre-)hook id on the model. transformers 5 installs its own persistent
-    output-capturing hooks (for output_hidden_states), so tests compare against a snapshot."""
-    return {(name, hid) for name, m in model.named_modules()
-            for hid in [*m._forward_hooks, *m._forward_pre_hooks]}
 
 
 # ---- sites ------------------------------------------------------------------------------------
@@ -120,14 +100,14 @@ def test_positions_slice_gather_and_cast(model: torch.nn.Module) -> None:
 
 
 def test_bad_positions_raise(model: torch.nn.Module) -> None:
-    before = _hooks(model)
+    before = tiny.hook_ids(model)
     with Recorder(model, ["resid_post.0"], positions=torch.tensor([1, 2])) as rec:
         with pytest.raises(ValueError, match="LongTensor"):
             model(input_ids=_ids())
         rec.positions = torch.zeros(5, 1, dtype=torch.long)
         with pytest.raises(ValueError, match="one row of indices per batch row"):
             model(input_ids=_ids())
-    assert _hooks(model) == before
+    assert tiny.hook_ids(model) == before
 
 
 def test_recorder_keeps_the_latest_forward_during_generation(model: torch.nn.Module) -> None:
@@ -167,15 +147,15 @@ def test_left_padded_batch_equals_each_prompt_alone(model: torch.nn.Module) -> N
 
 def test_hooks_removed_on_exit_and_on_exception(model: torch.nn.Module) -> None:
     sites = list_sites(model)
-    before = _hooks(model)
+    before = tiny.hook_ids(model)
     with Recorder(model, sites):
-        assert len(_hooks(model) - before) == len(sites)
-    assert _hooks(model) == before
+        assert len(tiny.hook_ids(model) - before) == len(sites)
+    assert tiny.hook_ids(model) == before
     with (pytest.raises(RuntimeError, match="boom"), Recorder(model, sites),
           Steer(model, "resid_pre.1", torch.ones(D))):
         model(input_ids=_ids())
         raise RuntimeError("boom")
-    assert _hooks(model) == before
+    assert tiny.hook_ids(model) == before
 
 
 # ---- steering -----------------------------------------------------------------------------
@@ -243,7 +223,7 @@ def test_steer_generated_only_touches_decoding_steps(model: torch.nn.Module) -> 
 
 def test_steer_resid_pre_and_stacking(model: torch.nn.Module) -> None:
     ids = _ids()
-    before = _hooks(model)
+    before = tiny.hook_ids(model)
     v1 = torch.randn(D, generator=torch.Generator().manual_seed(7))
     v2 = torch.randn(D, generator=torch.Generator().manual_seed(8))
     sites = ["resid_post.0", "resid_pre.1", "resid_post.2"]
@@ -262,7 +242,7 @@ def test_steer_resid_pre_and_stacking(model: torch.nn.Module) -> None:
                      input_ids=ids)
     torch.testing.assert_close(both["resid_post.2"], summed["resid_post.2"], rtol=0, atol=1e-5)
     assert not torch.allclose(both["resid_post.2"], plain["resid_post.2"])
-    assert _hooks(model) == before
+    assert tiny.hook_ids(model) == before
 
 
 def test_steer_rejects_bad_input(model: torch.nn.Module) -> None:

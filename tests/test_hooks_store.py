@@ -93,12 +93,42 @@ def test_reopen_resumes_and_refuses_duplicates(tmp_path: Path) -> None:
     assert ActivationStore(path).completed() == {("a", 0), ("a", 1)}
 
 
-@pytest.mark.parametrize("key,value", [("config_hash", "zzz"), ("model", "other"),
+@pytest.mark.parametrize("key,value", [("config_hash", "zzz"), ("model", "other"), ("dtype", "float16"),
                                        ("sites", ["resid_post.0"]), ("d_model", 16)])
 def test_config_mismatch_refuses_to_append(tmp_path: Path, key: str, value: object) -> None:
-    ActivationStore.create_or_open(tmp_path / "s", manifest())
+    ActivationStore.create_or_open(tmp_path / "s", manifest()).close()
     with pytest.raises(ValueError, match=rf"{key}: store has .*another\s+--out"):
         ActivationStore.create_or_open(tmp_path / "s", manifest(**{key: value}))
+
+
+def test_config_mismatch_names_the_changed_generation_setting(tmp_path: Path) -> None:
+    gen = {"max_new_tokens": 64, "temperature": 0.6}
+    ActivationStore.create_or_open(tmp_path / "s", manifest(generation=gen)).close()
+    with pytest.raises(ValueError, match=r"\(generation.max_new_tokens: store has 64, run has 128\); rerun"):
+        ActivationStore.create_or_open(tmp_path / "s", manifest(config_hash="other",
+                                                                generation={**gen, "max_new_tokens": 128}))
+
+
+def test_a_second_writer_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    first = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    first.append(*batch(["a"]))
+    with pytest.raises(FileExistsError, match="another process is writing"):
+        ActivationStore.create_or_open(tmp_path / "s", manifest())
+    assert ActivationStore(tmp_path / "s").completed() == {("a", 0)}  # reading needs no lock
+    first.close()
+    with ActivationStore.create_or_open(tmp_path / "s", manifest()) as second:
+        second.append(*batch(["b"]))
+    assert ActivationStore(tmp_path / "s").completed() == {("a", 0), ("b", 0)}
+
+
+def test_a_batch_with_every_position_absent_is_indexed_without_a_shard(tmp_path: Path) -> None:
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    df, _ = batch(["a"], absent=frozenset(POSITIONS))
+    store.append(df, {})
+    assert store.completed() == {("a", 0)} and (store.index["shard"] == "").all()
+    assert not list((tmp_path / "s" / "shards").iterdir())
+    with pytest.raises(ValueError, match="no present index rows use them; drop those keys"):
+        store.append(batch(["b"], absent=frozenset(POSITIONS))[0], {"resid_post.0": np.zeros((1, D))})
 
 
 def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
@@ -110,6 +140,7 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
 
     killed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
     killed.append(*batches[0])
+    (tmp_path / "killed" / "shards" / "shard-000009.safetensors.tmp").write_bytes(b"half")  # a SIGKILL's
     real_replace = os.replace
     calls = []
 
@@ -123,9 +154,11 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
     with pytest.raises(OSError, match="killed"):
         killed.append(*batches[1])
     monkeypatch.setattr(store_mod.os, "replace", real_replace)
+    killed.close()  # what the process's death does to its lock
     assert calls == ["shard-000002.safetensors", "index.parquet"]
     leftovers = {p.name for p in (tmp_path / "killed").rglob("*") if p.is_file()}
-    assert {"shard-000002.safetensors", "index.parquet.tmp"} <= leftovers
+    assert "shard-000002.safetensors" in leftovers  # renamed, but the index never referenced it
+    assert "index.parquet.tmp" not in leftovers  # the failed write cleaned up after itself
 
     # the interrupted batch is not complete; reopening deletes its shard and the tmp file
     resumed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
@@ -149,7 +182,7 @@ def test_bad_input_names_the_fix(tmp_path: Path) -> None:
         store.load("resid_post.1", "prompt_end")
     with pytest.raises(ValueError, match="no position 'answer_end'; it has"):
         store.load("resid_post.0", "answer_end")
-    with pytest.raises(ValueError, match=r"shape \(2, 8\); the index rows need \(2, 8\)|need"):
+    with pytest.raises(ValueError, match=r"shape \(1, 8\); the index rows need \(2, 8\)"):
         store.append(df, {**v, "resid_post.0": v["resid_post.0"][:1]})
     with pytest.raises(ValueError, match="no vectors"):
         store.append(df, {"resid_post.0": v["resid_post.0"]})
@@ -191,6 +224,8 @@ def test_docstring_snippet_reads_the_store_without_handan(tmp_path: Path) -> Non
     assert code is not None
     lines = [line[4:] for line in code.group(1).splitlines()]
     assert len(lines) <= 5
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "```python\n" + "\n".join(lines) + "\n```" in readme  # the README shows the same snippet
     for site in SITES:
         for position in POSITIONS:
             scope = {"store": str(path), "site": site, "position": position}

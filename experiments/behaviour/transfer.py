@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.contingency_tables import mcnemar
 
-from experiments.behaviour.compare import POOLED, centred, compare_on
+from experiments.behaviour.compare import POOLED, compare_on, task_slices
 from experiments.behaviour.costs import paired
 
 TRANSFER_COLUMNS = [
@@ -66,45 +66,9 @@ def transfer_table(costs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.Data
     for student, baseline in pairs:
         both = paired(costs, student, baseline)
         if both.empty:
-            rows.append(
-                {
-                    "student": student,
-                    "baseline": baseline,
-                    "task": POOLED,
-                    "n": 0,
-                    "reason": "no overlapping items",
-                }
-            )
+            rows.append({"student": student, "baseline": baseline, "task": POOLED, "n": 0,
+                         "reason": "no overlapping items"})
             continue
-        for task, tb in both.groupby("task", sort=True):
-            rows.append(
-                {
-                    "student": student,
-                    "baseline": baseline,
-                    "task": task,
-                    **_row(
-                        tb,
-                        tb["cost_a"].to_numpy(),
-                        tb["cost_b"].to_numpy(),
-                        tb["human_cost"].to_numpy(),
-                        len(tb),
-                    ),
-                }
-            )
-        c = centred(both, ["cost_a", "cost_b", "human_cost"])
-        n_eff = len(both) - (both["task"].nunique() - 1)
-        rows.append(
-            {
-                "student": student,
-                "baseline": baseline,
-                "task": POOLED,
-                **_row(
-                    both,
-                    c["cost_a"].to_numpy(),
-                    c["cost_b"].to_numpy(),
-                    c["human_cost"].to_numpy(),
-                    n_eff,
-                ),
-            }
-        )
+        rows += [{"student": student, "baseline": baseline, "task": task, **_row(*piece)}
+                 for task, *piece in task_slices(both)]
     return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -169,67 +170,51 @@ def train_all(out_dir: Path, *, seed: int = 0, budget: str = "full", progress: b
     subset = _eval_subset(items, plan.eval_items)
     log, walls, evals, paths = CurveLog(), {}, {}, {}
 
-    def stage(number: int, name: str, steps: int):
+    @contextmanager
+    def stage(number: int, name: str, steps: int | None):
+        """Seed the stage, time it into ``walls``, show its progress; yields (generator, log)."""
         torch.manual_seed(seed * 1000 + number)  # every device's generator
-        bar = tqdm(total=steps, desc=name, disable=not progress, leave=True)
-        return torch.Generator().manual_seed(seed * 1000 + number), bar, time.perf_counter()
+        start = time.perf_counter()
+        with tqdm(total=steps, desc=name, disable=not progress, leave=True) as bar:
+            yield torch.Generator().manual_seed(seed * 1000 + number), log.stage(name, bar.update)
+        walls[name] = time.perf_counter() - start
 
-    # 1. teacher warm start
-    generator, bar, start = stage(1, "teacher_sft", plan.teacher_sft.steps)
-    teacher = build_model("teacher", tokenizer, seed * 1000 + 1).to(device)
-    pairs = [(r.prompt, teacher_response(r.op, r.a, r.b, full=full))
-             for r in items.itertuples() for full in (True, False)]
-    train_sft(teacher, tokenizer, pairs, plan.teacher_sft, generator,
-              log.stage("teacher_sft", bar.update))
-    bar.close()
-    walls["teacher_sft"] = time.perf_counter() - start
+    with stage(1, "teacher_sft", plan.teacher_sft.steps) as (generator, step_log):  # teacher warm start
+        teacher = build_model("teacher", tokenizer, seed * 1000 + 1).to(device)
+        pairs = [(r.prompt, teacher_response(r.op, r.a, r.b, full=full))
+                 for r in items.itertuples() for full in (True, False)]
+        train_sft(teacher, tokenizer, pairs, plan.teacher_sft, generator, step_log)
     paths["teacher_sft"] = _save(teacher, tokenizer, out_dir / "teacher_sft")
     evals["teacher_sft"] = evaluate(teacher, tokenizer, subset)
 
-    # 2. teacher RL
-    generator, bar, start = stage(2, "teacher_rl", plan.rl.steps)
-    train_rl(teacher, tokenizer, list(subset["prompt"]), list(subset["answer"]), plan.rl,
-             generator, log.stage("teacher_rl", bar.update))
-    bar.close()
-    walls["teacher_rl"] = time.perf_counter() - start
+    with stage(2, "teacher_rl", plan.rl.steps) as (generator, step_log):
+        train_rl(teacher, tokenizer, list(subset["prompt"]), list(subset["answer"]), plan.rl,
+                 generator, step_log)
     paths["teacher"] = _save(teacher, tokenizer, out_dir / "teacher")
     evals["teacher"] = evaluate(teacher, tokenizer, subset)
 
-    # 3. baseline
-    generator, bar, start = stage(3, "baseline_sft", plan.baseline_sft.steps)
-    baseline = build_model("baseline", tokenizer, seed * 1000 + 3).to(device)
-    pairs = [(r.prompt, baseline_response(r.op, r.a, r.b)) for r in items.itertuples()]
-    train_sft(baseline, tokenizer, pairs, plan.baseline_sft, generator,
-              log.stage("baseline_sft", bar.update))
-    bar.close()
-    walls["baseline_sft"] = time.perf_counter() - start
+    with stage(3, "baseline_sft", plan.baseline_sft.steps) as (generator, step_log):
+        baseline = build_model("baseline", tokenizer, seed * 1000 + 3).to(device)
+        pairs = [(r.prompt, baseline_response(r.op, r.a, r.b)) for r in items.itertuples()]
+        train_sft(baseline, tokenizer, pairs, plan.baseline_sft, generator, step_log)
     paths["baseline"] = _save(baseline, tokenizer, out_dir / "baseline")
     evals["baseline"] = evaluate(baseline, tokenizer, subset)
 
-    # 4. teacher traces for distillation
-    _, bar, start = stage(4, "distill", 1)
-    prompts = [p for p in subset["prompt"] for _ in range(plan.distill_samples)]
-    answers = [a for a in subset["answer"] for _ in range(plan.distill_samples)]
-    sampled = generate(teacher, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
-                       temperature=plan.distill_temperature)
-    traces = []
-    for prompt, answer, ids in zip(prompts, answers, sampled):
-        if plan.distill_keep_incorrect or score(tokenizer, ids, answer).correct:
-            traces.append((prompt, tokenizer.decode(ids, skip_special_tokens=True)))
-    bar.update()
-    bar.close()
-    walls["distill"] = time.perf_counter() - start
+    with stage(4, "distill", None):  # teacher traces for distillation (no curve; the bar shows time)
+        prompts = [p for p in subset["prompt"] for _ in range(plan.distill_samples)]
+        answers = [a for a in subset["answer"] for _ in range(plan.distill_samples)]
+        sampled = generate(teacher, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
+                           temperature=plan.distill_temperature)
+        traces = [(prompt, tokenizer.decode(ids, skip_special_tokens=True))
+                  for prompt, answer, ids in zip(prompts, answers, sampled)
+                  if plan.distill_keep_incorrect or score(tokenizer, ids, answer).correct]
     if not traces:
         raise ValueError("the teacher produced no correct trace to distil; train with a larger "
                          "budget (drop --fast) or another --seed")
 
-    # 5. student
-    generator, bar, start = stage(5, "student_sft", plan.student_sft.steps)
-    student = copy.deepcopy(baseline)
-    train_sft(student, tokenizer, traces, plan.student_sft, generator,
-              log.stage("student_sft", bar.update))
-    bar.close()
-    walls["student_sft"] = time.perf_counter() - start
+    with stage(5, "student_sft", plan.student_sft.steps) as (generator, step_log):
+        student = copy.deepcopy(baseline)
+        train_sft(student, tokenizer, traces, plan.student_sft, generator, step_log)
     paths["student"] = _save(student, tokenizer, out_dir / "student")
     evals["student"] = evaluate(student, tokenizer, subset)
 

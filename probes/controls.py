@@ -10,8 +10,11 @@
 - Random-feature baseline: the probe trained on ``k`` random Gaussian projections of the site's
   activations (a low-capacity readout that any high-variance direction can feed).
 
-Groups are only exchanged with groups of the same size (and stratum), so that every sample of an
-item receives the labels of the samples of one other item, in order.
+Every item of a stratum is exchangeable with every other, whatever its number of samples (rows
+at ``think_close`` or ``step_k`` vary, as censored traces drop out): item ``i`` receives the labels
+of item ``pi(i)``, its j-th sample the donor's ``j mod m`` -th label (m = the donor's sample
+count). For a per-item target (constant within items, as ``handan probe`` builds them) this is an
+exact permutation of the item labels.
 """
 from __future__ import annotations
 
@@ -28,25 +31,27 @@ def permuted_labels(
     """``n_draws`` group-level permutations of ``y`` [n] within strata; returns [n, n_draws].
 
     ``group_codes`` [n]: integer item index 0..G-1; ``strata_codes`` [n] or None (one stratum),
-    constant within each item."""
+    constant within each item. Raises ValueError when no stratum has two items (nothing to permute)."""
     n_groups = int(group_codes.max()) + 1
     sizes = np.bincount(group_codes, minlength=n_groups)
-    order = np.argsort(group_codes, kind="stable")
-    rows = np.full((n_groups, sizes.max()), -1)
-    position = np.arange(len(y)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    rows[group_codes[order], position] = order
+    starts = np.cumsum(sizes) - sizes
+    order = np.argsort(group_codes, kind="stable")  # rows of item g: order[starts[g]:starts[g]+sizes[g]]
+    within = np.arange(len(y)) - starts[group_codes[order]]  # sample number of each sorted row
     group_stratum = np.zeros(n_groups, dtype=np.int64)
     if strata_codes is not None:
         group_stratum[group_codes] = strata_codes
-    classes = [np.flatnonzero((group_stratum == s) & (sizes == m))
-               for s, m in sorted(set(zip(group_stratum.tolist(), sizes.tolist(), strict=True)))]
-    valid = rows >= 0
+    classes = [np.flatnonzero(group_stratum == s) for s in np.unique(group_stratum)]
+    if n_draws and all(len(members) < 2 for members in classes):
+        raise ValueError("every stratum holds a single item, so a within-stratum permutation is the "
+                         "identity; use fewer strata (or none) for the controls")
     out = np.empty((len(y), n_draws))
+    recipient = group_codes[order]
     for k in range(n_draws):
-        mapping = np.arange(n_groups)
+        donor = np.arange(n_groups)
         for members in classes:
-            mapping[members] = rng.permutation(members)
-        out[rows[valid], k] = y[rows[mapping][valid]]
+            donor[members] = rng.permutation(members)
+        d = donor[recipient]
+        out[order, k] = y[order[starts[d] + within % sizes[d]]]
     return out
 
 

@@ -19,7 +19,10 @@ Protocol for every feature key (one site at one position):
 4. Controls (see ``probes.controls``): ``control_score`` (mean over ``n_controls`` within-strata
    group permutations), ``selectivity``, ``p_perm`` (``n_permutations`` group permutations, each
    re-running step 2 — alpha included — from the same per-fold decompositions), ``random_score``
-   (the probe on ``n_random_dims`` random projections of the site).
+   (the probe on ``n_random_dims`` random projections of the site); ``p_fwe``, the family-wise p
+   over the sweep's feature keys (Westfall & Young max-statistic: every key is scored on the same
+   permutations, so ``p_fwe`` compares a key's score with the best score of any key under each
+   permutation) — the p to quote for "the best layer encodes it" after looking at every layer.
 5. Optional ``pca_dims``: ``score_pca{k}`` = the same probe on the top-k principal components of
    the standardised training part (a truncation of the same decomposition).
 
@@ -134,7 +137,7 @@ def sweep(
     on CPU; scores agree with float64 to ~1e-4 — measured in benchmarks/probes.py).
 
     Columns: site, position, layer, depth, metric, score, score_lo, score_hi, r2, control_score,
-    selectivity, p_perm, random_score, alpha (median over outer folds of the chosen alpha), n,
+    selectivity, p_perm, p_fwe, random_score, alpha (median over outer folds of the chosen alpha), n,
     n_groups, and score_pca{k} per ``pca_dims``. With ``return_predictions=True`` also returns the
     out-of-fold predictions as a long table (key, site, position, row, group, y, oof), which
     ``probes.compare`` bootstraps.
@@ -166,7 +169,7 @@ def sweep(
     ranks: list[int | None] = [None, *(pca_dims or [])]
 
     keys = list(features) + list(baseline_features or {})
-    rows, predictions = [], []
+    rows, predictions, nulls = [], [], []
     for key in keys:
         X = np.asarray(features[key] if key in features else baseline_features[key])  # type: ignore[index]
         oof, chosen = cv_predictions(X, Y, folds, alphas, standardize=standardize, device=device,
@@ -175,6 +178,8 @@ def sweep(
         observed = scores[0]
         ctrl = scores[1:1 + n_ctrl]
         null = scores[1 + n_ctrl:]
+        if key in features:
+            nulls.append(null)
         site, position = split_key(key)
         row = {
             "site": site,
@@ -210,10 +215,13 @@ def sweep(
                 "group": np.asarray(groups), "y": y, "oof": oof[0][:, 0],
             }))
     table = pd.DataFrame(rows)
+    max_null = np.max(nulls, axis=0) if nulls and n_permutations else np.array([])
+    table["p_fwe"] = [float((1 + (max_null >= sc).sum()) / (1 + len(max_null))) if k in features and len(max_null)
+                      else float("nan") for k, sc in zip(keys, table["score"], strict=True)]
     depth_of = n_layers if n_layers is not None else table["layer"].max() + 1
     table.insert(3, "depth", table["layer"] / (depth_of - 1) if depth_of and depth_of > 1 else np.nan)
     order = ["site", "position", "layer", "depth", "metric", "score", "score_lo", "score_hi", "r2",
-             "control_score", "selectivity", "p_perm", "random_score", "alpha", "n", "n_groups"]
+             "control_score", "selectivity", "p_perm", "p_fwe", "random_score", "alpha", "n", "n_groups"]
     table = table[order + [c for c in table.columns if c not in order]]
     if return_predictions:
         return table, pd.concat(predictions, ignore_index=True)

@@ -48,9 +48,32 @@ def test_planted_signal_found_only_where_planted():
     for site in ("resid_post.0", "resid_post.2"):
         row = table.loc[site]
         assert abs(row["selectivity"]) < 0.15 and row["p_perm"] > 0.05
+    # family-wise p: the planted site beats every site's null maximum; none is below its own p_perm
+    assert hit["p_fwe"] <= 1 / 40 and (table["p_fwe"] >= table["p_perm"]).all()
     assert list(table["position"].unique()) == ["prompt_end"]
     assert table.loc["resid_post.1", "depth"] == 0.5 and table["n"].eq(480).all()
     assert table["n_groups"].eq(240).all() and "score_pca2" in table
+
+
+def test_family_wise_p_is_the_max_statistic_over_keys():
+    rng = np.random.default_rng(5)
+    groups = np.arange(120)
+    y = rng.normal(size=120)
+    features = {f"resid_post.{k}|prompt_end": rng.normal(size=(120, 4)) for k in range(8)}  # no signal
+    kw = dict(FAST, n_permutations=59, n_boot=0, n_random_dims=0, control=None)
+    table = sweep(features, y, groups, **kw)
+    one = {key: sweep({key: X}, y, groups, **kw) for key, X in features.items()}  # same permutations
+    assert np.allclose(table["p_perm"], [one[k]["p_perm"].iloc[0] for k in features])
+    # by hand: the same 59 permutations (the sweep's seeded draws), each key refitted, Spearman of
+    # each permuted fit, the max over keys per permutation, then the usual (1 + #) / (1 + n)
+    perms = permuted_labels(y, groups, None, 59, np.random.default_rng(0))
+    folds = grouped_folds(groups, 4, 3, y, "regression", 0)
+    null = np.max([[st.spearmanr(perms[:, j], oof[:, j])[0] for j in range(59)]
+                   for oof in (cv_predictions(X, perms, folds, np.logspace(-2, 4, 10), device="cpu")[0][0]
+                               for X in features.values())], axis=0)
+    want = [(1 + (null >= sc).sum()) / 60 for sc in table["score"]]
+    np.testing.assert_allclose(table["p_fwe"], want)
+    assert table["p_fwe"].min() > 0.05  # no signal anywhere: the best of 8 is not significant
 
 
 def test_float32_sweep_matches_float64():
@@ -114,6 +137,28 @@ def test_permuted_labels_keep_items_and_strata():
             src = [h for h in range(30) if np.array_equal(y[groups == h], col[groups == g])]
             assert len(src) == 1 and src[0] % 2 == g % 2  # ... from its own stratum
     assert not np.allclose(out[:, 0], y)
+
+
+def test_permuted_labels_exchange_items_of_any_size():
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 5, 60)  # censored samples drop out: items have 1-4 rows
+    groups = np.repeat(np.arange(60), sizes)
+    shuffle = rng.permutation(len(groups))
+    groups = groups[shuffle]
+    y_item, strata_item = rng.normal(size=60), np.arange(60) % 2
+    y, strata = y_item[groups], strata_item[groups]
+    out = permuted_labels(y, groups, strata, 200, rng)
+    kept = 0
+    for k in range(200):
+        got = {g: np.unique(out[groups == g, k]) for g in range(60)}
+        assert all(len(v) == 1 for v in got.values())  # a per-item label stays per item
+        donors = [int(np.flatnonzero(y_item == v[0])[0]) for v in got.values()]
+        assert sorted(donors) == list(range(60))  # a permutation of the items ...
+        assert all(strata_item[d] == strata_item[g] for g, d in enumerate(donors))  # ... within strata
+        kept += sum(d == g for g, d in enumerate(donors))
+    assert kept / (200 * 60) < 0.06  # ~1/30 per item (30 items per stratum), not stuck by size
+    with pytest.raises(ValueError, match="single item"):
+        permuted_labels(np.arange(4.0), np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), 3, rng)
 
 
 def test_bootstrap_matches_explicit_resamples():

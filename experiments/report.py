@@ -142,10 +142,12 @@ def _probe_section(out: Path) -> tuple[list[str], dict]:
     cmp_ = _read(out / "probes" / "compare.csv")
     if cmp_ is not None and len(cmp_):
         best = cmp_[cmp_.comparison == "best_layer"]
-        lines += ["", "Contrasts between models at their best layers (`probes/compare.csv`, paired bootstrap over items):", ""]
+        lines += ["", "Contrasts between models at their best layers (`probes/compare.csv`, paired bootstrap over items; "
+                  "the difference is bias-corrected for picking the best of each model's layers — a deeper model "
+                  "gains from that pick; the `depth` rows of the file compare matched relative depths without it):", ""]
         lines += _table(["target", "model a", "model b", "score a", "score b", "difference [95% CI]"],
                         ([r.target, r.model_a, r.model_b, _f(r.score_a), _f(r.score_b),
-                          _ci(r, "diff", "diff_lo", "diff_hi")] for _, r in best.iterrows()))
+                          _ci(r, "diff_bc", "diff_lo", "diff_hi")] for _, r in best.iterrows()))
     return lines + [""], summary
 
 

@@ -7,7 +7,7 @@ LogisticRegression(C=1/alpha))`` (lbfgs), i.e. the penalty ``alpha/2 ||w||^2`` o
 log-loss. Fitted ``coef_``/``intercept_`` are expressed in the ORIGINAL feature space
 (standardisation undone), so ``X @ coef_ + intercept_`` is the decision value.
 
-``check_estimator`` passes for both tasks (tests/test_probes_estimator.py runs it); the estimator
+``check_estimator`` passes for both tasks (tests/test_probes_ridge.py runs it); the estimator
 type (regressor/classifier) follows ``task`` through ``__sklearn_tags__``.
 """
 from __future__ import annotations

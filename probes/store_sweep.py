@@ -5,6 +5,7 @@ samples of an item carry the same activation, so only the lowest sample of each 
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +29,11 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
                 **sweep_kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe ``target`` at every site and position of ``store`` (``hooks.store.ActivationStore``).
 
-    Trivial baselines (log prompt tokens and each ``feat_*`` column) are probed alongside as
-    ``baseline:*`` sites; strata for the control task = the items' ``task`` when there are several.
+    Trivial baselines (log prompt tokens, each ``feat_*`` column, and after the prompt the log of
+    the token index — at ``think_close`` that is prompt + reasoning length, readable from the
+    position alone) are probed alongside as ``baseline:*`` sites; a ``feat_*`` column some rows
+    lack is left out with a warning. Strata for the control task = the items' ``task`` when there
+    are several.
     Returns (table with model, target, position columns; out-of-fold predictions)."""
     model = model or store.manifest["model"]
     positions = list(positions or store.positions)
@@ -50,8 +54,8 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
                 keep &= first_sample_mask(index)
             index = index[keep].reset_index(drop=True)
             if rows is None:
-                rows = index[["item_id", "sample"]]
-            elif not rows.equals(index[["item_id", "sample"]]):
+                rows = index[["item_id", "sample", "token_index"]]
+            elif not rows[["item_id", "sample"]].equals(index[["item_id", "sample"]]):
                 raise ValueError(f"sites disagree on the (item_id, sample) rows at {position!r}; "
                                  "the store is inconsistent — re-record it")
             features[f"{site}|{position}"] = X[keep]
@@ -60,10 +64,16 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
                              "check that the store, items and traces describe the same items")
         item_ids = rows["item_id"].astype(str)
         y = y_item.loc[item_ids].to_numpy()
+        columns = {name: values.reindex(item_ids).to_numpy() for name, values in baselines.items()}
+        if position not in PROMPT_POSITIONS:
+            columns["log_token_index"] = np.log1p(rows["token_index"].to_numpy(dtype=float))
         baseline_features = {}
-        for name, values in baselines.items():
-            column = values.reindex(item_ids).to_numpy()
-            if np.isfinite(column).all() and np.ptp(column) > 0:
+        for name, column in columns.items():
+            missing = int((~np.isfinite(column)).sum())
+            if missing:
+                warnings.warn(f"baseline {name!r} at {position!r} is missing for {missing} of {len(column)} rows "
+                              "(e.g. a feature of one task only); it is left out of the baselines", stacklevel=2)
+            elif np.ptp(column) > 0:
                 baseline_features[f"baseline:{name}|{position}"] = column[:, None]
         strata = task_of.reindex(item_ids).to_numpy()
         table, preds = sweep(features, y, item_ids.to_numpy(), baseline_features=baseline_features,

@@ -84,6 +84,11 @@ def cv_predictions(
     dev = resolve_device(device)
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype={dtype!r}; use 'float64' (exact, default) or 'float32' (about 2x faster)")
+    if dtype == "float32" and min(len(train) for train, _, _ in folds) <= X.shape[1]:
+        # with no more training rows than features the hat matrix nears 1 at small alphas and
+        # I - H_GG cancels in float32 (measured: other alphas than float64 and scikit-learn); that
+        # route decomposes an n x n Gram matrix, cheap in float64
+        dtype = "float64"
     tdtype = getattr(torch, dtype)
     Xt, Yt = as_tensor(X, dev, tdtype), as_tensor(Y, dev, tdtype)
     alphas_t = as_tensor(alphas, dev, tdtype)
@@ -134,7 +139,8 @@ def sweep(
     probed the same way, appended as rows. ``n_layers``: depth of the model, for
     ``depth = layer / (n_layers - 1)`` (default: 1 + the largest layer among the keys).
     ``dtype``: "float64" (default; equals scikit-learn to 1e-6) or "float32" (about twice as fast
-    on CPU; scores agree with float64 to ~1e-4 — measured in benchmarks/probes.py).
+    on CPU where the training parts have more rows than features; scores agree with float64 to
+    ~1e-4 — measured in benchmarks/probes.py; with fewer rows than features it runs float64).
 
     Columns: site, position, layer, depth, metric, score, score_lo, score_hi, r2, control_score,
     selectivity, p_perm, p_fwe, random_score, alpha (median over outer folds of the chosen alpha), n,

@@ -56,7 +56,11 @@ def _base_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, model: st
 
 
 def build_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, *, model: str) -> pd.Series:
-    """The target ``name`` per item (Series indexed by item_id, named ``name``, NaNs dropped)."""
+    """The target ``name`` per item (Series indexed by item_id, named ``name``, NaNs dropped).
+
+    ``a|b``: the residual of an OLS of a on b (with intercept) over every item that has both,
+    fitted once before the probe's folds — two parameters learnt from the test folds' items too,
+    a leak too small to move a score (and the same for the labels of every layer)."""
     if "|" in name:
         outcome, control = name.split("|", 1)
         both = pd.concat([_base_target(outcome, items, traces, model),

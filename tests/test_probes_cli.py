@@ -106,3 +106,32 @@ def test_probe_cli_bad_target_is_clean_error(tmp_path):
         "probe", "--store", str(store), "--items", str(tmp_path / "items.csv"),
         "--traces", str(tmp_path / "traces_teacher.parquet"), "--target", "speed", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "unknown target" in result.output
+
+
+def test_store_sweep_adds_a_token_index_baseline_after_the_prompt(tmp_path):
+    """At think_close the token index is prompt + reasoning length: a baseline reads the target
+    from the position alone, while noise activations do not; a feature some items lack is left
+    out with a warning."""
+    from probes.store_sweep import sweep_store
+
+    rng = np.random.default_rng(0)
+    ids = [f"i{k}" for k in range(N_ITEMS)]
+    reasoning = rng.integers(20, 400, N_ITEMS)
+    rows = [{"model": "m", "item_id": item, "sample": 0, "site": "resid_post.0", "position": "think_close",
+             "token_index": 10 + int(r)} for item, r in zip(ids, reasoning)]
+    store = ActivationStore.create_or_open(tmp_path / "s", {
+        "model": "m", "config_hash": "x", "sites": ["resid_post.0"], "positions": ["think_close"],
+        "dtype": "float32", "d_model": D})
+    store.append(pd.DataFrame(rows), {"resid_post.0": rng.normal(size=(N_ITEMS, D)).astype(np.float32)})
+    items = pd.DataFrame({"item_id": ids, "task": "add", "prompt": "q", "answer": "1",
+                          "feat_only_some": [1.0, np.nan] * (N_ITEMS // 2)})
+    traces = pd.DataFrame({"model": "m", "item_id": ids, "task": "add", "sample": 0, "prompt_tokens": 11,
+                           "reasoning_tokens": reasoning, "answer_tokens": 2, "finished_thinking": True,
+                           "response": "1", "correct": True, "text": "t"})
+    with pytest.warns(UserWarning, match="'feat_only_some' at 'think_close' is missing for 30 of 60 rows"):
+        table, _ = sweep_store(store, items, traces, "reasoning_tokens", cv=3, n_permutations=0, control=None,
+                               n_boot=0, n_random_dims=0, device="cpu")
+    table = table.set_index("site")
+    assert "baseline:feat_only_some" not in table.index
+    assert table.loc["baseline:log_token_index", "score"] > 0.95
+    assert abs(table.loc["resid_post.0", "score"]) < 0.35

@@ -86,6 +86,19 @@ def test_float32_sweep_matches_float64():
         sweep(features, y, groups, dtype="float16", **kw)
 
 
+def test_float32_with_fewer_rows_than_features_chooses_float64s_alphas():
+    rng = np.random.default_rng(0)  # n < d: near-interpolation, where float32 chose other alphas
+    X = rng.normal(size=(120, 600)) * rng.uniform(0.1, 5, 600)
+    Z = (X - X.mean(0)) / X.std(0)
+    y = Z[:, :100] @ rng.normal(size=100) * 0.1 + 0.01 * rng.normal(size=120)
+    folds = grouped_folds(np.arange(120), 5, 5, y, "regression", 0)
+    alphas = np.logspace(-2, 4, 10)
+    o64, c64 = cv_predictions(X, y[:, None], folds, alphas, device="cpu")
+    o32, c32 = cv_predictions(X, y[:, None], folds, alphas, device="cpu", dtype="float32")
+    np.testing.assert_array_equal(c32[0], c64[0])
+    np.testing.assert_allclose(o32[0], o64[0], atol=1e-9)
+
+
 def test_classification_sweep_uses_auroc():
     features, y, groups = _planted(n_items=200, samples=1)
     labels = (y > 0).astype(float)

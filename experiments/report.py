@@ -143,11 +143,11 @@ def _probe_section(out: Path) -> tuple[list[str], dict]:
     if cmp_ is not None and len(cmp_):
         best = cmp_[cmp_.comparison == "best_layer"]
         lines += ["", "Contrasts between models at their best layers (`probes/compare.csv`, paired bootstrap over items; "
-                  "the difference is bias-corrected for picking the best of each model's layers — a deeper model "
-                  "gains from that pick; the `depth` rows of the file compare matched relative depths without it):", ""]
+                  "scores cross-fitted — best layer picked on one half of the items, scored on the other — so a "
+                  "model with more layers gains nothing from the pick):", ""]
         lines += _table(["target", "model a", "model b", "score a", "score b", "difference [95% CI]"],
                         ([r.target, r.model_a, r.model_b, _f(r.score_a), _f(r.score_b),
-                          _ci(r, "diff_bc", "diff_lo", "diff_hi")] for _, r in best.iterrows()))
+                          _ci(r, "diff", "diff_lo", "diff_hi")] for _, r in best.iterrows()))
     return lines + [""], summary
 
 

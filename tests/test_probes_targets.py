@@ -139,8 +139,8 @@ def test_compare_teacher_vs_student_depth_profile():
 
 
 def test_best_layer_contrast_is_corrected_for_picking_among_more_layers():
-    """Equal signal at every layer, 12 layers vs 2: the raw best-layer difference favours the
-    deeper model (winner's curse); the bias-corrected one is closer to the truth, 0."""
+    """Equal signal at every layer, 12 layers vs 2: the raw difference of best-layer scores favours
+    the deeper model (winner's curse); the cross-fitted one is centred on the truth, 0."""
     raw, corrected = [], []
     for seed in range(4):
         rng = np.random.default_rng(seed)
@@ -158,9 +158,9 @@ def test_best_layer_contrast_is_corrected_for_picking_among_more_layers():
 
         (ta, pa), (tb, pb) = model(12), model(2)
         best = compare(ta, tb, predictions_a=pa, predictions_b=pb, n_boot=300, seed=seed).iloc[0]
-        assert best["comparison"] == "best_layer" and best["diff_lo"] <= best["diff_bc"] <= best["diff_hi"]
-        raw.append(best["diff"])
-        corrected.append(best["diff_bc"])
-    assert np.mean(raw) > 0.02 and abs(np.mean(corrected)) < np.mean(raw)  # measured: 0.069 -> 0.054
+        assert best["comparison"] == "best_layer" and best["diff_lo"] < 0 < best["diff_hi"]
+        raw.append(ta.score.max() - tb.score.max())
+        corrected.append(best["diff"])
+    assert np.mean(raw) > 0.04 and abs(np.mean(corrected)) < 0.03  # 12 seeds: +0.067 -> -0.002
     with pytest.raises(ValueError, match="different targets"):
         compare(ta.assign(target="human_rt"), tb.assign(target="reasoning_tokens"), predictions_a=pa, predictions_b=pb)

@@ -117,7 +117,8 @@ def generate_traces(
 
     ``checker(task)`` returns the task's answer checker (default: ``experiments.tasks.get_checker``).
     ``context()`` is entered around generation (e.g. a ``hooks.Steer`` intervention).
-    Returns the complete traces table (old and new rows) in key order.
+    Returns the traces of exactly the requested (item, sample) keys, in key order; rows of other
+    items already in ``out`` stay in the file but are not returned.
     """
     import torch
     from rich.progress import Progress
@@ -207,6 +208,8 @@ def generate_traces(
             table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS)
             write_parquet_atomic(table, out, meta)
             bar.advance(task_bar, len(batch))
-    order = {k: i for i, k in enumerate(keys)}
-    table["_order"] = [order.get((i, int(s)), len(order)) for i, s in zip(table["item_id"], table["sample"])]
-    return table.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    # the file keeps rows of items no longer requested (data already written stays); the run
+    # returns exactly its own (item, sample) keys
+    requested = pd.DataFrame(keys, columns=["item_id", "sample"])
+    table = requested.merge(table, on=["item_id", "sample"], how="left", validate="one_to_one")
+    return table[list(TRACE_COLUMNS)].astype(TRACE_COLUMNS)

@@ -3,7 +3,13 @@
 ``handan run CONFIG.yaml`` and ``handan demo`` both call :func:`run_pipeline`. Every stage reads
 and writes files under ``out`` (layout in the README), so each can be rerun alone; generation
 resumes batch by batch, and a stage whose inputs and settings are unchanged is skipped
-(``out/stages.json`` keeps a hash of each stage's settings and its wall time).
+(``out/stages.json`` keeps a hash of each stage's settings and inputs, and its wall time).
+
+Items and generation always run (generation resumes, so a finished run costs only the reading).
+Each later stage's hash covers its own settings and the content of everything it reads — items,
+traces (hence the store), model specs, generation settings, the teacher/student/baseline
+triples — and steering's also covers the probes stage's hash (it steers at the best probe site)
+and ``behaviour.n_boot``: a change anywhere upstream reruns the stages downstream of it.
 """
 from __future__ import annotations
 
@@ -103,18 +109,22 @@ class Stages:
         self.timings: dict[str, float] = {}
         self.reused: set[str] = set()
 
-    def run(self, name: str, settings: Any, outputs: list[Path], fn: Callable[[], Any], *, always: bool = False) -> None:
-        key = _hash(settings)
+    def run(self, name: str, inputs: Any, outputs: list[Path], fn: Callable[[], Any], *,
+            always: bool = False) -> str:
+        """Run ``fn`` unless the stage last ran on the same ``inputs`` and its ``outputs`` exist;
+        returns the stage's hash (for the stages that read its outputs)."""
+        key = _hash(inputs)
         fresh = self.done.get(name, {}).get("hash") == key and all(p.exists() for p in outputs)
         if fresh and not always:
             self.timings[name] = self.done[name]["seconds"]
             self.reused.add(name)
-            return
+            return key
         start = time.perf_counter()
         fn()
         self.timings[name] = time.perf_counter() - start
         self.done[name] = {"hash": key, "seconds": round(self.timings[name], 2)}
         self.path.write_text(json.dumps(self.done, indent=2))
+        return key
 
 
 def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -131,33 +141,34 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     book = Stages(out)
     items_path = out / "items.parquet"
+    # always rebuilt (cheap): a dataset file edited in place must reach the later stages
     book.run("items", cfg.model_dump(include={"data_dir", "datasets", "tasks", "max_items_per_task"}),
-             [items_path], lambda: stages.build_items(cfg, items_path))
+             [items_path], lambda: stages.build_items(cfg, items_path), always=True)
     items = pd.read_parquet(items_path)
     console.print(f"[bold]items[/]: {len(items)} across {items['task'].nunique()} tasks")
 
     specs = stages.resolve_specs(cfg)
+    pairing = stages.triples(cfg, specs)  # before generation: a pairing error costs nothing
     gen_settings = cfg.model_dump(include={"generation", "record", "model_sources"})
     book.run("generation", [gen_settings, list(specs)], [out / "traces.parquet"],
              lambda: stages.generate_all(cfg, specs, items, out, progress), always=True)
     traces = pd.read_parquet(out / "traces.parquet")
-    traces_key = _hash(traces.to_json())  # later stages rerun when the traces change
+    data = _hash([gen_settings, [s.model_dump() for s in specs.values()], pairing, items.to_json(),
+                  traces.to_json()])  # what every later stage reads (hashed once: traces can be large)
 
     behaviour_dir = out / "behaviour"
-    book.run("behaviour", [cfg.behaviour.model_dump(), cfg.pairs, traces_key],
-             [behaviour_dir / "alignment.csv"],
-             lambda: stages.behaviour(cfg, specs, items, traces, behaviour_dir))
+    book.run("behaviour", [cfg.behaviour.model_dump(), data], [behaviour_dir / "alignment.csv"],
+             lambda: stages.behaviour(cfg, specs, pairing, items, traces, behaviour_dir))
 
     probes_dir = out / "probes"
-    book.run("probes", [cfg.probes.model_dump(), traces_key],
-             [probes_dir / "probe_sweep.csv"],
-             lambda: stages.probes(cfg, specs, items, traces, out, probes_dir, progress))
+    probes_key = book.run("probes", [cfg.probes.model_dump(), data], [probes_dir / "probe_sweep.csv"],
+                          lambda: stages.probes(cfg, specs, pairing, items, traces, out, probes_dir, progress))
 
     steering_dir = out / "steering"
     if cfg.steering.enabled:
-        book.run("steering", [cfg.steering.model_dump(), gen_settings, traces_key],
+        book.run("steering", [cfg.steering.model_dump(), cfg.behaviour.n_boot, probes_key],
                  [steering_dir / "steering_summary.csv"],
-                 lambda: stages.steering(cfg, specs, items, traces, out, steering_dir, progress))
+                 lambda: stages.steering(cfg, specs, pairing, items, traces, out, steering_dir, progress))
 
     from experiments.report import write_report
 

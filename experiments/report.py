@@ -32,6 +32,10 @@ def _read(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.exists() else None
 
 
+#: share of traces cut at the budget above which a length statistic is flagged as biased
+CENSORED_FLAG = 0.10
+
+
 def _excludes_zero(lo: float, hi: float) -> bool:
     return not (math.isnan(lo) or math.isnan(hi)) and (lo > 0 or hi < 0)
 
@@ -93,9 +97,15 @@ def _behaviour_section(out: Path) -> tuple[list[str], dict]:
     if inf is not None and len(inf):
         lines += ["### Linear inflation law (`behaviour/inflation.csv`)", ""]
         lines += _table(["student", "reference", "task", "slope [CI]", "geometric-mean ratio",
-                         "log-ratio vs difficulty slope", "p (constant)"],
+                         "log-ratio vs difficulty slope", "p (constant)", "cut at budget (student / reference)"],
                         ([r.student, r.reference, r.task, _ci(r, "slope", "slope_lo", "slope_hi"), _f(r.ratio_gmean),
-                          _f(r.logratio_vs_difficulty_slope, 3), _f(r.p_constant, 3)] for _, r in inf.iterrows()))
+                          _f(r.logratio_vs_difficulty_slope, 3), _f(r.p_constant, 3),
+                          f"{r.censored_student:.0%} / {r.censored_reference:.0%}"] for _, r in inf.iterrows()))
+        cut = inf[inf[["censored_student", "censored_reference"]].max(axis=1) > CENSORED_FLAG]
+        lines += [f"- **{r.student} vs {r.reference}, {r.task}**: {r.censored_student:.0%} of the student's and "
+                  f"{r.censored_reference:.0%} of the reference's samples were cut at the budget (counted at it): "
+                  "ratio biased toward 1 and slope toward 0 — raise max_new_tokens." for _, r in cut.iterrows()]
+        lines += [""] if len(cut) else []
         summary["inflation"] = {f"{r.student}/{r.reference}/{r.task}": None if pd.isna(r.ratio_gmean)
                                 else round(float(r.ratio_gmean), 4) for _, r in inf.iterrows()}
     return lines, summary
@@ -160,9 +170,13 @@ def _steering_section(out: Path) -> tuple[list[str], dict]:
              "norm at the site), held-out items only; controls are random directions of equal norm and the "
              "direction of a different target.", "",
              ]
-    lines += _table(["model", "direction", "slope [95% CI]", "p", "accuracy change"],
-                    ([r.model, r.direction, _ci(r, "slope", "slope_lo", "slope_hi", 3), _f(r.p, 3), _f(r.acc_change)]
-                     for _, r in st.iterrows()))
+    lines += _table(["model", "direction", "slope [95% CI]", "p", "accuracy change", "most cut at budget"],
+                    ([r.model, r.direction, _ci(r, "slope", "slope_lo", "slope_hi", 3), _f(r.p, 3), _f(r.acc_change),
+                      f"{r.censored_max:.0%} (α = {r.censored_alpha:g})"] for _, r in st.iterrows()))
+    lines += [f"- **{r.model}**, `{r.direction}` direction: {r.censored_max:.0%} of its traces at α = "
+              f"{r.censored_alpha:g} were cut at the budget (counted at it), which compresses the slope toward 0 "
+              "— raise max_new_tokens (finished share per α: `steering/dose_response.csv`)."
+              for _, r in st[st.censored_max > CENSORED_FLAG].iterrows()]
     summary: dict = {}
     for _, r in st.iterrows():
         summary.setdefault(str(r.model), {})[str(r.direction)] = dict(

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import gc
 import hashlib
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-from experiments.pipeline import RunConfig
+from experiments.pipeline import RunConfig, _hash
 from experiments.specs import ModelSpec
 
 
@@ -41,9 +42,10 @@ def resolve_specs(cfg: RunConfig) -> dict[str, ModelSpec]:
         if spec.name in cfg.model_sources:
             spec = spec.model_copy(update={"source": cfg.model_sources[spec.name]})
         specs[spec.name] = spec
-    unknown = sorted(set(cfg.model_sources) - set(specs))
-    if unknown:
-        raise ValueError(f"model_sources names {unknown}, which are not among the run's models {sorted(specs)}")
+    for key, names in (("model_sources", cfg.model_sources), ("steering.models", cfg.steering.models or [])):
+        unknown = sorted(set(names) - set(specs))
+        if unknown:
+            raise ValueError(f"{key} names {unknown}, which are not among the run's models {sorted(specs)}")
     return specs
 
 
@@ -74,7 +76,9 @@ def generate_all(cfg: RunConfig, specs: dict[str, ModelSpec], items: pd.DataFram
 
 def triples(cfg: RunConfig, specs: dict[str, ModelSpec]) -> list[dict]:
     """teacher → student ← baseline triples: the pairs file, else the registry's pairings among
-    the run's models, else one triple from the specs' roles (when unambiguous)."""
+    the run's models, else one triple from the specs' roles (its baseline optional); none when the
+    roles name no teacher or no student (then only the per-model analyses run). Roles that do not
+    pair unambiguously are an error naming the config's `pairs:` key."""
     from experiments.behaviour import load_pairs, triples_from_roles
     from experiments.specs import triples_for
 
@@ -84,22 +88,20 @@ def triples(cfg: RunConfig, specs: dict[str, ModelSpec]) -> list[dict]:
     if found:
         return found
     roles = {n: s.role for n, s in specs.items() if s.role}
-    try:
-        return triples_from_roles(roles) if roles else []
-    except ValueError:
-        return []
+    return triples_from_roles(roles) if {"teacher", "student"} <= set(roles.values()) else []
 
 
-def behaviour(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out_dir: Path) -> None:
+def behaviour(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame, traces: pd.DataFrame,
+              out_dir: Path) -> None:
     from experiments.behaviour import analyse, write_outputs
 
-    results = analyse(items, traces, triples=triples(cfg, specs) or None,
+    results = analyse(items, traces, triples=pairing,
                       roles={n: s.role for n, s in specs.items() if s.role} or None,
                       n_boot=cfg.behaviour.n_boot, seed=cfg.generation.seed)
     write_outputs(results, out_dir, figures_dir=out_dir.parent / "figures")
 
 
-def probes(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out: Path,
+def probes(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame, traces: pd.DataFrame, out: Path,
            out_dir: Path, progress: bool) -> None:
     """Probe sweeps for every model × target, contrasts within each triple, figures.
     A target a model cannot have (e.g. its own reasoning length when it never reasons) is
@@ -134,15 +136,17 @@ def probes(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out
     sweep.to_csv(out_dir / "probe_sweep.csv", index=False)
     pd.DataFrame(skipped, columns=["model", "target", "reason"]).to_csv(out_dir / "skipped.csv", index=False)
     contrasts = []
-    for t in triples(cfg, specs):
+    for t in pairing:
         for a, b in [("teacher", "student"), ("student", "baseline"), ("teacher", "baseline")]:
             for target in p.targets:
-                if (t[a], target) in preds and (t[b], target) in preds:
+                if (t[a], target) in preds and (t.get(b), target) in preds:
                     (ta, pa), (tb, pb) = preds[(t[a], target)], preds[(t[b], target)]
                     c = compare(ta, tb, predictions_a=pa, predictions_b=pb, n_boot=p.n_boot, seed=cfg.generation.seed)
                     contrasts.append(c.assign(model_a=t[a], model_b=t[b], target=target))
     if contrasts:
         pd.concat(contrasts, ignore_index=True).to_csv(out_dir / "compare.csv", index=False)
+    else:  # a previous run's contrasts must not reach the report
+        (out_dir / "compare.csv").unlink(missing_ok=True)
     for target, rows in sweep[~sweep["site"].str.startswith("baseline:")].groupby("target"):
         safe = target.replace("|", "_given_")
         plot_depth_profile(rows, out.joinpath("figures", f"probe_{safe}.png"), title=f"probe: {target}")
@@ -169,10 +173,13 @@ def _best_site(out: Path, model: str, target: str, position: str) -> str:
     return str(rows.loc[rows.score.idxmax(), "site"])
 
 
-def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, out: Path,
-             out_dir: Path, progress: bool) -> None:
+def steering(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame, traces: pd.DataFrame,
+             out: Path, out_dir: Path, progress: bool) -> None:
     """Fit the `target` direction (and the `control_target` one) on the items not held out, then
-    steer each model on the held-out items along it, its control and random directions."""
+    steer each model on the held-out items along it, its control and random directions.
+    Generations are cached under ``runs/{model}/{condition}``, the condition being a hash of the
+    site, injection positions, scale, directions and sampling settings: a rerun under the same
+    condition resumes them, any change starts a new folder beside the old one."""
     from experiments.generation import GenerationConfig
     from experiments.loading import load_model
     from experiments.steering import outputs
@@ -214,13 +221,17 @@ def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, o
         for k, vector in enumerate(random_directions(X.shape[1], s.n_random, seed=cfg.generation.seed)):
             directions[f"random{k}"] = vector
         spec = specs[name]
+        g = cfg.generation
+        config = GenerationConfig.from_spec(spec, samples=s.samples, max_new_tokens=g.max_new_tokens,
+                                            temperature=g.temperature, top_p=g.top_p, seed=g.seed,
+                                            batch_size=g.batch_size)
+        scale = residual_norm(store, site, s.position, item_ids=items["item_id"])
+        condition = _hash([site, s.inject, scale, asdict(config),
+                           {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in directions.items()}])
         model, tokenizer = load_model(spec, device=cfg.device)
-        config = GenerationConfig.from_spec(spec, samples=s.samples, seed=cfg.generation.seed,
-                                            batch_size=cfg.generation.batch_size,
-                                            max_new_tokens=cfg.generation.max_new_tokens)
         tables.append(run_steering(model, tokenizer, spec, test_items, directions=directions, site=site,
-                                   positions=s.inject, alphas=s.alphas, scale=residual_norm(store, site, s.position),
-                                   config=config, out=out_dir / "runs" / name, progress=progress))
+                                   positions=s.inject, alphas=s.alphas, scale=scale, config=config,
+                                   out=out_dir / "runs" / name / condition, progress=progress))
         del model
         gc.collect()
     steering_table = pd.concat(tables, ignore_index=True)
@@ -230,6 +241,8 @@ def steering(cfg: RunConfig, specs, items: pd.DataFrame, traces: pd.DataFrame, o
             (out / "figures" / f"steering_{f.name}").write_bytes(f.read_bytes())
     contrasts = [compare_slopes(steering_table, t["teacher"], t["student"], n_boot=cfg.behaviour.n_boot,
                                 seed=cfg.generation.seed)
-                 for t in triples(cfg, specs) if {t["teacher"], t["student"]} <= set(names)]
+                 for t in pairing if {t["teacher"], t["student"]} <= set(names)]
     if contrasts:
         pd.concat(contrasts, ignore_index=True).to_csv(out_dir / "slope_contrast.csv", index=False)
+    else:  # a previous run's contrasts must not stay beside this run's tables
+        (out_dir / "slope_contrast.csv").unlink(missing_ok=True)

@@ -141,15 +141,31 @@ def test_triples_from_roles():
     ]
     with pytest.raises(ValueError, match="unknown role"):
         triples_from_roles({"x": "teach"})
+    assert triples_from_roles({"T": "teacher", "S": "student"}) == [{"teacher": "T", "student": "S"}]
+
+
+def test_a_triple_without_baseline_gives_teacher_student_rows_only(tables):
+    items, traces = tables
+    traces = traces[traces["model"] != "baseline"]
+    res = analyse(items, traces, roles={"teacher": "teacher", "student": "student"}, n_boot=0)
+    assert set(zip(res["comparisons"]["model_a"], res["comparisons"]["model_b"])) == {("teacher", "student")}
+    assert res["transfer"].empty
+    assert set(zip(res["inflation"]["student"], res["inflation"]["reference"])) == {("student", "teacher")}
+    assert set(res["effort"]["role"]) == {"teacher", "student"}
+    with pytest.raises(ValueError, match="`pairs:` in a run config"):  # ambiguous roles name the fix
+        analyse(items, traces, roles={"teacher": "teacher", "student": "teacher"}, n_boot=0)
 
 
 def test_load_pairs(tmp_path):
     good = tmp_path / "PAIRS.yaml"
     good.write_text("triples:\n  - {teacher: a, student: b, baseline: c}\n")
     assert load_pairs(good) == [{"teacher": "a", "student": "b", "baseline": "c"}]
+    no_baseline = tmp_path / "pair.yaml"
+    no_baseline.write_text("triples:\n  - {teacher: a, student: b}\n")
+    assert load_pairs(no_baseline) == [{"teacher": "a", "student": "b"}]
     bad = tmp_path / "bad.yaml"
-    bad.write_text("triples:\n  - {teacher: a, student: b}\n")
-    with pytest.raises(ValueError, match="baseline"):
+    bad.write_text("triples:\n  - {teacher: a, baseline: c}\n")
+    with pytest.raises(ValueError, match="teacher and student"):
         load_pairs(bad)
     with pytest.raises(FileNotFoundError):
         load_pairs(tmp_path / "missing.yaml")
@@ -171,6 +187,21 @@ def test_write_outputs_and_columns(tables, tmp_path):
     assert set(al["level"]) == {"within", "cross", "mean"}
     assert (al.loc[al["level"] == "cross", "task"] == "__all__").all()
     assert al.groupby("model")["level"].apply(lambda s: (s == "mean").sum()).eq(1).all()
+
+
+def test_report_flags_inflation_rows_with_many_budget_cut_samples(tables, tmp_path):
+    from experiments.report import _behaviour_section
+
+    items, traces = tables
+    cut = (traces["model"] == "student") & (traces["item_id"].rank(method="dense") % 4 == 0)  # ~25% of items
+    res = analyse(items, traces.assign(finished_thinking=~cut), roles=ROLES, n_boot=0)
+    write_outputs(res, tmp_path / "behaviour", figures=False)
+    flagged = [line for line in _behaviour_section(tmp_path)[0] if "raise max_new_tokens" in line]
+    share = res["inflation"].set_index(["reference", "task"]).loc[("teacher", "__pooled__"), "censored_student"]
+    assert share == pytest.approx(cut.sum() / (traces["model"] == "student").sum())
+    assert f"- **student vs teacher, __pooled__**: {share:.0%} of the student's and 0% " in "\n".join(flagged)
+    write_outputs(analyse(items, traces, roles=ROLES, n_boot=0), tmp_path / "behaviour", figures=False)
+    assert not [line for line in _behaviour_section(tmp_path)[0] if "raise max_new_tokens" in line]
 
 
 def test_cli(tables, tmp_path):

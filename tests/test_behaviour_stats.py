@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from scipy import stats
 
 from experiments.behaviour.alignment import correlate, fisher_mean, pearson_along
@@ -12,7 +13,7 @@ from experiments.behaviour.allocation import item_effects
 from experiments.behaviour.compare import paired_bootstrap_diff, steiger_z
 from experiments.behaviour.costs import Exclusions, item_costs, prepare
 from experiments.behaviour.effort import allocation_kl
-from experiments.behaviour.inflation import inflation_row, ols_slope
+from experiments.behaviour.inflation import inflation_row, inflation_table, ols_slope
 from experiments.behaviour.transfer import mcnemar_p
 
 Z975 = stats.norm.ppf(0.975)
@@ -266,13 +267,56 @@ def test_ols_and_ratio_match_scipy():
     se_hc3 = np.sqrt((bread @ meat @ bread)[1, 1])
     _, _, rlo, rhi, _ = ols_slope(x, y, robust=True)
     assert (rlo, rhi) == pytest.approx((ref.slope - Z975 * se_hc3, ref.slope + Z975 * se_hc3))
-    frame = pd.DataFrame({"mean_tokens_a": y, "mean_tokens_b": x, "human_cost": human})
+    frame = pd.DataFrame({"mean_tokens_a": y, "mean_tokens_b": x, "human_cost": human, "task": "t",
+                          "n_samples_a": 1, "n_samples_b": 1, "n_censored_a": 0, "n_censored_b": 0})
     row = inflation_row(frame)
     assert (row["slope_lo"], row["slope_hi"]) == pytest.approx((rlo, rhi))
     assert row["ratio_gmean"] == pytest.approx(stats.gmean(y / x))
     lr = stats.linregress(human, np.log(y / x))
     assert row["logratio_vs_difficulty_slope"] == pytest.approx(lr.slope)
     assert row["p_constant"] == pytest.approx(lr.pvalue)
+
+
+def test_pooled_constant_multiplier_test_is_within_task():
+    """Two tasks, each with a constant multiplier (2 and 3) but different difficulty: the pooled
+    test must not read the task difference as a difficulty-dependent multiplier."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for task, ratio, rt0 in (("fast", 2.0, 0.5), ("slow", 3.0, 3.0)):
+        for i in range(40):
+            t, h = rng.uniform(100, 500), rt0 + rng.normal(0, 0.3)
+            s = ratio * t * np.exp(rng.normal(0, 0.05))
+            rows += [dict(model="T", item_id=f"{task}{i}", task=task, mean_tokens=t, human_cost=h),
+                     dict(model="S", item_id=f"{task}{i}", task=task, mean_tokens=s, human_cost=h)]
+    costs = pd.DataFrame(rows).assign(cost=0.0, accuracy=1.0, majority_correct=True, n_samples=1,
+                                      n_censored=0)
+    table = inflation_table(costs, [("S", "T")]).set_index("task")
+    assert table.loc["__pooled__", "p_constant"] > 0.05
+    # independent: statsmodels formula with task fixed effects
+    wide = costs.pivot(index="item_id", columns="model", values="mean_tokens")
+    frame = costs[costs.model == "T"].set_index("item_id").assign(lr=np.log(wide["S"] / wide["T"]))
+    fit = smf.ols("lr ~ C(task) + human_cost", data=frame).fit()
+    pooled = table.loc["__pooled__"]
+    assert pooled["logratio_vs_difficulty_slope"] == pytest.approx(fit.params["human_cost"])
+    assert pooled["p_constant"] == pytest.approx(fit.pvalues["human_cost"])
+    one = frame[frame.task == "fast"]
+    assert table.loc["fast", "p_constant"] == pytest.approx(stats.linregress(one.human_cost, one.lr).pvalue)
+
+
+def test_inflation_reports_the_share_of_budget_cut_samples():
+    rng = np.random.default_rng(0)
+    n, budget = 60, 1000
+    teacher = rng.uniform(100, 600, n)
+    student = np.minimum(2.44 * teacher, budget)  # true law 2.44x, cut at the budget
+    rows = [dict(model=m, item_id=f"i{i}", task="t", sample=0, reasoning_tokens=int(v[i]),
+                 finished_thinking=bool(v[i] < budget), correct=True)
+            for m, v in (("T", teacher), ("S", student)) for i in range(n)]
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n)], "task": "t", "prompt": "p",
+                          "answer": "1", "human_rt_s": np.exp(rng.normal(1, 0.5, n))})
+    row = inflation_table(item_costs(items, pd.DataFrame(rows)), [("S", "T")]).iloc[0]
+    assert row["censored_student"] == pytest.approx(np.mean(2.44 * teacher >= budget))
+    assert row["censored_student"] > 0.1 and row["censored_reference"] == 0
+    assert row["ratio_gmean"] < 2.44  # what the flag warns about: the cut pulls the ratio toward 1
 
 
 def test_allocation_kl_by_hand():

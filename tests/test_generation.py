@@ -85,6 +85,18 @@ def test_resume_after_kill_equals_clean_run(model, tok, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(clean, resumed)
 
 
+def test_rerun_on_fewer_items_returns_only_them_and_keeps_the_file(model, tok, tmp_path):
+    cfg = GenerationConfig(samples=2, max_new_tokens=6, temperature=1.0, top_p=0.95, batch_size=4, seed=2)
+    out = tmp_path / "t.parquet"
+    full = generate_traces(model, tok, SPEC, items(), config=cfg, out=out, checker=checker, progress=False)
+    subset = items().iloc[[4, 1]]  # fewer items, in another order
+    again = generate_traces(model, tok, SPEC, subset, config=cfg, out=out, checker=checker, progress=False)
+    assert list(zip(again["item_id"], again["sample"])) == [("i4", 0), ("i4", 1), ("i1", 0), ("i1", 1)]
+    expected = full.set_index(["item_id", "sample"]).loc[list(zip(again["item_id"], again["sample"]))]
+    pd.testing.assert_frame_equal(again, expected.reset_index()[list(TRACE_COLUMNS)].astype(TRACE_COLUMNS))
+    assert len(pd.read_parquet(out)) == 12  # rows of the items no longer requested stay in the file
+
+
 def test_other_model_or_settings_at_same_path_are_refused(model, tok, tmp_path):
     cfg = GenerationConfig(samples=1, max_new_tokens=4, batch_size=8)
     out = tmp_path / "t.parquet"

@@ -1,6 +1,8 @@
 """`handan run` end to end on tiny saved models (random weights): every artefact, resumable,
 report numbers equal to the CSVs."""
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,7 +10,9 @@ import pytest
 import yaml
 from tiny import char_tokenizer, tiny_model
 
+from experiments.generation import read_traces_meta
 from experiments.pipeline import RunConfig, run_pipeline
+from experiments.stages import _best_site
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +86,107 @@ def test_second_run_reuses_completed_stages(setup):
     assert f"| behaviour | {seconds['behaviour']:.1f} | reused |" in report
     assert f"| probes | {seconds['probes']:.1f} | reused |" in report
     assert f"| generation | {seconds['generation']:.1f} | ran |" in report  # resumed: nothing left to do
+
+
+def _run(cfg: dict, **changes) -> dict[str, str]:
+    """Run the pipeline on ``cfg`` updated by ``changes``; returns stage -> "ran" | "reused"."""
+    run_pipeline(RunConfig.model_validate(cfg | changes), progress=False)
+    report = (Path(changes.get("out", cfg["out"])) / "report.md").read_text()
+    rows = [line.split(" | ") for line in report.split("## Stage timings")[1].splitlines() if line.startswith("| ")]
+    return {cells[0][2:]: cells[2].rstrip(" |") for cells in rows[1:]}
+
+
+def _copy_run(root, name: str) -> str:
+    """A copy of the module's completed run (generation then only resumes)."""
+    shutil.copytree(root / "out", root / name)
+    return str(root / name)
+
+
+def test_narrowed_tasks_leave_the_other_items_out_of_every_table(setup):
+    root, cfg = setup
+    out = Path(_copy_run(root, "narrow"))
+    _run(cfg, out=str(out), tasks=["a"])
+    traces = pd.read_parquet(out / "traces.parquet")
+    assert set(traces.task) == {"a"} and len(traces) == 3 * 12 * 2
+    assert len(pd.read_parquet(out / "traces" / "tiny-teacher.parquet")) == 48  # the file keeps task b
+    assert "| tiny-teacher | 24 |" in (out / "report.md").read_text()
+    assert not (pd.read_csv(out / "behaviour" / "exclusions.csv")["stage"] == "traces").any()
+    assert set(pd.read_csv(out / "behaviour" / "item_costs.csv").task) == {"a"}
+
+
+def test_items_edited_in_place_rerun_behaviour_and_probes(setup):
+    root, cfg = setup
+    out = Path(_copy_run(root, "rt"))
+    items = pd.read_csv(root / "items.csv")
+    items.to_csv(root / "items_rt.csv", index=False)
+    cfg = cfg | {"out": str(out), "datasets": [str(root / "items_rt.csv")]}
+    assert _run(cfg) | {"report": ""} == {"items": "ran", "generation": "ran", "behaviour": "reused",
+                                           "probes": "reused", "report": ""}  # same content, other path
+    corrected = items.assign(human_rt_s=np.random.default_rng(7).uniform(1, 9, len(items)))
+    corrected.to_csv(root / "items_rt.csv", index=False)
+    stages = _run(cfg)
+    assert stages["behaviour"] == stages["probes"] == "ran"
+    costs = pd.read_csv(out / "behaviour" / "item_costs.csv").query("model == 'tiny-teacher'").set_index("item_id")
+    rt = corrected.set_index("item_id").loc[costs.index, "human_rt_s"]
+    np.testing.assert_allclose(costs["human_cost"], np.log(rt))
+
+
+def test_run_without_a_baseline_compares_teacher_and_student_only(setup):
+    root, cfg = setup
+    out = Path(_copy_run(root, "pair"))
+    _run(cfg, out=str(out), models=cfg["models"][:2])
+    comparisons = pd.read_csv(out / "behaviour" / "comparisons.csv")
+    assert set(zip(comparisons.model_a, comparisons.model_b)) == {("tiny-teacher", "tiny-student")}
+    assert pd.read_csv(out / "behaviour" / "transfer.csv").empty
+    inflation = pd.read_csv(out / "behaviour" / "inflation.csv")
+    assert set(zip(inflation.student, inflation.reference)) == {("tiny-student", "tiny-teacher")}
+    # two teachers: the roles do not pair, and the error (before any generation) names the fix
+    second = yaml.safe_load((root / "teacher.yaml").read_text()) | {"name": "tiny-teacher2"}
+    (root / "teacher2.yaml").write_text(yaml.safe_dump(second))
+    with pytest.raises(ValueError, match="`pairs:` in a run config"):
+        _run(cfg, out=str(root / "two_teachers"), models=[*cfg["models"], str(root / "teacher2.yaml")])
+    assert not (root / "two_teachers" / "traces").exists()
+
+
+def test_steering_stage_reruns_exactly_when_its_inputs_change(setup):
+    root, cfg = setup
+    pairs = root / "PAIRS.yaml"
+    pairs.write_text(yaml.safe_dump({"triples": [
+        {"teacher": "tiny-teacher", "student": "tiny-student", "baseline": "tiny-baseline"}]}))
+    out = root / "steer"
+    cfg = cfg | {"out": str(out), "pairs": str(pairs),
+                 "generation": {"samples": 2, "batch_size": 16, "temperature": 0.9, "top_p": 0.95},
+                 "steering": {"alphas": [-1.0, 0.0, 1.0], "n_random": 1, "samples": 1,
+                              "target": "reasoning_tokens", "control_target": "human_rt"}}
+
+    def reran() -> set[str]:
+        stages = _run(cfg)
+        meta = __import__("safetensors").safe_open(
+            str(out / "steering/directions/tiny-teacher__reasoning_tokens.safetensors"), "np").metadata()
+        assert json.loads(meta["handan"])["site"] == _best_site(out, "tiny-teacher", "reasoning_tokens", "prompt_end")
+        return {k for k in ("behaviour", "probes", "steering") if stages[k] == "ran"}
+
+    assert reran() == {"behaviour", "probes", "steering"}
+    # steering samples at the run's temperature / top_p, not the spec's
+    unsteered = next((out / "steering" / "runs" / "tiny-teacher").glob("*/runs/_unsteered/alpha=0.parquet"))
+    assert {k: read_traces_meta(unsteered)[k] for k in ("temperature", "top_p")} == {"temperature": 0.9, "top_p": 0.95}
+    assert set(pd.read_csv(out / "steering" / "slope_contrast.csv").model_a) == {"tiny-teacher"}
+    cfg["probes"] = cfg["probes"] | {"cv": 4}  # steering reads the best probe site
+    assert reran() == {"probes", "steering"}
+    cfg["behaviour"] = {"n_boot": 120}  # steering's bootstrap uses behaviour.n_boot
+    assert reran() == {"behaviour", "steering"}
+    pairs.write_text(yaml.safe_dump({"triples": [  # same file, new content
+        {"teacher": "tiny-student", "student": "tiny-teacher", "baseline": "tiny-baseline"}]}))
+    assert reran() == {"behaviour", "probes", "steering"}
+    assert set(pd.read_csv(out / "steering" / "slope_contrast.csv").model_a) == {"tiny-student"}
+    assert reran() == set()
+
+
+def test_unknown_steering_model_is_refused_before_generation(setup):
+    root, cfg = setup
+    with pytest.raises(ValueError, match=r"steering.models names \['nope'\].*'tiny-baseline'"):
+        _run(cfg, out=str(root / "bad"), steering={"models": ["nope"]})
+    assert not (root / "bad" / "traces").exists()
 
 
 def test_bad_config_is_refused(tmp_path):

@@ -104,6 +104,29 @@ def test_rerun_resumes_and_refuses_another_condition(model, tok, tmp_path):
         run_steering(model, tok, SPEC, items(3), scale=4.0, **kw)
 
 
+def test_unsteered_run_is_shared_across_scales_and_positions(model, tok, tmp_path):
+    first = run_steering(model, tok, SPEC, items(3), directions={"d": random_directions(64, 1, seed=5)[0]},
+                         site=SITE, alphas=[2.0], scale=1.5, config=CFG, out=tmp_path, checker=checker,
+                         progress=False)
+    unsteered = tmp_path / "runs" / "_unsteered" / "alpha=0.parquet"
+    written = unsteered.stat().st_mtime_ns
+    other = run_steering(model, tok, SPEC, items(3), directions={"e": random_directions(64, 1, seed=6)[0]},
+                         site=SITE, positions="prompt_end", alphas=[2.0], scale=4.0, config=CFG, out=tmp_path,
+                         checker=checker, progress=False)
+    at0 = [t[t["alpha"] == 0].drop(columns="direction").reset_index(drop=True) for t in (first, other)]
+    pd.testing.assert_frame_equal(*at0)
+    assert unsteered.stat().st_mtime_ns == written  # reused, not regenerated
+
+
+def test_rerun_on_fewer_items_steers_only_them(model, tok, tmp_path):
+    kw = dict(directions={"d": random_directions(64, 1, seed=1)[0]}, site=SITE, alphas=[1.0], scale=2.0,
+              config=replace(CFG, samples=1, max_new_tokens=6), out=tmp_path, checker=checker, progress=False)
+    run_steering(model, tok, SPEC, items(4), **kw)
+    table = run_steering(model, tok, SPEC, items(4).iloc[2:], **kw)  # i0, i1 held out afterwards
+    assert set(table["item_id"]) == {"i2", "i3"} and len(table) == 2 * 2
+    assert len(pd.read_parquet(tmp_path / "runs" / "d" / "alpha=1.parquet")) == 4  # the file keeps them
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(directions={"d": np.ones(63)}), "width 64"),
     (dict(directions={"d": np.zeros(64)}), "zero"),
@@ -140,6 +163,9 @@ def test_prompt_end_activations_match_the_store_and_give_the_residual_norm(model
     order = [list(it["item_id"]).index(i) for i in index["item_id"]]
     np.testing.assert_allclose(direct[order], X, atol=1e-5)
     assert residual_norm(store, SITE) == pytest.approx(float(np.linalg.norm(direct, axis=1).mean()), rel=1e-5)
+    # a store may hold items a run no longer uses: the norm of the run's items only
+    some = residual_norm(store, SITE, item_ids=["i0", "i3"])
+    assert some == pytest.approx(float(np.linalg.norm(direct[[0, 3]], axis=1).mean()), rel=1e-5)
     assert len(traces) == 5
 
 

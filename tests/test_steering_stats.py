@@ -99,6 +99,39 @@ def test_teacher_student_contrast_of_slopes():
         compare_slopes(table, "teacher", "nobody")
 
 
+def test_contrast_p_is_the_standard_two_sided_bootstrap_p():
+    """Every resampled difference above 0: p = 2 (1 + 0) / (n_boot + 1), the smallest p the
+    bootstrap can give; identical models: p = 1."""
+    table = pd.concat([planted(0.5, model="teacher", noise=0.05), planted(0.0, model="student", seed=7, noise=0.05)])
+    assert compare_slopes(table, "teacher", "student", n_boot=199).iloc[0]["p"] == pytest.approx(2 / 200)
+    same = pd.concat([table.assign(model="a"), table.assign(model="b")])
+    assert compare_slopes(same, "a", "b", n_boot=199).iloc[0]["p"] == 1.0
+
+
+def test_summary_reports_the_largest_share_of_budget_cut_traces():
+    table = planted(0.3, n_items=20, samples=2)
+    cut = (table["alpha"] == 2.0) & (table["item_id"] < "it005")  # 5 of 20 items at alpha 2
+    cut |= (table["alpha"] == 1.0) & (table["item_id"] == "it000") & (table["sample"] == 0)
+    row = summarise_steering(table.assign(finished_thinking=~cut), n_boot=50).iloc[0]
+    assert row["censored_max"] == pytest.approx(5 / 20) and row["censored_alpha"] == 2.0
+    dose = dose_response(table.assign(finished_thinking=~cut), n_boot=50).set_index("alpha")
+    assert 1 - dose.loc[1.0, "finished"] == pytest.approx(1 / 40)
+
+
+def test_report_flags_directions_with_many_budget_cut_traces(tmp_path):
+    from experiments.report import _steering_section
+    from experiments.steering.outputs import write_outputs
+
+    table = pd.concat([planted(0.3, n_items=20, samples=1), planted(0.0, direction="random0", n_items=20, samples=1)])
+    cut = (table["direction"] == "length") & (table["alpha"] == 2.0) & (table["item_id"] < "it004")
+    write_outputs(table.assign(finished_thinking=~cut), tmp_path / "steering", n_boot=50)
+    lines = _steering_section(tmp_path)[0]
+    flagged = [line for line in lines if "raise max_new_tokens" in line]
+    assert len(flagged) == 1  # not the uncensored random direction
+    assert flagged[0].startswith("- **teacher**, `length` direction: 20% of its traces at α = 2 were cut")
+    assert "| 20% (α = 2) |" in "\n".join(lines)
+
+
 def test_human_alignment_tracks_the_steered_cost():
     rng = np.random.default_rng(3)
     n = 30

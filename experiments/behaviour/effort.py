@@ -48,8 +48,7 @@ def effort_table(costs: pd.DataFrame, triples: list[dict]) -> pd.DataFrame:
     rows, seen = [], set()
     for triple in triples:
         teacher = triple["teacher"]
-        for role in ("teacher", "student", "baseline"):
-            model = triple[role]
+        for role, model in triple.items():
             if (model, teacher) in seen:
                 continue
             seen.add((model, teacher))

@@ -9,6 +9,9 @@ or from model roles (``{model: "teacher" | "student" | "baseline"}``) and option
 (``{model: family}``): one triple when there is exactly one model of each role; with families,
 each student is matched to the baseline of its family and to the teacher of its family (or the
 only teacher).
+
+A triple may lack its baseline (``{teacher, student}``): then it gives the teacher-student
+comparisons and no transfer rows.
 """
 
 from __future__ import annotations
@@ -36,34 +39,38 @@ def load_pairs(path: str | Path) -> list[dict]:
 
 
 def check_triples(triples: list[dict], *, source: str = "triples") -> list[dict]:
-    """Every triple must name a teacher, a student and a baseline as strings."""
+    """Every triple must name a teacher and a student, and may name a baseline, as strings."""
     out = []
     for i, t in enumerate(triples):
-        if not isinstance(t, dict) or any(not isinstance(t.get(r), str) for r in ROLES):
+        named = isinstance(t, dict) and all(isinstance(t.get(r), str) for r in ROLES[:2])
+        if not named or not isinstance(t.get("baseline", ""), str) or set(t) - set(ROLES):
             raise ValueError(
-                f"{source}: triple {i} is {t!r}; each triple needs string keys {list(ROLES)}"
+                f"{source}: triple {i} is {t!r}; each triple needs string keys teacher and "
+                "student, and optionally baseline"
             )
-        out.append({r: t[r] for r in ROLES})
+        out.append({r: t[r] for r in ROLES if r in t})
     return out
 
 
 def _unique(models: list[str], what: str) -> str:
     if len(models) != 1:
         raise ValueError(
-            f"cannot pair models by role: {what} matches {models or 'no model'}; "
-            "pass a PAIRS.yaml (--pairs) naming the triples"
+            f"cannot pair models by role: {what} matches {models or 'no model'}; name the "
+            "triples in a PAIRS.yaml (`--pairs` of `handan behaviour`, `pairs:` in a run config)"
         )
     return models[0]
 
 
 def triples_from_roles(roles: dict[str, str], families: dict[str, str] | None = None) -> list[dict]:
-    """Triples from model roles (and families when there are several students)."""
+    """Triples from model roles (and families when there are several students). Without
+    families, a run with no baseline gives one triple without it."""
     bad = {m: r for m, r in roles.items() if r not in ROLES}
     if bad:
         raise ValueError(f"unknown role(s) {bad}; a role is one of {list(ROLES)}")
     by_role = {r: sorted(m for m, mr in roles.items() if mr == r) for r in ROLES}
     if not families:
-        return [{r: _unique(by_role[r], f"role {r!r}") for r in ROLES}]
+        named = [r for r in ROLES if r != "baseline" or by_role[r]]  # the baseline is optional
+        return [{r: _unique(by_role[r], f"role {r!r}") for r in named}]
     triples = []
     for student in by_role["student"]:
         fam = families.get(student)
@@ -82,29 +89,13 @@ def triples_from_roles(roles: dict[str, str], families: dict[str, str] | None = 
 def pair_lists(triples: list[dict]) -> dict[str, list[tuple[str, str]]]:
     """Deduplicated model pairs per analysis: ``compare`` (teacher-student, student-baseline,
     teacher-baseline), ``transfer`` (student, baseline), ``inflation`` (student, teacher) and
-    (student, baseline)."""
+    (student, baseline); pairs with the baseline only for triples that name one."""
 
-    def dedupe(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        return list(dict.fromkeys(pairs))
+    def pairs(*roles: tuple[str, str]) -> list[tuple[str, str]]:
+        return list(dict.fromkeys((t[a], t[b]) for t in triples for a, b in roles if b in t))
 
     return {
-        "compare": dedupe(
-            [
-                p
-                for t in triples
-                for p in (
-                    (t["teacher"], t["student"]),
-                    (t["student"], t["baseline"]),
-                    (t["teacher"], t["baseline"]),
-                )
-            ]
-        ),
-        "transfer": dedupe([(t["student"], t["baseline"]) for t in triples]),
-        "inflation": dedupe(
-            [
-                p
-                for t in triples
-                for p in ((t["student"], t["teacher"]), (t["student"], t["baseline"]))
-            ]
-        ),
+        "compare": pairs(("teacher", "student"), ("student", "baseline"), ("teacher", "baseline")),
+        "transfer": pairs(("student", "baseline")),
+        "inflation": pairs(("student", "teacher"), ("student", "baseline")),
     }

@@ -12,8 +12,12 @@ Definitions
   n_items - 1 df) — not from the bootstrap.
 - ``acc_change``: OLS slope of item accuracy on alpha (change in accuracy per unit alpha), with
   its bootstrap CI ``acc_lo/hi``; per-alpha accuracies with CIs are in ``dose_response``.
+- ``censored_max``: the largest share of traces cut at the budget at any alpha, and the alpha
+  where it occurs (``censored_alpha``): censored traces saturate at the budget, which compresses
+  the slope toward 0 (per-alpha finished shares are in ``dose_response``).
 - ``compare_slopes``: slope(model a) - slope(model b) per direction name, bootstrap CI over the
-  items both models were steered on (the same resamples for both), p = two-sided bootstrap p.
+  items both models were steered on (the same resamples for both), p = two-sided bootstrap p
+  ``min(1, 2 (1 + #{diff* on the far side of 0}) / (n_boot + 1))``.
 - ``human_alignment``: within-task Pearson r of item cost vs log human RT at each alpha, and
   Steiger's Z for r(alpha) vs r(0) (dependent correlations sharing the human variable).
 """
@@ -26,7 +30,7 @@ import statsmodels.api as sm
 from probes.metrics import group_counts
 
 SUMMARY_COLUMNS = ["model", "direction", "n", "slope", "slope_lo", "slope_hi", "p", "acc_change",
-                   "acc_lo", "acc_hi"]
+                   "acc_lo", "acc_hi", "censored_max", "censored_alpha"]
 DOSE_COLUMNS = ["model", "direction", "alpha", "n", "mean_log_tokens", "lo", "hi", "mean_tokens",
                 "accuracy", "acc_lo", "acc_hi", "finished"]
 COMPARE_COLUMNS = ["model_a", "model_b", "direction", "n", "slope_a", "slope_b", "diff", "diff_lo",
@@ -112,8 +116,11 @@ def summarise_steering(steering: pd.DataFrame, items: pd.DataFrame | None = None
         boot_acc = _ols_slope_from(counts @ _suff_stats(frame, "accuracy", order))
         lo, hi = np.nanpercentile(boot, [2.5, 97.5])
         acc_lo, acc_hi = np.nanpercentile(boot_acc, [2.5, 97.5])
+        censored = 1 - frame.groupby("alpha")["finished"].mean()
+        worst = censored.idxmax() if censored.notna().any() else np.nan
         rows.append(dict(model=model, direction=direction, n=len(order), slope=slope, slope_lo=lo,
-                         slope_hi=hi, p=p, acc_change=acc, acc_lo=acc_lo, acc_hi=acc_hi))
+                         slope_hi=hi, p=p, acc_change=acc, acc_lo=acc_lo, acc_hi=acc_hi,
+                         censored_max=censored.max(), censored_alpha=worst))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -162,7 +169,7 @@ def compare_slopes(steering: pd.DataFrame, model_a: str, model_b: str, *, n_boot
         boot = (_ols_slope_from(counts @ _suff_stats(fa, "cost", shared))
                 - _ols_slope_from(counts @ _suff_stats(fb, "cost", shared)))
         lo, hi = np.nanpercentile(boot, [2.5, 97.5])
-        p = min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0)) + 1 / (n_boot + 1))
+        p = min(1.0, 2 * (1 + min(np.sum(boot <= 0), np.sum(boot >= 0))) / (n_boot + 1))
         rows.append(dict(model_a=model_a, model_b=model_b, direction=direction, n=len(shared),
                          slope_a=sa, slope_b=sb, diff=sa - sb, diff_lo=lo, diff_hi=hi, p=p))
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)

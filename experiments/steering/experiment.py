@@ -13,7 +13,8 @@ Definitions
 
 Files under ``out``: ``runs/{direction}/alpha={alpha}.parquet`` (a traces table per condition,
 resumable by ``generate_traces``) next to ``alpha={alpha}.json`` (the condition: site, positions,
-scale, alpha, the vector's sha256), which a rerun must match; ``runs/_unsteered/alpha=0.parquet``.
+scale, alpha, the vector's sha256), which a rerun must match; ``runs/_unsteered/alpha=0.parquet``
+(its condition is only the model: a rerun at another site, positions or scale reuses it).
 """
 from __future__ import annotations
 
@@ -48,9 +49,13 @@ def random_directions(d: int, n: int, seed: int = 0) -> np.ndarray:
     return g / np.linalg.norm(g, axis=1, keepdims=True)
 
 
-def residual_norm(store, site: str, position: str = "prompt_end") -> float:
-    """Mean L2 norm of the vectors an ``ActivationStore`` holds for ``site`` at ``position``."""
-    X, _ = store.load(site, position)
+def residual_norm(store, site: str, position: str = "prompt_end", *,
+                  item_ids: Sequence[str] | None = None) -> float:
+    """Mean L2 norm of the vectors an ``ActivationStore`` holds for ``site`` at ``position``
+    (of the items ``item_ids`` only, when given: a store may hold items a run no longer uses)."""
+    X, index = store.load(site, position)
+    if item_ids is not None:
+        X = X[index["item_id"].astype(str).isin(set(map(str, item_ids))).to_numpy()]
     if len(X) == 0:
         raise ValueError(f"the store holds no vectors for {site}|{position}; record them with `handan record`")
     return float(np.linalg.norm(np.asarray(X, dtype=np.float64), axis=1).mean())
@@ -93,12 +98,12 @@ def _unit(name: str, vector: np.ndarray, width: int) -> np.ndarray:
 
 
 def _check_condition(path: Path, condition: dict) -> None:
-    """Refuse to resume a condition file written with another site/scale/vector."""
+    """Refuse to resume a condition file written under another value of any key of ``condition``."""
     meta = path.with_suffix(".json")
     if meta.exists():
         old = json.loads(meta.read_text())
-        if old != condition:
-            diff = sorted(k for k in condition if old.get(k) != condition[k])
+        diff = sorted(k for k in condition if old.get(k) != condition[k])
+        if diff:
             raise FileExistsError(f"{path} was generated under another condition (differs in {diff}); "
                                   "use another --out or delete that file")
     else:
@@ -152,10 +157,10 @@ def run_steering(
         folder, ctx = (UNSTEERED, None) if alpha == 0 else (name, alpha)
         path = out / "runs" / folder / f"alpha={alpha:g}.parquet"
         vec = None if ctx is None else alpha * scale * units[name]
-        _check_condition(path, dict(
-            model=spec.name, site=site, positions=positions, alpha=alpha, scale=float(scale),
-            direction=folder,
-            sha256=None if vec is None else hashlib.sha256(units[name].tobytes()).hexdigest()))
+        steered = {} if vec is None else dict(  # the unsteered run depends on none of these
+            site=site, positions=positions, scale=float(scale),
+            sha256=hashlib.sha256(units[name].tobytes()).hexdigest())
+        _check_condition(path, dict(model=spec.name, alpha=alpha, direction=folder, **steered))
         context = None if vec is None else (
             lambda: Steer(model, site, torch.as_tensor(vec, dtype=dtype), positions=positions))
         return generate_traces(model, tokenizer, spec, items, config=config, out=path,

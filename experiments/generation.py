@@ -84,17 +84,17 @@ def _existing_traces(path: Path, meta: dict) -> pd.DataFrame:
 
 
 def store_manifest(spec_name: str, model, sites: Sequence[str], positions: Sequence[str],
-                   dtype: str, config: GenerationConfig, prompt_format: dict) -> dict:
+                   dtype: str, config: GenerationConfig, prompt_format: dict, weights: dict) -> dict:
     import hashlib
 
     from hooks.sites import d_model, n_layers
 
     payload = dict(model=spec_name, sites=list(sites), positions=list(positions), dtype=dtype,
-                   generation=asdict(config), prompt_format=prompt_format)
+                   generation=asdict(config), prompt_format=prompt_format, weights=weights)
     config_hash = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     return dict(model=spec_name, config_hash=config_hash, sites=list(sites), positions=list(positions),
                 dtype=dtype, d_model=int(d_model(model)), n_layers=int(n_layers(model)),
-                generation=asdict(config), prompt_format=prompt_format)
+                generation=asdict(config), prompt_format=prompt_format, weights=weights)
 
 
 def generate_traces(
@@ -136,7 +136,9 @@ def generate_traces(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     prompt_format = dict(chat_template=spec.chat_template, system_prompt=spec.system_prompt,
                          template_kwargs=spec.template_kwargs)
-    meta = dict(model=spec.name, **asdict(config), **prompt_format)
+    # where the weights come from: a model retrained under the same name must not resume old traces
+    weights = dict(source=spec.source, revision=spec.revision)
+    meta = dict(model=spec.name, **asdict(config), **prompt_format, **weights)
     done = _existing_traces(out, meta)
     done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
 
@@ -160,7 +162,7 @@ def generate_traces(
                 raise ValueError("recording needs at least one site, e.g. --sites resid_post.0")
             rec = Recorder(model, sites)  # checks the sites before the store is touched
             store_dtype = normalise_dtype(store_dtype)
-            manifest = store_manifest(spec.name, model, sites, positions, store_dtype, config, prompt_format)
+            manifest = store_manifest(spec.name, model, sites, positions, store_dtype, config, prompt_format, weights)
             st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
             stored = st.completed()
             done_keys &= stored

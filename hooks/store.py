@@ -130,7 +130,7 @@ def _refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any])
     if "config_hash" in differ:  # name the settings behind the hash where both manifests keep them
         changed = [f"{section}.{key}: store has {(old.get(section) or {}).get(key)!r}, run has "
                    f"{(new.get(section) or {}).get(key)!r}"
-                   for section in ("generation", "prompt_format")
+                   for section in ("generation", "prompt_format", "weights")
                    for key in sorted(set(old.get(section) or {}) | set(new.get(section) or {}))
                    if (old.get(section) or {}).get(key) != (new.get(section) or {}).get(key)]
         details += changed or ([] if details else

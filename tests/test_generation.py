@@ -108,6 +108,9 @@ def test_other_model_or_settings_at_same_path_are_refused(model, tok, tmp_path):
     with pytest.raises(FileExistsError, match="max_new_tokens: 4 → 5"):
         generate_traces(model, tok, SPEC, items(), config=GenerationConfig(samples=1, max_new_tokens=5, batch_size=8),
                         out=out, checker=checker, progress=False)
+    with pytest.raises(FileExistsError, match="source: 'memory' → 'retrained/tiny'"):  # same name, new weights
+        generate_traces(model, tok, SPEC.model_copy(update={"source": "retrained/tiny"}), items(), config=cfg,
+                        out=out, checker=checker, progress=False)
     assert out.read_bytes() == before
 
 

@@ -107,6 +107,9 @@ def test_config_mismatch_names_the_changed_generation_setting(tmp_path: Path) ->
     with pytest.raises(ValueError, match=r"\(generation.max_new_tokens: store has 64, run has 128\); rerun"):
         ActivationStore.create_or_open(tmp_path / "s", manifest(config_hash="other",
                                                                 generation={**gen, "max_new_tokens": 128}))
+    ActivationStore.create_or_open(tmp_path / "w", manifest(weights={"source": "organism:teacher"})).close()
+    with pytest.raises(ValueError, match=r"weights.source: store has 'organism:teacher', run has 'out/teacher'"):
+        ActivationStore.create_or_open(tmp_path / "w", manifest(config_hash="other", weights={"source": "out/teacher"}))
 
 
 def test_a_second_writer_is_refused_until_the_first_closes(tmp_path: Path) -> None:

@@ -4,9 +4,18 @@ Each validator returns a clean copy or raises ValueError naming the problem and 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+
+def stable_hash(obj: Any) -> str:
+    """16 hex digits of the sha256 of ``obj`` as sorted-key JSON (``str`` for what JSON lacks): the
+    one hash of settings behind store config hashes and pipeline stage reuse."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 ITEM_COLUMNS = {
     "item_id": "string",

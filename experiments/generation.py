@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.contracts import TRACE_COLUMNS, validate_items
+from experiments.contracts import TRACE_COLUMNS, stable_hash, validate_items
 from experiments.specs import ModelSpec
 
 META_KEY = b"handan.generation"
@@ -85,13 +85,11 @@ def _existing_traces(path: Path, meta: dict) -> pd.DataFrame:
 
 def store_manifest(spec_name: str, model, sites: Sequence[str], positions: Sequence[str],
                    dtype: str, config: GenerationConfig, prompt_format: dict, weights: dict) -> dict:
-    import hashlib
-
     from hooks.sites import d_model, n_layers
 
     payload = dict(model=spec_name, sites=list(sites), positions=list(positions), dtype=dtype,
                    generation=asdict(config), prompt_format=prompt_format, weights=weights)
-    config_hash = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    config_hash = stable_hash(payload)
     return dict(model=spec_name, config_hash=config_hash, sites=list(sites), positions=list(positions),
                 dtype=dtype, d_model=int(d_model(model)), n_layers=int(n_layers(model)),
                 generation=asdict(config), prompt_format=prompt_format, weights=weights)

@@ -13,7 +13,6 @@ and ``behaviour.n_boot``: a change anywhere upstream reruns the stages downstrea
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -22,6 +21,8 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from experiments.contracts import stable_hash
 
 
 class _Cfg(BaseModel):
@@ -96,10 +97,6 @@ class RunConfig(_Cfg):
         return cls.model_validate({**(yaml.safe_load(path.read_text()) or {}), **overrides})
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class Stages:
     """Bookkeeping of ``out/stages.json``: which stage ran with which settings, and how long."""
 
@@ -113,7 +110,7 @@ class Stages:
             always: bool = False) -> str:
         """Run ``fn`` unless the stage last ran on the same ``inputs`` and its ``outputs`` exist;
         returns the stage's hash (for the stages that read its outputs)."""
-        key = _hash(inputs)
+        key = stable_hash(inputs)
         fresh = self.done.get(name, {}).get("hash") == key and all(p.exists() for p in outputs)
         if fresh and not always:
             self.timings[name] = self.done[name]["seconds"]
@@ -153,7 +150,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     book.run("generation", [gen_settings, list(specs)], [out / "traces.parquet"],
              lambda: stages.generate_all(cfg, specs, items, out, progress), always=True)
     traces = pd.read_parquet(out / "traces.parquet")
-    data = _hash([gen_settings, [s.model_dump() for s in specs.values()], pairing, items.to_json(),
+    data = stable_hash([gen_settings, [s.model_dump() for s in specs.values()], pairing, items.to_json(),
                   traces.to_json()])  # what every later stage reads (hashed once: traces can be large)
 
     behaviour_dir = out / "behaviour"

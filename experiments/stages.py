@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.pipeline import RunConfig, _hash
+from experiments.contracts import stable_hash
+from experiments.pipeline import RunConfig
 from experiments.specs import ModelSpec
 
 
@@ -226,7 +227,7 @@ def steering(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame, tr
                                             temperature=g.temperature, top_p=g.top_p, seed=g.seed,
                                             batch_size=g.batch_size)
         scale = residual_norm(store, site, s.position, item_ids=items["item_id"])
-        condition = _hash([site, s.inject, scale, asdict(config),
+        condition = stable_hash([site, s.inject, scale, asdict(config),
                            {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in directions.items()}])
         model, tokenizer = load_model(spec, device=cfg.device)
         tables.append(run_steering(model, tokenizer, spec, test_items, directions=directions, site=site,

@@ -111,10 +111,10 @@ def _cross_fitted(preds: pd.DataFrame, keys: list[str], items: np.ndarray, count
     B = len(counts)
     weights = np.vstack([halves, counts * halves[0], counts * halves[1]])  # [2 + 2B, G]
     S = np.array([bootstrap_scores(*_key_rows(preds, key, items), weights, task) for key in keys])  # [K, 2 + 2B]
-    S = np.where(np.isfinite(S), S, -np.inf)
 
     def pick(on: np.ndarray, at: np.ndarray) -> np.ndarray:  # [K, m] each -> score at the key best on `on`
-        return at[np.argmax(on, axis=0), np.arange(on.shape[1])]
+        best = np.argmax(np.where(np.isfinite(on), on, -np.inf), axis=0)  # undefined scores never win
+        return at[best, np.arange(on.shape[1])]  # NaN where the picked key is undefined there
 
     point = (pick(S[:, [1]], S[:, [0]]) + pick(S[:, [0]], S[:, [1]]))[0] / 2
     first, second = S[:, 2:2 + B], S[:, 2 + B:]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-_ANSWER = re.compile(r"answer\s*[:：]\s*(.*)", re.IGNORECASE)
+_ANSWER = re.compile(r"answer\s*(?:\*\*|__)?\s*[:：]\s*(.*)", re.IGNORECASE)
 
 
 def _last_boxed(text: str) -> str | None:
@@ -21,19 +21,29 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
+# Markdown and LaTeX wrappers models put around a final answer: **bold**, `code`, $...$, \(...\), \[...\]
+_WRAPPER = re.compile(r"^(?:(\*{1,3}|_{1,2}|`+|\$+)\s*(.*?)\s*\1|\\\((.*?)\\\)|\\\[(.*?)\\\])$", re.DOTALL)
+
+
 def extract_answer(response: str) -> str | None:
     """The final answer in a response: the last ``\\boxed{...}``, else the text after the last
-    ``Answer:`` up to the end of its line. Surrounding whitespace, ``$`` and a final period are
-    stripped. ``None`` when the response states no answer."""
+    ``Answer:`` up to the end of its line. Surrounding whitespace, markdown emphasis and code
+    marks (``**Answer:** 101``, ``Answer: **101**``, a backticked answer), ``$``/``\\(…\\)``
+    math delimiters and a final period are stripped. ``None`` when the response states no answer."""
     found = _last_boxed(response)
     if found is None:
         matches = _ANSWER.findall(response)
         if not matches:
             return None
         found = matches[-1].splitlines()[0] if matches[-1] else ""
-    found = found.strip().strip("$").strip()
+        found = re.sub(r"^\s*(?:\*\*|__)(?=\s|$)", "", found)  # the closing marks of a bold "**Answer:**"
+    found = found.strip()
     if found.endswith("."):
         found = found[:-1].rstrip()
+    while match := _WRAPPER.fullmatch(found):
+        found = next(g for g in match.groups()[1:] if g is not None).strip()
+        if found.endswith("."):
+            found = found[:-1].rstrip()
     return found or None
 
 

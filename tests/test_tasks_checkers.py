@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import operator
+import re
 from fractions import Fraction
 
 import pytest
@@ -25,6 +26,9 @@ game24 = get_checker("game24")
     "Answer: [6*4]*(1*1)",
     "Answer: $6 \\times 4 \\times (1 \\div 1)$",
     "Answer: (1 * 1 * 6) * 4",
+    "**Answer:** 6*4*1*1",
+    "Answer: **(6*4)*(1*1)**",
+    "Answer: `6*4*1*1`",
 ])
 def test_game24_accepts_correct_forms(response):
     assert game24(response, "1 1 4 6")
@@ -102,7 +106,8 @@ binary_add, binary_sub = get_checker("binary_add"), get_checker("binary_sub")
 
 
 @pytest.mark.parametrize("response", ["Answer: 01000", "Answer: 1000", "Answer: 0b1000", "\\boxed{0 1 0 0 0}",
-                                      "Answer: 001000."])
+                                      "Answer: 001000.", "**Answer:** 1000", "Answer: **1000**", "**Answer**: `1000`",
+                                      "\\boxed{1000_2}", "Answer: $1000_{2}$", "Answer: \\(01000\\)"])
 def test_binary_accepts_correct_forms(response):
     assert binary_add(response, binary_format.answer("ADD", 7, 1))
 
@@ -141,7 +146,7 @@ def test_carries_equal_the_modular_definition(op, a, b):
 @given(st.text(max_size=40))
 def test_parse_binary_is_none_or_the_value(text):
     got = parse_binary(text)
-    digits = "".join(text.split()).removeprefix("0b")
+    digits = re.sub(r"_\{?2\}?$", "", "".join(text.split())).removeprefix("0b")  # a base subscript is allowed
     assert got is None or (set(digits) <= {"0", "1"} and got == int(digits, 2))
 
 
@@ -155,13 +160,15 @@ def test_verify_accepts_true_forms(said):
     assert verify(response, "true") and not verify(response, "false")
 
 
-@pytest.mark.parametrize("said", ["False", "no", "invalid", "Not true", "It does not follow", "incorrect."])
+@pytest.mark.parametrize("said", ["False", "no", "invalid", "Not true", "It does not follow", "incorrect.",
+                                  "Not necessarily", "not necessarily true", "It is not necessarily true",
+                                  "The statement is false", "**False**", "It does not necessarily follow"])
 def test_verify_accepts_false_forms(said):
     assert get_checker("syllogisms")(f"Answer: {said}", "false")
     assert not get_checker("syllogisms")(f"Answer: {said}", "true")
 
 
-@pytest.mark.parametrize("said", ["maybe", "", "it depends"])
+@pytest.mark.parametrize("said", ["maybe", "", "it depends", "N/A", "n a", "t s"])
 def test_verify_rejects_non_answers(said):
     assert parse_truth(said) is None
     assert not verify(f"Answer: {said}", "true") and not verify(f"Answer: {said}", "false")
@@ -193,3 +200,26 @@ def test_carddir_reference_examples():
 def test_unknown_task_falls_back_to_exact_match():
     assert get_checker("my_task") is exact_match
     assert get_checker("my_task")("Answer: Paris", "paris")
+
+
+@pytest.mark.parametrize("response", ["Answer: \\frac{6}{1-\\frac{3}{4}}", "\\boxed{\\dfrac{6}{1 - \\frac{3}{4}}}",
+                                      "Answer: $\\frac{6}{1-\\tfrac{3}{4}}$"])
+def test_game24_reads_latex_fractions(response):
+    assert game24(response, "1 3 4 6") and not game24(response, "1 3 4 7")
+
+
+@pytest.mark.parametrize("response, expected", [
+    ("**Answer:** 101", "101"), ("Answer: **101**", "101"), ("**Answer**: 101", "101"), ("Answer: ***101***", "101"),
+    ("Answer: `x + 1`", "x + 1"), ("Answer: $$24$$.", "24"), ("Answer: \\[ 7 \\]", "7"), ("**Answer:**", None),
+    ("Answer: 2*3*4*1", "2*3*4*1")])
+def test_extract_answer_strips_markdown_and_math_wrappers(response, expected):
+    from experiments.answers import extract_answer
+
+    assert extract_answer(response) == expected
+
+
+def test_game24_items_carry_no_feature_derived_from_the_solve_time(data_dir):
+    from experiments.tasks import load_items
+
+    items = load_items("game24", data_dir)
+    assert not [c for c in items if c.startswith("feat_")]

@@ -51,11 +51,12 @@ def test_duplicate_item_id_names_both_lines(tmp_path):
         load_items_file(path)
 
 
-def test_nan_zero_negative_rts_dropped_with_a_count(tmp_path):
-    body = "a,t,p,4,1.5,0.9,10,3\nb,t,p,4,,0.9,10,3\nc,t,p,4,0,0.9,10,3\nd,t,p,4,-2,0.9,10,3\ne,t,p,4,2,0.9,10,3\n"
-    with pytest.warns(UserWarning, match=r"dropped 3 row\(s\).*lines \[3, 4, 5\]"):
-        items = load_items_file(_write(tmp_path, body))
-    assert list(items["item_id"]) == ["a", "e"]
+def test_missing_rt_is_kept_and_non_positive_rt_refused(tmp_path):
+    items = load_items_file(_write(tmp_path, "a,t,p,4,1.5,0.9,10,3\nb,t,p,4,,0.9,10,3\n"))
+    assert list(items["item_id"]) == ["a", "b"] and items["human_rt_s"].isna().tolist() == [False, True]
+    for rt in ("0", "-2"):
+        with pytest.raises(ValueError, match=r"line 3, column 'human_rt_s': .* not a positive time"):
+            load_items_file(_write(tmp_path, f"a,t,p,4,1.5,0.9,10,3\nb,t,p,4,{rt},0.9,10,3\n"))
 
 
 def test_parquet_and_missing_columns(tmp_path):

@@ -43,9 +43,9 @@ def carries(op: str, a: int, b: int, bits: int = BITS) -> int:
 
 
 def parse_binary(text: str) -> int | None:
-    """Integer value of a binary numeral (optional ``0b``, leading zeros and inner spaces allowed);
-    None for anything else."""
-    match = _BINARY.fullmatch(re.sub(r"\s+", "", text))
+    """Integer value of a binary numeral (optional ``0b``, a base subscript ``_2`` / ``_{2}``,
+    leading zeros and inner spaces allowed); None for anything else."""
+    match = _BINARY.fullmatch(re.sub(r"_\{?2\}?$", "", re.sub(r"\s+", "", text)))
     return int(match.group(1), 2) if match else None
 
 

@@ -3,7 +3,8 @@
 Aggregation: the file is already one row per puzzle. ``human_rt_s`` = ``AMT (s)`` (mean human
 solve time, seconds), ``human_accuracy`` = ``Solved rate`` (percent / 100), ``human_rt_sd`` =
 ``1-sigma STD (s)`` (SD of the solve times within one SD of the mean, the only dispersion
-published), ``n_human`` unknown (NA). ``feat_rank`` = the site's difficulty rank.
+published), ``n_human`` unknown (NA). The file's ``Rank`` column is left out: it orders the puzzles
+by solve time, so as a ``feat_*`` baseline it would be the target itself.
 The reference answer is the puzzle itself (``"1 1 4 6"``); any expression that reaches 24 is right.
 """
 from __future__ import annotations
@@ -45,7 +46,12 @@ def prompt(numbers: list[int]) -> str:
     )
 
 
+_FRAC = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
+
+
 def _normalise(expression: str) -> str:
+    while (unfolded := _FRAC.sub(r"((\1)/(\2))", expression)) != expression:  # innermost \frac first
+        expression = unfolded
     for spelling, op in _SPELLINGS.items():
         expression = expression.replace(spelling, op)
     # A trailing "= 24" restates the target; anything else after "=" is not part of the expression.
@@ -110,6 +116,5 @@ def load(paths: dict[str, Path]) -> pd.DataFrame:
             "human_rt_sd": raw["1-sigma STD (s)"].astype("float64"),
             "human_accuracy": raw["Solved rate"].str.rstrip("%").astype("float64") / 100,
             "n_human": pd.NA,
-            "feat_rank": raw["Rank"].astype("int64"),
         }
     )

@@ -2,7 +2,6 @@
 (e.g. the OSF item-level data of de Varda et al.) with errors that say where the problem is."""
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +34,9 @@ def load_items_file(path: str | Path) -> pd.DataFrame:
     Errors (ValueError) name the line (CSV; header = line 1) or row (parquet; first = row 1) and
     the column: missing required column or value, a non-numeric value in a numeric column,
     ``human_accuracy`` outside [0, 1], a negative or fractional ``n_human``, duplicate ``item_id``.
-    Rows whose ``human_rt_s`` is missing, zero or negative are dropped and their number is reported
-    with a ``UserWarning``.
+    ``human_rt_s`` may be empty (the item has no human time: it is generated and probed, and the
+    behavioural analysis leaves it out and says so in ``exclusions.csv``); zero or negative is an
+    error.
     """
     path = Path(path)
     table, where, offset = _read(path)
@@ -77,11 +77,9 @@ def load_items_file(path: str | Path) -> pd.DataFrame:
         at = [i + offset for i in table.index[table["item_id"] == first]]
         raise ValueError(f"{path}: item_id {first!r} appears on {where}s {at}; item_id must be unique")
     if "human_rt_s" in table.columns:
-        ok = valid_rt(table["human_rt_s"])
-        if not ok.all():
-            at = [i + offset for i in table.index[~ok][:5]]
-            warnings.warn(f"{path}: dropped {int((~ok).sum())} row(s) with a missing, zero or negative "
-                          f"human_rt_s ({where}s {at}{' ...' if (~ok).sum() > 5 else ''})",
-                          UserWarning, stacklevel=2)
-            table = table[ok].reset_index(drop=True)
+        bad = table["human_rt_s"].notna() & ~valid_rt(table["human_rt_s"])
+        if bad.any():
+            raise ValueError(f"{path}, {where} {bad.idxmax() + offset}, column 'human_rt_s': "
+                             f"{table['human_rt_s'][bad.idxmax()]} is not a positive time in seconds; "
+                             "leave it empty where no human time is known")
     return validate_items(table, source=str(path))

@@ -47,7 +47,9 @@ _DIRECTION_WORD = re.compile(r"\b(north|south)[\s_-]?(east|west)\b|\b(north|sout
 
 _TRUE = {"true", "yes", "valid", "correct", "follows", "t", "y"}
 _FALSE = {"false", "no", "invalid", "incorrect", "f", "n"}
-_NEGATION = re.compile(r"(?:it )?(?:is )?not (?:true|valid|correct)|(?:it )?does not follow")
+_NEGATION = re.compile(r"not (?:necessarily )?(?:true|valid|correct)|not necessarily|"
+                       r"(?:it )?does not (?:necessarily )?follow")
+_SUBJECT = re.compile(r"^(?:the statement|the conclusion|it|this|that) (?:is )?")
 
 
 def verify_prompt(premises: list[str], conclusion: str, *, intro: str) -> str:
@@ -70,13 +72,16 @@ def _cardinal(relation: str) -> str:
 
 
 def parse_truth(text: str) -> bool | None:
-    """True/False for a stated truth value: the first word is one of true/yes/valid/correct/follows
-    or false/no/invalid/incorrect (case and punctuation ignored), or the text is a negation such as
-    "not true", "not valid", "does not follow". None when the text states none."""
-    words = re.findall(r"[a-z]+", text.lower())
-    if not words:
+    """True/False for a stated truth value, after an optional "the statement is" / "it is": the
+    first word is one of true/yes/valid/correct/follows or false/no/invalid/incorrect (a single
+    letter t/y/f/n only as the whole answer, so "N/A" states nothing), or the text is a negation
+    such as "not true", "not necessarily (true)", "does not follow" (case and punctuation
+    ignored). None when the text states none."""
+    phrase = _SUBJECT.sub("", " ".join(re.findall(r"[a-z]+", text.lower())))
+    words = phrase.split()
+    if not words or (len(words[0]) == 1 and len(words) > 1):
         return None
-    if _NEGATION.fullmatch(" ".join(words)):
+    if _NEGATION.fullmatch(phrase):
         return False
     if words[0] in _TRUE:
         return True

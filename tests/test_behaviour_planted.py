@@ -122,6 +122,23 @@ def test_within_item_allocation_recovered():
         assert row["diff_lo"] <= 0.3 <= row["diff_hi"], row.to_dict()
 
 
+@pytest.mark.parametrize("wrong_extra", [0.0, 0.3])
+def test_within_item_allocation_not_made_by_the_budget(wrong_extra):
+    """Budget cuts graded wrong (as the pipeline grades them) must not create an effect."""
+    items, traces = planted_tables(
+        n_tasks=2, n_items=150, n_samples=6, tau=0.2, wrong_extra=wrong_extra, budget=1100, seed=14
+    )
+    cut = ~traces["finished_thinking"]
+    traces.loc[cut, "correct"] = False
+    eff = analyse(items, traces, n_boot=0)["item_effects"]
+    for _, row in eff[eff["task"] == "__pooled__"].iterrows():
+        assert row["n_censored"] == cut[traces["model"] == row["model"]].sum() > 0
+        if wrong_extra:  # recovered; leaving the longest wrong samples out errs toward 0
+            assert 0 < row["diff_lo"] <= wrong_extra and row["p"] < 1e-6, row.to_dict()
+        else:
+            assert row["diff_lo"] <= 0 <= row["diff_hi"], row.to_dict()
+
+
 def test_effort_and_fingerprints(constant):
     eff = constant["effort"]
     student = _pooled(eff, model="student")

@@ -237,6 +237,28 @@ def test_item_effects_by_hand():
     assert (row["diff_lo"], row["diff_hi"]) == pytest.approx(ci)
 
 
+def test_item_effects_leave_budget_cut_samples_out():
+    # each item: two correct samples near 200 tokens, two cut at the 4096 budget (graded wrong)
+    cut = {k: [199, 201, 4096, 4096] for k in "abcde"}
+    flags = {k: [True, True, False, False] for k in "abcde"}
+    items, traces = _tables(cut, finished=flags, correct=flags)
+    row = item_effects(prepare(items, traces, Exclusions())[1]).iloc[0]
+    assert (row["n_items"], row["n_mixed"], row["n_censored"]) == (5, 0, 10)
+    assert np.isnan(row["diff"]) and "10 censored sample(s) left out" in row["reason"]
+
+    # with finished wrong samples too: only they enter the contrast
+    cut |= {"f": [9, 99, 4096], "g": [99, 9, 999]}
+    finished = flags | {"f": [True, True, False], "g": [True, True, True]}
+    correct = flags | {"f": [True, False, False], "g": [True, False, False]}
+    items, traces = _tables(cut, finished=finished, correct=correct)
+    row = item_effects(prepare(items, traces, Exclusions())[1]).iloc[0]
+    d = np.array([np.log(100) - np.log(10), (np.log(10) + np.log(1000)) / 2 - np.log(100)])
+    assert (row["n_items"], row["n_mixed"], row["n_censored"]) == (7, 2, 11)
+    assert row["diff"] == pytest.approx(d.mean()) and row["reason"] == ""
+    assert (row["diff_lo"], row["diff_hi"]) == pytest.approx(
+        stats.t.interval(0.95, 1, loc=d.mean(), scale=stats.sem(d)))
+
+
 # --- transfer, inflation, effort ------------------------------------------------------------
 
 

@@ -8,10 +8,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from experiments.contracts import validate_items
-from experiments.tasks import DATASETS, load_items
+from experiments.tasks import DATASETS, load_items, syllogisms
+from experiments.tasks.aggregate import item_costs
 from experiments.tasks.binary_files import RESULT_DIR
 
 BINARY = "sungjae-cho/arithmetic-experiment-cli"
@@ -24,12 +26,42 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _trimmed_mean(rts: list[float]) -> tuple[float, float]:
-    """Mean and SD after dropping RTs beyond 3 SD of log RT (the documented rule), by hand."""
+    """Mean and SD after dropping RTs whose log lies beyond 3 SD of the other RTs' logs (the
+    documented leave-one-out rule), by hand with exact ``statistics`` sums."""
     logs = [math.log(r) for r in rts]
     if len(rts) >= 3:
-        m, s = statistics.mean(logs), statistics.stdev(logs)
-        rts = [r for r, x in zip(rts, logs, strict=True) if abs(x - m) <= 3 * s]
+        kept = []
+        for i, (r, x) in enumerate(zip(rts, logs, strict=True)):
+            others = logs[:i] + logs[i + 1:]
+            if abs(x - statistics.mean(others)) <= 3 * statistics.stdev(others):
+                kept.append(r)
+        rts = kept
     return statistics.mean(rts), statistics.stdev(rts)
+
+
+def _costs(rts: list[float]) -> pd.Series:
+    trials = pd.DataFrame({"item_id": "x", "rt_s": rts, "correct": True})
+    return item_costs(trials, source="test").iloc[0]
+
+
+def test_trimming_drops_one_far_rt_among_ten():
+    # the full-sample rule could not: 1000 s is only (n - 1) / sqrt(n) = 2.85 SD from that mean
+    row = _costs([1.0] * 9 + [1000.0])
+    assert row["human_rt_s"] == 1.0 and row["human_rt_sd"] == 0.0
+
+
+def test_trimming_small_item_by_hand():
+    # 1 s: others' log mean (ln 2 + ln 3 + ln 4) / 3 = 1.0594, SD 0.3482 -> 1.0594 > 1.0447, dropped
+    # 4 s: others' log mean 0.5973, SD 0.5555 -> 0.7890 < 1.6666, kept (2 s and 3 s likewise)
+    row = _costs([1.0, 2.0, 3.0, 4.0])
+    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx((3.0, 1.0))
+    assert _costs([1.0, 1000.0])["human_rt_s"] == pytest.approx(500.5)  # below 3 RTs: no trimming
+
+
+def test_trimming_leaves_an_item_without_outliers_alone():
+    rts = [2.0, 2.5, 3.0, 2.2, 2.8, 2.4]
+    row = _costs(rts)
+    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx((np.mean(rts), np.std(rts, ddof=1)))
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +210,13 @@ def test_carddir_rt_is_total_time_over_correct_trials(data_dir):
 
 def test_syllogisms_counts_and_one_item_by_hand(data_dir):
     rows = _rows(data_dir / "CognitiveComputationLab/cogmods/syllogistic/student_projects/2021_wiens/data/data.csv")
-    items = load_items("syllogisms", data_dir).set_index("item_id")
+    with pytest.warns(UserWarning, match="dropped 1 repeated"):
+        items = load_items("syllogisms", data_dir).set_index("item_id")
     assert len(items) == len({(r["task"], r["choices"]) for r in rows}) == 15
-    assert items["n_human"].sum() == len(rows)
+    # participant 106 saw the flower item twice (and never the ant item): one trial is dropped
+    assert items["n_human"].sum() == len({(r["id"], r["task"], r["choices"]) for r in rows}) == len(rows) - 1
+    flower = [r for r in rows if r["task"] == "All;flower;water/No;computer;flower"]
+    assert items.loc["syllogisms/All;flower;water/No;computer;flower|No;computer;water", "n_human"] == len(flower) - 1
     sel = [r for r in rows if r["task"] == "All;bat;mammal/No;mammal;fly"]
     correct = np.array([float(r["response_time"]) / 1000 for r in sel if r["response"] == r["truth"]])
     item = items.loc["syllogisms/All;bat;mammal/No;mammal;fly|All;bat;fly"]
@@ -188,3 +224,21 @@ def test_syllogisms_counts_and_one_item_by_hand(data_dir):
     assert "All bat are mammal." in item["prompt"] and "No mammal are fly." in item["prompt"]
     assert item["human_accuracy"] == pytest.approx(len(correct) / len(sel))
     assert item["human_rt_s"] == pytest.approx(_trimmed_mean(list(correct))[0])
+
+
+def test_syllogisms_keep_each_participants_earliest_repeat(tmp_path):
+    path = tmp_path / "data.csv"
+    pd.DataFrame({
+        "id": [1, 1, 2, 1],
+        "sequence": [9, 3, 1, 4],
+        "task": ["All;a;b/All;b;c"] * 3 + ["No;a;b/All;c;a"],
+        "choices": ["All;a;c"] * 3 + ["No;c;b"],
+        "response": [True, False, True, True],
+        "truth": [True, True, True, True],
+        "response_time": [1000, 4000, 2000, 3000],
+    }).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match="dropped 1 repeated"):
+        items = syllogisms.load({syllogisms.FILE: path}).set_index("item_id")
+    item = items.loc["syllogisms/All;a;b/All;b;c|All;a;c"]
+    # participant 1's sequence 3 (wrong) is kept, sequence 9 (right, 1 s) dropped
+    assert (item["n_human"], item["human_accuracy"], item["human_rt_s"]) == (2, 0.5, 2.0)

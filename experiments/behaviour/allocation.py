@@ -1,10 +1,16 @@
 """Within-item allocation (item fixed effects, arXiv 2606.26502): does a model spend more on
 the samples it gets wrong than on those it gets right, on the same item?
 
-For each item with both correct and wrong samples ("mixed" items), d = mean log(1 + tokens) of
-its wrong samples - mean of its correct samples; the item's own difficulty cancels. Per model
-and task (and ``__pooled__``): ``cost_correct``, ``cost_wrong`` (means over mixed items),
-``diff`` = mean d with a one-sample t 95% CI and p (scipy.stats.ttest_1samp over items).
+Censored samples (``finished_thinking`` False: cut at the budget, graded incorrect) are left out
+and counted in ``n_censored``: kept, they would be "wrong" samples at the budget length, so a
+budget cut alone would look like spending more on wrong answers. Leaving them out drops the
+longest wrong samples when the budget binds, so ``diff`` then errs toward 0; check n_censored.
+
+For each item with both correct and wrong finished samples ("mixed" items), d = mean
+log(1 + tokens) of its wrong samples - mean of its correct samples; the item's own difficulty
+cancels. Per model and task (and ``__pooled__``): ``n_items`` (items with any sample),
+``cost_correct``, ``cost_wrong`` (means over mixed items), ``diff`` = mean d with a one-sample t
+95% CI and p (scipy.stats.ttest_1samp over items).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ ITEM_EFFECT_COLUMNS = [
     "task",
     "n_items",
     "n_mixed",
+    "n_censored",
     "cost_correct",
     "cost_wrong",
     "diff",
@@ -30,13 +37,14 @@ ITEM_EFFECT_COLUMNS = [
 ]
 
 
-def _row(per_item: pd.DataFrame, n_items: int) -> dict:
+def _row(per_item: pd.DataFrame, n_censored: int) -> dict:
     mixed = per_item.dropna()
-    row = {"n_items": n_items, "n_mixed": len(mixed), "reason": ""}
+    row = {"n_items": len(per_item), "n_mixed": len(mixed), "n_censored": n_censored, "reason": ""}
     if len(mixed) < 2:
+        cut = f"; {n_censored} censored sample(s) left out" if n_censored else ""
         row["reason"] = (
-            f"{len(mixed)} item(s) with both correct and wrong samples; needs 2 "
-            "(generate several samples per item)"
+            f"{len(mixed)} item(s) with both correct and wrong finished samples; needs 2 "
+            f"(generate several samples per item){cut}"
         )
         return row
     d = (mixed[False] - mixed[True]).to_numpy()
@@ -55,14 +63,19 @@ def item_effects(traces: pd.DataFrame) -> pd.DataFrame:
     t = traces.assign(
         log_tokens=np.log1p(traces["reasoning_tokens"].to_numpy(float)),
         correct=traces["correct"].astype(bool),
+        censored=~traces["finished_thinking"].astype(bool),
     )
     rows = []
     for model, mt in t.groupby("model", sort=True):
-        per_item = mt.pivot_table(
-            index=["task", "item_id"], columns="correct", values="log_tokens", aggfunc="mean"
+        items = pd.MultiIndex.from_frame(mt[["task", "item_id"]].drop_duplicates())
+        per_item = (
+            mt[~mt["censored"]]
+            .pivot_table(index=["task", "item_id"], columns="correct", values="log_tokens", aggfunc="mean")
+            .reindex(index=items, columns=[True, False])
+            .sort_index()
         )
-        per_item = per_item.reindex(columns=[True, False])
+        n_censored = mt.groupby("task")["censored"].sum()
         for task, pt in per_item.groupby(level="task", sort=True):
-            rows.append({"model": model, "task": task, **_row(pt, len(pt))})
-        rows.append({"model": model, "task": POOLED, **_row(per_item, len(per_item))})
+            rows.append({"model": model, "task": task, **_row(pt, int(n_censored[task]))})
+        rows.append({"model": model, "task": POOLED, **_row(per_item, int(n_censored.sum()))})
     return pd.DataFrame(rows, columns=ITEM_EFFECT_COLUMNS)

@@ -5,8 +5,14 @@ Rule (units: seconds):
    the item and ``n_human`` = number of trials of the item.
 2. Reaction times come from correct trials only. Trials whose RT is missing, not finite, zero or
    negative are left out of the RT statistics; how many is reported with a ``UserWarning``.
-3. Trimming, per item: when an item has at least 3 such correct RTs, a trial is dropped when its
-   log RT lies more than 3 SD (sample SD, ddof=1) from the item's mean log RT (one pass).
+3. Trimming, per item, leave-one-out: when an item has at least 3 such correct RTs, a trial is
+   dropped when its log RT lies more than 3 SD from the mean log RT of the item's OTHER correct
+   RTs (their sample SD, ddof=1; when the others are all equal, any different RT is dropped).
+   Every trial is judged against the full set of others in one pass. Leaving the trial out
+   matters: a point can lie at most (n - 1) / sqrt(n) SDs from a mean that includes it, which is
+   under 3 for n <= 10, so a rule on the full-sample mean could never drop anything there. The
+   price is strictness on small items: of normally distributed log RTs it drops about 25% at
+   n = 3, 12% at n = 4, 8% at n = 5, 2% at n = 10 and under 1% from n = 20.
 4. ``human_rt_s`` = mean of the kept RTs, ``human_rt_sd`` = their sample SD (ddof=1; NaN below two
    RTs). An item without a usable correct RT keeps NaN for both.
 """
@@ -27,13 +33,18 @@ def valid_rt(rt: pd.Series) -> pd.Series:
     return values.notna() & np.isfinite(values) & (values > 0)
 
 
-def _keep_within_sd(log_rt: pd.Series) -> pd.Series:
-    if len(log_rt) < MIN_TRIALS_TO_TRIM:
-        return pd.Series(True, index=log_rt.index)
-    sd = log_rt.std(ddof=1)
-    if not sd > 0:
-        return pd.Series(True, index=log_rt.index)
-    return (log_rt - log_rt.mean()).abs() <= TRIM_SD * sd
+def _keep_leave_one_out(log_rt: pd.Series) -> pd.Series:
+    x = log_rt.to_numpy()
+    keep = np.ones(len(x), dtype=bool)
+    if len(x) < MIN_TRIALS_TO_TRIM:
+        return pd.Series(keep, index=log_rt.index)
+    for i in range(len(x)):
+        # shifted by one of the others, so equal others give a mean and SD of exactly 0
+        others = np.delete(x, i)
+        shifted = others - others[0]
+        distance = abs(x[i] - others[0] - shifted.mean())
+        keep[i] = distance <= TRIM_SD * shifted.std(ddof=1)
+    return pd.Series(keep, index=log_rt.index)
 
 
 def item_costs(trials: pd.DataFrame, *, source: str) -> pd.DataFrame:
@@ -51,7 +62,7 @@ def item_costs(trials: pd.DataFrame, *, source: str) -> pd.DataFrame:
         )
     rts = trials.loc[correct & ok, ["item_id", "rt_s"]].astype({"rt_s": "float64"})
     log_rt = np.log(rts["rt_s"])
-    keep = log_rt.groupby(rts["item_id"], group_keys=False).apply(_keep_within_sd)
+    keep = log_rt.groupby(rts["item_id"], group_keys=False).apply(_keep_leave_one_out)
     kept = rts[keep.reindex(rts.index).astype(bool)]
     rt_stats = kept.groupby("item_id")["rt_s"].agg(human_rt_s="mean", human_rt_sd=lambda s: s.std(ddof=1))
     acc = trials.groupby("item_id")["correct"].agg(human_accuracy="mean", n_human="size")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats as st
 
 from experiments.contracts import validate_items
 from experiments.tasks import DATASETS, load_items, syllogisms
@@ -30,10 +31,11 @@ def _trimmed_mean(rts: list[float]) -> tuple[float, float]:
     documented leave-one-out rule), by hand with exact ``statistics`` sums."""
     logs = [math.log(r) for r in rts]
     if len(rts) >= 3:
-        kept = []
+        n, kept = len(rts), []
+        cutoff = st.t.ppf(1 - st.norm.sf(3), n - 2) * math.sqrt(1 + 1 / (n - 1))  # 99.73% prediction interval
         for i, (r, x) in enumerate(zip(rts, logs, strict=True)):
             others = logs[:i] + logs[i + 1:]
-            if abs(x - statistics.mean(others)) <= 3 * statistics.stdev(others):
+            if abs(x - statistics.mean(others)) <= cutoff * statistics.stdev(others):
                 kept.append(r)
         rts = kept
     return statistics.mean(rts), statistics.stdev(rts)
@@ -51,11 +53,24 @@ def test_trimming_drops_one_far_rt_among_ten():
 
 
 def test_trimming_small_item_by_hand():
-    # 1 s: others' log mean (ln 2 + ln 3 + ln 4) / 3 = 1.0594, SD 0.3482 -> 1.0594 > 1.0447, dropped
-    # 4 s: others' log mean 0.5973, SD 0.5555 -> 0.7890 < 1.6666, kept (2 s and 3 s likewise)
+    # n = 4: cutoff t(0.99865, df 2) * sqrt(1 + 1/3) = 19.21 * 1.155 = 22.2 SDs of the other three.
+    # 1, 2, 3, 4 s: 1 s is 1.0594 / 0.3482 = 3.0 SDs from the others -> kept (a fixed 3 SD dropped it)
     row = _costs([1.0, 2.0, 3.0, 4.0])
-    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx((3.0, 1.0))
+    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx((2.5, np.std([1, 2, 3, 4], ddof=1)))
+    # 1, 1.1, 1.2, 60 s: 60 s is (ln 60 - 0.0953) / 0.0953 = 42 SDs from the others -> dropped
+    assert _costs([1.0, 1.1, 1.2, 60.0])["human_rt_s"] == pytest.approx(1.1)
     assert _costs([1.0, 1000.0])["human_rt_s"] == pytest.approx(500.5)  # below 3 RTs: no trimming
+
+
+def test_trimming_drops_a_calibrated_share_of_normal_log_rts():
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 20):
+        logs = rng.normal(size=(4000, n))
+        trials = pd.DataFrame({"item_id": np.repeat(np.arange(4000), n), "rt_s": np.exp(logs.ravel()),
+                               "correct": True})
+        kept = item_costs(trials, source="test")
+        dropped = 1 - np.isclose(kept["human_rt_s"].to_numpy(), np.exp(logs).mean(1), rtol=1e-12).mean()  # items touched
+        assert dropped < 0.005 * n  # ~0.27% of RTs each (0.8% of items at n = 3); a fixed 3 SD of the others: 25%
 
 
 def test_trimming_leaves_an_item_without_outliers_alone():

@@ -122,6 +122,13 @@ def test_correlate_matches_scipy_and_hand_fisher_ci():
     assert row["n"] == 30 and row["reason"] == ""
 
 
+def test_an_undefined_bca_interval_says_so_and_keeps_r():
+    with pytest.warns(stats.DegenerateDataWarning):
+        row = correlate(np.array([1.0, 2, 3, 5]), np.array([2.0, 1, 4, 3]), n_boot=200, rng=np.random.default_rng(0))
+    assert row["r"] == pytest.approx(stats.pearsonr([1, 2, 3, 5], [2, 1, 4, 3]).statistic)
+    assert np.isnan(row["boot_lo"]) and "BCa bootstrap CI is undefined" in row["reason"]
+
+
 def test_pearson_along_matches_numpy():
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((2, 5, 20))

@@ -94,6 +94,9 @@ def correlate(
             boot_lo=float(boot.confidence_interval.low),
             boot_hi=float(boot.confidence_interval.high),
         )
+        if not (np.isfinite(row["boot_lo"]) and np.isfinite(row["boot_hi"])):
+            row["reason"] = (f"n={len(x)}: the BCa bootstrap CI is undefined (too few distinct "
+                             "resamples); the Fisher-z CI stands")
     return row
 
 

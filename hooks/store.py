@@ -128,13 +128,13 @@ def _refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any])
         return
     details = [f"{k}: store has {old.get(k)!r}, run has {new[k]!r}" for k in differ if k != "config_hash"]
     if "config_hash" in differ:  # name the settings behind the hash where both manifests keep them
-        changed = [f"{section}.{key}: store has {(old.get(section) or {}).get(key)!r}, run has "
-                   f"{(new.get(section) or {}).get(key)!r}"
-                   for section in ("generation", "prompt_format", "weights")
-                   for key in sorted(set(old.get(section) or {}) | set(new.get(section) or {}))
-                   if (old.get(section) or {}).get(key) != (new.get(section) or {}).get(key)]
-        details += changed or ([] if details else
-                               [f"config_hash: store has {old.get('config_hash')!r}, run has {new['config_hash']!r}"])
+        changed = []
+        for section in ("generation", "prompt_format", "weights"):
+            was, now = old.get(section) or {}, new.get(section) or {}
+            changed += [f"{section}.{key}: store has {was.get(key)!r}, run has {now.get(key)!r}"
+                        for key in sorted(was.keys() | now.keys()) if was.get(key) != now.get(key)]
+        if changed or not details:
+            details += changed or [f"config_hash: store has {old.get('config_hash')!r}, run has {new['config_hash']!r}"]
     raise ValueError(f"{path} was written with a different configuration ({'; '.join(details)}); rerun "
                      "with the store's settings to resume it, or use another --out folder")
 

@@ -68,14 +68,16 @@ def compare(
                              "compare needs sweeps over the same items")
         counts = group_counts(len(items), n_boot, rng)
 
-        # (score on the shared items, bootstrap replicates) of every key of each model
-        scored = [{site: _replicates(preds[m], _key(site, position), items, counts, task) for site in tables[m]["site"]}
-                  for m in (0, 1)]
+        # (y, out-of-fold prediction, item code) on the shared items, then (score, bootstrap
+        # replicates), of every key of each model
+        key_rows = [{site: _key_rows(preds[m], _key(site, position), items) for site in tables[m]["site"]}
+                    for m in (0, 1)]
+        scored = [{site: (score(y, oof, task), bootstrap_scores(y, oof, codes, counts, task))
+                   for site, (y, oof, codes) in kr.items()} for kr in key_rows]
         best = [max(sc, key=lambda site, sc=sc: sc[site][0]) for sc in scored]
         side = rng.permutation(len(items)) % 2
         halves = np.stack([side == 0, side == 1]).astype(float)  # [2, G]: each item in one half
-        fitted = [_cross_fitted(preds[m], [_key(s, position) for s in tables[m]["site"]], items, counts, halves, task)
-                  for m in (0, 1)]
+        fitted = [_cross_fitted(list(kr.values()), counts, halves, task) for kr in key_rows]
         rows.append(_row(position, "best_layer", np.nan, np.nan, best[0], best[1], fitted[0][0], fitted[1][0],
                          fitted[0][1] - fitted[1][1], len(items)))
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
@@ -97,20 +99,14 @@ def _key_rows(preds: pd.DataFrame, key: str, items: np.ndarray) -> tuple[np.ndar
     return p["y"].to_numpy(), p["oof"].to_numpy(), np.searchsorted(items, p["group"].astype(str).to_numpy())
 
 
-def _replicates(preds: pd.DataFrame, key: str, items: np.ndarray, counts: np.ndarray,
-                task: str) -> tuple[float, np.ndarray]:
-    """Score of one key's out-of-fold predictions on ``items`` and its bootstrap replicates."""
-    y, oof, codes = _key_rows(preds, key, items)
-    return score(y, oof, task), bootstrap_scores(y, oof, codes, counts, task)
-
-
-def _cross_fitted(preds: pd.DataFrame, keys: list[str], items: np.ndarray, counts: np.ndarray,
+def _cross_fitted(key_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], counts: np.ndarray,
                   halves: np.ndarray, task: str) -> tuple[float, np.ndarray]:
     """Best-key score picked on one half of the items and scored on the other, averaged over the
-    two ways: the point estimate and its bootstrap replicates [B] (the pick redone in each)."""
+    two ways: the point estimate and its bootstrap replicates [B] (the pick redone in each).
+    ``key_rows``: (y, out-of-fold prediction, item code) of each key."""
     B = len(counts)
     weights = np.vstack([halves, counts * halves[0], counts * halves[1]])  # [2 + 2B, G]
-    S = np.array([bootstrap_scores(*_key_rows(preds, key, items), weights, task) for key in keys])  # [K, 2 + 2B]
+    S = np.array([bootstrap_scores(*rows, weights, task) for rows in key_rows])  # [K, 2 + 2B]
 
     def pick(on: np.ndarray, at: np.ndarray) -> np.ndarray:  # [K, m] each -> score at the key best on `on`
         best = np.argmax(np.where(np.isfinite(on), on, -np.inf), axis=0)  # undefined scores never win

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from safetensors import safe_open
 from tiny import char_tokenizer, tiny_model
 
 from experiments.generation import read_traces_meta
@@ -161,7 +162,7 @@ def test_steering_stage_reruns_exactly_when_its_inputs_change(setup):
 
     def reran() -> set[str]:
         stages = _run(cfg)
-        meta = __import__("safetensors").safe_open(
+        meta = safe_open(
             str(out / "steering/directions/tiny-teacher__reasoning_tokens.safetensors"), "np").metadata()
         assert json.loads(meta["handan"])["site"] == _best_site(out, "tiny-teacher", "reasoning_tokens", "prompt_end")
         return {k for k in ("behaviour", "probes", "steering") if stages[k] == "ran"}

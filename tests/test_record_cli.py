@@ -1,25 +1,17 @@
-"""`handan record` end to end through typer's CliRunner on the shipped organism teacher."""
+"""`handan record` end to end through the real `handan` app (CliRunner) on the shipped organism teacher."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
-from experiments.cli_generate import register
+from experiments.cli import app
 from experiments.organism.task import organism_items
 from hooks import ActivationStore, Recorder
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
 
 
 @pytest.fixture
@@ -30,19 +22,19 @@ def items_file(tmp_path):
     return path
 
 
-def record(app, items_file, out, *extra):
+def record(items_file, out, *extra):
     return runner.invoke(app, ["record", "--model", "organism-teacher", "--items", str(items_file),
                                "--out", str(out), "--max-new-tokens", "40", "--batch-size", "3",
                                "--temperature", "0", *extra], env={"COLUMNS": "200"})
 
 
-def test_record_writes_traces_and_a_store_that_matches_a_clean_forward(app, items_file, tmp_path):
+def test_record_writes_traces_and_a_store_that_matches_a_clean_forward(items_file, tmp_path):
     from experiments.loading import load_model
     from experiments.specs import get_spec
     from hooks.generate import encode_prompts
 
     out = tmp_path / "store"
-    result = record(app, items_file, out, "--sites", "resid_post.*", "--positions", "prompt_end,think_close,step_8",
+    result = record(items_file, out, "--sites", "resid_post.*", "--positions", "prompt_end,think_close,step_8",
                     "--store-dtype", "fp16")
     assert result.exit_code == 0, result.output
     traces = pd.read_parquet(out / "traces.parquet")
@@ -63,16 +55,16 @@ def test_record_writes_traces_and_a_store_that_matches_a_clean_forward(app, item
             model(input_ids=torch.tensor([ids]))
         np.testing.assert_allclose(x, rec.activations["resid_post.3"][0, -1].numpy(), rtol=2e-3, atol=2e-3)
     # a rerun resumes (nothing to do), a rerun with another budget is refused and names it
-    again = record(app, items_file, out, "--sites", "resid_post.*", "--positions", "prompt_end,think_close,step_8",
+    again = record(items_file, out, "--sites", "resid_post.*", "--positions", "prompt_end,think_close,step_8",
                    "--store-dtype", "float16")
     assert again.exit_code == 0, again.output
-    other = record(app, items_file, out, "--sites", "resid_post.*", "--positions", "prompt_end", "--max-new-tokens", "8")
+    other = record(items_file, out, "--sites", "resid_post.*", "--positions", "prompt_end", "--max-new-tokens", "8")
     assert other.exit_code == 2 and "max_new_tokens" in other.output
     assert ActivationStore(out).index.equals(store.index)
 
 
-def test_record_refuses_an_unknown_site_before_writing(app, items_file, tmp_path):
-    result = record(app, items_file, tmp_path / "s", "--sites", "resid_post.99")
+def test_record_refuses_an_unknown_site_before_writing(items_file, tmp_path):
+    result = record(items_file, tmp_path / "s", "--sites", "resid_post.99")
     assert result.exit_code == 2
     assert "resid_post.99" in result.output and "resid_post.3" in result.output  # lists the valid ones
     assert not any((tmp_path / "s").iterdir())

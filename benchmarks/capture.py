@@ -8,7 +8,7 @@ One run, same random-init Qwen2 and the same prompts for every method, greedy de
 vocabulary for handan), sites = ``resid_post`` of every layer:
 
 - ``plain``        HF ``model.generate`` (the reference);
-- ``handan``       ``hooks.generate.generate_batch`` without capture (the loop's own cost);
+- ``handan``       ``hooks.engines.hf_loop.generate_batch`` without capture (the loop's own cost);
 - ``capture``      ``generate_batch`` + ``hooks.Capture`` in a ``hooks.Recorder`` at ``prompt_end`` and
                    ``step_16``, then ``Capture.collect`` (the chosen rows moved to CPU, float32);
 - ``nnsight``      nnsight ``model.generate`` traced with ``tracer.cache(modules=layers)`` (every
@@ -33,7 +33,7 @@ with its default ``use_past_kv_cache=True`` decodes different greedy tokens from
 from the second new token on (``use_past_kv_cache=False`` and a clean bridge forward over HF's
 tokens both agree with HF); the table's tokens column shows it.
 
-Memory flatness: the full ``experiments.generation.generate_traces`` path with an activation store
+Memory flatness: the full ``experiments.generation.traces.generate_traces`` path with an activation store
 (all layers, ``prompt_end`` + ``step_16``) on ``--store-items`` items, each count in its own
 subprocess, with the character tokenizer of ``tests/tiny.py`` (so the model's vocabulary is the
 tokenizer's, 108 ids; the rest of the config is ``--model-size``'s). "growth" is the peak RSS
@@ -134,7 +134,7 @@ Runner = Callable[[], tuple[list[list[int]], float]]
 
 
 def setup_plain(model, prompts, args) -> Runner:
-    from hooks.generate import left_pad
+    from hooks.engines.hf_loop import left_pad
 
     ids, mask, _ = left_pad(prompts, 0, args.device)
 
@@ -148,7 +148,7 @@ def setup_plain(model, prompts, args) -> Runner:
 
 
 def setup_handan(model, prompts, args) -> Runner:
-    from hooks.generate import generate_batch
+    from hooks.engines.hf_loop import generate_batch
 
     never = [model.config.vocab_size + 10]
 
@@ -161,7 +161,7 @@ def setup_handan(model, prompts, args) -> Runner:
 def setup_capture(model, prompts, args) -> Runner:
     from hooks.accounting import ThinkTokens
     from hooks.capture import Capture
-    from hooks.generate import generate_batch
+    from hooks.engines.hf_loop import generate_batch
     from hooks.recorder import Recorder
 
     never = [model.config.vocab_size + 10]
@@ -183,7 +183,7 @@ def setup_capture(model, prompts, args) -> Runner:
 def _nnsight_model(model, prompts, args):
     from nnsight import TransformersModel
 
-    from hooks.generate import left_pad
+    from hooks.engines.hf_loop import left_pad
 
     lm = TransformersModel(model, tokenizer=char_tokenizer())
     ids, mask, _ = left_pad(prompts, 0, args.device)
@@ -299,9 +299,9 @@ def run_store(args) -> dict:
     """``generate_traces`` with a store on ``--items`` items; peak RSS and its growth over a warm-up."""
     import pandas as pd
 
-    from experiments.answers import exact_match
+    from experiments.data.answers import exact_match
     from experiments.generation import GenerationConfig, generate_traces
-    from experiments.specs import ModelSpec
+    from experiments.models.specs import ModelSpec
     from hooks.store import ActivationStore
 
     tok = char_tokenizer()

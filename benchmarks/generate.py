@@ -24,10 +24,10 @@ def build(name: str, device: str):
         model = Qwen2ForCausalLM(cfg).eval().to(device)
         prompts = [[int(t) for t in torch.randint(5, 32000, (20 + 3 * i,))] for i in range(64)]
         return model, prompts
-    from experiments.loading import load_model
-    from experiments.specs import get_spec
-    from experiments.tasks.binary_format import prompt
-    from hooks.generate import encode_prompts
+    from experiments.data.binary_format import prompt
+    from experiments.models.loading import load_model
+    from experiments.models.specs import get_spec
+    from hooks.engines.hf_loop import encode_prompts
 
     spec = get_spec(name)
     model, tok = load_model(spec, device=device)
@@ -36,7 +36,7 @@ def build(name: str, device: str):
 
 
 def run(model, prompts, new: int, device: str) -> tuple[float, float]:
-    from hooks.generate import generate_batch, left_pad
+    from hooks.engines.hf_loop import generate_batch, left_pad
 
     never = [model.config.vocab_size + 10]
     t0 = time.perf_counter()

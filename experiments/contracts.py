@@ -5,11 +5,14 @@ Each validator returns a clean copy or raises ValueError naming the problem and 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from experiments.errors import InputError, MissingInput
 
 
 def stable_hash(obj: Any) -> str:
@@ -48,21 +51,38 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read a parquet or CSV table; the error says which formats are accepted."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; pass the path of a .parquet or .csv file")
+        raise MissingInput(f"{path} does not exist; pass the path of a .parquet or .csv file")
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix in {".csv", ".tsv"}:
         return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
-    raise ValueError(f"{path}: unknown table format {path.suffix!r}; use .parquet, .csv or .tsv")
+    raise InputError(f"{path}: unknown table format {path.suffix!r}; use .parquet, .csv or .tsv")
+
+def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict | None = None, *,
+                         meta_key: bytes = b"handan") -> None:
+    """Write ``df`` to ``path`` through a temporary file and a rename (a reader never sees half);
+    ``meta`` goes as JSON into the parquet metadata under ``meta_key``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hooks.atomic import atomic_write
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if meta is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), meta_key: json.dumps(meta)})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    atomic_write(Path(path), buffer.getvalue())
+
 
 
 def validate_items(items: pd.DataFrame, *, source: str = "items table") -> pd.DataFrame:
     """Check an Items table against the contract and return it with contract dtypes."""
     if len(items) == 0:
-        raise ValueError(f"{source} is empty; it needs at least one row with item_id, task, prompt, answer")
+        raise InputError(f"{source} is empty; it needs at least one row with item_id, task, prompt, answer")
     missing = [c for c in ITEM_REQUIRED if c not in items.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{source} lacks required column(s) {missing}; an Items table needs "
             f"{list(ITEM_REQUIRED)} (optional: human_rt_s, human_rt_sd, human_accuracy, n_human, feat_*)"
         )
@@ -73,11 +93,11 @@ def validate_items(items: pd.DataFrame, *, source: str = "items table") -> pd.Da
         items[col] = items[col].astype(dtype)
     dup = items["item_id"][items["item_id"].duplicated()].unique().tolist()
     if dup:
-        raise ValueError(f"{source} has duplicate item_id values {dup[:5]}; item_id must be unique")
+        raise InputError(f"{source} has duplicate item_id values {dup[:5]}; item_id must be unique")
     empty = items["prompt"].isna() | (items["prompt"].str.len() == 0)
     if empty.any():
         bad = items.loc[empty, "item_id"].tolist()[:5]
-        raise ValueError(f"{source}: items {bad} have an empty prompt")
+        raise InputError(f"{source}: items {bad} have an empty prompt")
     return items
 
 
@@ -85,11 +105,11 @@ def validate_traces(traces: pd.DataFrame, *, source: str = "traces table") -> pd
     """Check a Traces table against the contract and return it with contract dtypes."""
     missing = [c for c in TRACE_COLUMNS if c not in traces.columns]
     if missing:
-        raise ValueError(f"{source} lacks column(s) {missing}; write it with `handan generate`")
+        raise InputError(f"{source} lacks column(s) {missing}; write it with `handan generate`")
     traces = traces.copy()
     for col, dtype in TRACE_COLUMNS.items():
         traces[col] = traces[col].astype(dtype)
     key = traces[["model", "item_id", "sample"]]
     if key.duplicated().any():
-        raise ValueError(f"{source} has duplicate (model, item_id, sample) rows")
+        raise InputError(f"{source} has duplicate (model, item_id, sample) rows")
     return traces

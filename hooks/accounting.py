@@ -20,6 +20,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from experiments.errors import InputError
+
 _MARKER = re.compile(r"\\boxed\{|answer\s*[:：]", re.IGNORECASE)
 
 
@@ -41,7 +43,7 @@ def think_tokens(tokenizer, open_token: str | None, close_token: str | None, *, 
     for tok in (open_token, close_token):
         enc = tokenizer.encode(tok, add_special_tokens=False)
         if len(enc) != 1:
-            raise ValueError(
+            raise InputError(
                 f"{model}: the tokenizer has no single token for {tok!r} (it splits into {len(enc)} "
                 "tokens). Set think_open/think_close to the model's real delimiters, or to null "
                 "for a model without a think span."

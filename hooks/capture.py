@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from experiments.errors import InputError
 from hooks.accounting import ThinkTokens, prompt_opens_think
 
 FIXED_POSITIONS = ("prompt_end", "think_open", "think_close", "answer_end")
@@ -33,7 +34,7 @@ _STEP = re.compile(r"^step_(\d+)$")
 def parse_positions(positions: Sequence[str]) -> tuple[list[str], list[int]]:
     """Split position labels into fixed labels and step intervals; bad labels fail with the list."""
     if len(set(positions)) != len(positions):
-        raise ValueError(f"capture positions {list(positions)} repeat a label; give each once")
+        raise InputError(f"capture positions {list(positions)} repeat a label; give each once")
     fixed, steps = [], []
     for label in positions:
         match = _STEP.match(label)
@@ -42,11 +43,11 @@ def parse_positions(positions: Sequence[str]) -> tuple[list[str], list[int]]:
         elif match and int(match.group(1)) > 0:
             steps.append(int(match.group(1)))
         else:
-            raise ValueError(
+            raise InputError(
                 f"unknown capture position {label!r}; use {', '.join(FIXED_POSITIONS)} or step_K (K > 0)"
             )
     if not fixed and not steps:
-        raise ValueError("no capture positions given; e.g. --positions prompt_end")
+        raise InputError("no capture positions given; e.g. --positions prompt_end")
     return fixed, steps
 
 
@@ -60,7 +61,7 @@ class Captured:
 
 
 class Capture:
-    """Observer for ``hooks.generate.generate_batch``, reading a live ``hooks.Recorder``.
+    """Observer for ``hooks.engines.hf_loop.generate_batch``, reading a live ``hooks.Recorder``.
 
     Build it just before the batch's generation: it sets the recorder's prefill positions."""
 

@@ -21,15 +21,14 @@ raises.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import torch
 from torch import Tensor, nn
 
+from experiments.errors import InputError
 from hooks.sites import add_hook, d_model, resolve_site
-
-SteerPositions = Literal["all", "prompt", "prompt_end", "generated"]
-STEER_POSITIONS = ("all", "prompt", "prompt_end", "generated")
+from hooks.steer_positions import DEFAULT_STEER_POSITIONS, STEER_POSITIONS, SteerPositions
 
 
 class Steer:
@@ -42,15 +41,15 @@ class Steer:
         site: str,
         vector: Tensor,
         *,
-        positions: SteerPositions = "prompt_end",
+        positions: SteerPositions = DEFAULT_STEER_POSITIONS,
     ) -> None:
         if positions not in STEER_POSITIONS:
-            raise ValueError(f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}")
+            raise InputError(f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}")
         self._module, self._kind = resolve_site(model, site)
         vector = torch.as_tensor(vector)
         width = d_model(model)
         if vector.shape != (width,):
-            raise ValueError(
+            raise InputError(
                 f"steering vector has shape {tuple(vector.shape)} but {site} has width {width}; "
                 f"pass a 1-D tensor of length {width}"
             )

@@ -15,6 +15,7 @@ from typing import Any, Self
 import torch
 from torch import Tensor, nn
 
+from experiments.errors import InputError
 from hooks.sites import add_hook, resolve_site
 
 Positions = slice | Tensor | None
@@ -29,13 +30,13 @@ def select_positions(x: Tensor, positions: Positions) -> Tensor:
     if isinstance(positions, slice):
         return x[:, positions]
     if not isinstance(positions, Tensor) or positions.dim() != 2:
-        raise ValueError(
+        raise InputError(
             "positions must be None, a slice, or a LongTensor [batch, m] of sequence indices; "
             f"got {type(positions).__name__}"
             + (f" with shape {tuple(positions.shape)}" if isinstance(positions, Tensor) else "")
         )
     if positions.shape[0] != x.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"positions has {positions.shape[0]} rows but the forward batch has {x.shape[0]}; "
             "give one row of indices per batch row"
         )

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
+from experiments.errors import InputError
+
 SITE_KINDS = ("resid_pre", "resid_post", "attn_out", "mlp_out")
 HookKind = Literal["input", "output"]
 """``input``: read/modify the module's first positional (or ``hidden_states``) argument with a
@@ -54,7 +56,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
         layers = _get_path(model, path)
         if isinstance(layers, nn.ModuleList) and len(layers) > 0:
             return layers
-    raise ValueError(
+    raise InputError(
         f"cannot find the decoder layers of {type(model).__name__}: looked for "
         f"{', '.join(_LAYER_PATHS)}; pass an HF decoder-only model (Qwen2/Qwen3/Llama/GPT-2 family)"
     )
@@ -74,7 +76,7 @@ def d_model(model: nn.Module) -> int:
         value = getattr(config, name, None)
         if isinstance(value, int):
             return value
-    raise ValueError(f"{type(model).__name__}.config has no hidden_size / n_embd / d_model; handan "
+    raise InputError(f"{type(model).__name__}.config has no hidden_size / n_embd / d_model; handan "
                      "supports HF decoder models (Qwen2/Qwen3/Llama/GPT-2 families)")
 
 
@@ -105,7 +107,7 @@ def parse_site(site: str) -> tuple[str, int]:
     """``"resid_post.3"`` -> ``("resid_post", 3)``; ValueError for a malformed name."""
     match = _SITE_RE.match(site) if isinstance(site, str) else None
     if match is None:
-        raise ValueError(
+        raise InputError(
             f"malformed site {site!r}; a site is <kind>.<layer> with kind in {SITE_KINDS}, "
             "e.g. 'resid_post.3'"
         )
@@ -122,7 +124,7 @@ def check_sites(sites: Sequence[str], valid: Sequence[str], owner: str) -> None:
             layers.setdefault(kind, []).append(layer)
         shown = "; ".join(f"{kind}.{min(ls)}..{kind}.{max(ls)}" if ls == list(range(min(ls), max(ls) + 1))
                           else ", ".join(f"{kind}.{k}" for k in ls) for kind, ls in layers.items())
-        raise ValueError(f"unknown site(s) {unknown} for {owner}; valid sites: {shown}")
+        raise InputError(f"unknown site(s) {unknown} for {owner}; valid sites: {shown}")
 
 
 def resolve_site(model: nn.Module, site: str) -> tuple[nn.Module, HookKind]:
@@ -195,7 +197,7 @@ def expand_sites(model: nn.Module, sites: str) -> list[str]:
         if part.endswith(".*"):
             found = [s for s in valid if s.startswith(part[:-1])]
             if not found:
-                raise ValueError(f"site pattern {part!r} matches nothing; valid sites: {', '.join(valid)}")
+                raise InputError(f"site pattern {part!r} matches nothing; valid sites: {', '.join(valid)}")
             out += found
         else:
             out.append(part)

@@ -31,9 +31,7 @@ Reading one site/position without handan (float32/float16 stores; needs safetens
 """
 from __future__ import annotations
 
-import io
 import json
-import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -42,6 +40,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from experiments.errors import InputError, MissingInput, SettingsMismatch
+from hooks.atomic import atomic_write, parquet_bytes
 
 MANIFEST = "manifest.json"
 INDEX = "index.parquet"
@@ -80,29 +81,8 @@ def normalise_dtype(dtype: Any) -> str:
     name = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16",
             "float": "float32"}.get(name, name)
     if name not in DTYPES:
-        raise ValueError(f"unsupported store dtype {dtype!r}; use one of {DTYPES}")
+        raise InputError(f"unsupported store dtype {dtype!r}; use one of {DTYPES}")
     return name
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path.tmp``, fsync it, and rename it to ``path`` (atomic on POSIX); on
-    failure the temporary file is removed and ``path`` keeps its old content."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk or an interrupt: leave no partial file behind
-        tmp.unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _lock(path: Path) -> Any:
@@ -116,13 +96,13 @@ def _lock(path: Path) -> Any:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise FileExistsError(f"another process is writing to {path} (it holds {path / LOCK}); wait "
+        raise SettingsMismatch(f"another process is writing to {path} (it holds {path / LOCK}); wait "
                               "for it to finish, or write to another --out folder") from None
     return handle
 
 
 def _refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    """ValueError naming what differs between a store's manifest and a run's, if anything does."""
+    """SettingsMismatch naming what differs between a store's manifest and a run's, if anything does."""
     differ = [k for k in MATCH_KEYS if old.get(k) != new[k]]
     if not differ:
         return
@@ -135,7 +115,7 @@ def _refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any])
                         for key in sorted(was.keys() | now.keys()) if was.get(key) != now.get(key)]
         if changed or not details:
             details += changed or [f"config_hash: store has {old.get('config_hash')!r}, run has {new['config_hash']!r}"]
-    raise ValueError(f"{path} was written with a different configuration ({'; '.join(details)}); rerun "
+    raise SettingsMismatch(f"{path} was written with a different configuration ({'; '.join(details)}); rerun "
                      "with the store's settings to resume it, or use another --out folder")
 
 
@@ -151,7 +131,7 @@ class ActivationStore:
         self.path = Path(path)
         manifest = self.path / MANIFEST
         if not manifest.exists():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"{self.path} is not an activation store (no {MANIFEST}); pass the folder that "
                 "`handan record --out` wrote"
             )
@@ -175,7 +155,7 @@ class ActivationStore:
         path = Path(path)
         missing = [k for k in REQUIRED_KEYS if k not in manifest]
         if missing:
-            raise ValueError(f"store manifest lacks {missing}; it needs {list(REQUIRED_KEYS)}")
+            raise InputError(f"store manifest lacks {missing}; it needs {list(REQUIRED_KEYS)}")
         new = {
             **manifest,
             "sites": list(manifest["sites"]),
@@ -185,9 +165,10 @@ class ActivationStore:
         }
         if not (path / MANIFEST).exists() and path.exists():
             # a creation killed before the manifest landed leaves only these behind
-            ours = {SHARD_DIR, INDEX, INDEX + ".tmp", MANIFEST + ".tmp", LOCK}
-            if any(p.name not in ours for p in path.iterdir()) or any((path / SHARD_DIR).glob("*")):
-                raise FileExistsError(
+            ours = {SHARD_DIR, INDEX, LOCK}
+            if (any(p.name not in ours and not p.name.endswith(".tmp") for p in path.iterdir())
+                    or any((path / SHARD_DIR).glob("*"))):
+                raise SettingsMismatch(
                     f"{path} exists, is not empty and has no {MANIFEST}; pass another --out folder"
                 )
         path.mkdir(parents=True, exist_ok=True)
@@ -197,7 +178,7 @@ class ActivationStore:
                 new.setdefault("handan_version", _handan_version())
                 new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
                 (path / SHARD_DIR).mkdir(exist_ok=True)
-                atomic_write(path / INDEX, _parquet_bytes(_empty_index()))
+                atomic_write(path / INDEX, parquet_bytes(_empty_index()))
                 atomic_write(path / MANIFEST, json.dumps(new, indent=2).encode())
                 store = cls(path)
             else:
@@ -262,10 +243,10 @@ class ActivationStore:
         """Vectors of ``site`` at ``position``: ``X [n, d_model]`` float32 and their index rows,
         in index order, absent rows excluded."""
         if site not in self.sites:
-            raise ValueError(f"store {self.path} has no site {site!r}; it has {self.sites}")
+            raise InputError(f"store {self.path} has no site {site!r}; it has {self.sites}")
         known = sorted(set(self._index["position"]) | set(self.positions))
         if position not in known:
-            raise ValueError(f"store {self.path} has no position {position!r}; it has {known}")
+            raise InputError(f"store {self.path} has no position {position!r}; it has {known}")
         rows = self._index[(self._index["site"] == site) & (self._index["position"] == position)
                            & (self._index["shard"] != "")].reset_index(drop=True)
         X = np.empty((len(rows), self.d_model), dtype=np.float32)
@@ -321,7 +302,7 @@ class ActivationStore:
         them (see ``completed()``)."""
         missing = [c for c in ROW_COLUMNS if c not in index_rows.columns]
         if missing:
-            raise ValueError(f"index rows lack column(s) {missing}; they need {list(ROW_COLUMNS)}")
+            raise InputError(f"index rows lack column(s) {missing}; they need {list(ROW_COLUMNS)}")
         rows = index_rows[list(ROW_COLUMNS)].reset_index(drop=True).astype(
             {c: INDEX_COLUMNS[c] for c in ROW_COLUMNS})
         if len(rows) == 0:
@@ -338,7 +319,7 @@ class ActivationStore:
             rows.loc[mask, "row"] = np.arange(int(mask.sum()))
         extra = set(vectors) - set(tensors)
         if extra:
-            raise ValueError(f"vectors given for {sorted(extra)} but no present index rows use them; "
+            raise InputError(f"vectors given for {sorted(extra)} but no present index rows use them; "
                              "drop those keys (a batch where every row is absent has no vectors)")
         if tensors:
             from safetensors.torch import save
@@ -347,27 +328,27 @@ class ActivationStore:
             atomic_write(self.path / shard, save(tensors))
             rows.loc[present, "shard"] = shard
         index = pd.concat([self._index, rows], ignore_index=True).astype(INDEX_COLUMNS)
-        atomic_write(self.path / INDEX, _parquet_bytes(index))
+        atomic_write(self.path / INDEX, parquet_bytes(index))
         self._index = index
 
     def _check_rows(self, rows: pd.DataFrame) -> None:
         models = set(rows["model"]) - {self.manifest["model"]}
         if models:
-            raise ValueError(f"rows for model(s) {sorted(models)} cannot go into a store of "
+            raise InputError(f"rows for model(s) {sorted(models)} cannot go into a store of "
                              f"{self.manifest['model']!r}; use another --out folder")
         sites = set(rows["site"]) - set(self.sites)
         if sites:
-            raise ValueError(f"sites {sorted(sites)} are not in the store's manifest {self.sites}; "
+            raise InputError(f"sites {sorted(sites)} are not in the store's manifest {self.sites}; "
                              "record them into another store")
         done = self.completed() & {(str(i), int(s)) for i, s in
                                    rows[["item_id", "sample"]].itertuples(index=False)}
         if done:
-            raise ValueError(f"(item_id, sample) pairs {sorted(done)[:5]} are already in {self.path}; "
+            raise InputError(f"(item_id, sample) pairs {sorted(done)[:5]} are already in {self.path}; "
                              "skip the pairs in store.completed()")
         key = ["item_id", "sample", "site", "position", "token_index"]
         if rows.duplicated(key).any():
             dup = rows.loc[rows.duplicated(key), key].head(3).to_dict("records")
-            raise ValueError(f"index rows repeat (item_id, sample, site, position, token_index): {dup}; "
+            raise InputError(f"index rows repeat (item_id, sample, site, position, token_index): {dup}; "
                              "give each site and position once")
 
     def _as_stored(self, site: str, vectors: Mapping[str, Any], n: int) -> Any:
@@ -375,11 +356,11 @@ class ActivationStore:
         import torch
 
         if site not in vectors:
-            raise ValueError(f"index rows have {n} present rows of {site!r} but no vectors[{site!r}]")
+            raise InputError(f"index rows have {n} present rows of {site!r} but no vectors[{site!r}]")
         x = vectors[site]
         x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach()
         if tuple(x.shape) != (n, self.d_model):
-            raise ValueError(f"vectors[{site!r}] has shape {tuple(x.shape)}; the index rows need "
+            raise InputError(f"vectors[{site!r}] has shape {tuple(x.shape)}; the index rows need "
                              f"({n}, {self.d_model}) (one row per present index row of that site)")
         return x.to(device="cpu", dtype=getattr(torch, self.dtype)).contiguous()
 
@@ -389,9 +370,3 @@ class ActivationStore:
         numbers += [int(m.group(1)) for s in self._index["shard"].unique()
                     if (m := _SHARD_RE.match(Path(s).name))]
         return max(numbers, default=0) + 1
-
-
-def _parquet_bytes(df: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    df.to_parquet(buffer, index=False)
-    return buffer.getvalue()

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments.errors import InputError
+
 
 def permuted_labels(
     y: np.ndarray,
@@ -42,7 +44,7 @@ def permuted_labels(
         group_stratum[group_codes] = strata_codes
     classes = [np.flatnonzero(group_stratum == s) for s in np.unique(group_stratum)]
     if n_draws and all(len(members) < 2 for members in classes):
-        raise ValueError("every stratum holds a single item, so a within-stratum permutation is the "
+        raise InputError("every stratum holds a single item, so a within-stratum permutation is the "
                          "identity; use fewer strata (or none) for the controls")
     out = np.empty((len(y), n_draws))
     recipient = group_codes[order]

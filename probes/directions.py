@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from experiments.errors import InputError, MissingInput
 from probes.estimator import LinearProbe
 
 METADATA_KEY = "handan"
@@ -24,14 +25,14 @@ def fit_direction(X: np.ndarray, y: np.ndarray, *, method: str = "diff_means",
     """Unit-norm direction [d] from activations ``X`` [n, d] and target ``y`` [n]."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if X.ndim != 2 or len(X) != len(y):
-        raise ValueError(f"X must be [n, d] with n = len(y) = {len(y)}, got {X.shape}")
+        raise InputError(f"X must be [n, d] with n = len(y) = {len(y)}, got {X.shape}")
     if method == "diff_means":
         if not 0 < quantile <= 0.5:
-            raise ValueError(f"quantile={quantile}; use a fraction in (0, 0.5]")
+            raise InputError(f"quantile={quantile}; use a fraction in (0, 0.5]")
         lo, hi = np.quantile(y, [quantile, 1 - quantile])
         low, high = y <= lo, y >= hi
         if low.all() or high.all() or not (low.any() and high.any()):
-            raise ValueError("the top and bottom quantiles of y coincide (y is (nearly) constant); "
+            raise InputError("the top and bottom quantiles of y coincide (y is (nearly) constant); "
                              "a difference of means needs a target that varies")
         vector = X[high].mean(0) - X[low].mean(0)
     elif method == "probe":
@@ -39,10 +40,10 @@ def fit_direction(X: np.ndarray, y: np.ndarray, *, method: str = "diff_means",
         probe = LinearProbe(task="classification" if binary else "regression", alpha=alpha).fit(X, y)
         vector = np.ravel(probe.coef_)
     else:
-        raise ValueError(f"method={method!r} is unknown; use 'diff_means' or 'probe'")
+        raise InputError(f"method={method!r} is unknown; use 'diff_means' or 'probe'")
     norm = np.linalg.norm(vector)
     if norm == 0:
-        raise ValueError("the direction is the zero vector; the target carries no linear signal here")
+        raise InputError("the direction is the zero vector; the target carries no linear signal here")
     return vector / norm
 
 
@@ -53,7 +54,7 @@ def save_direction(path: str | Path, vector: np.ndarray, metadata: dict[str, Any
     path.parent.mkdir(parents=True, exist_ok=True)
     vector = np.ascontiguousarray(np.asarray(vector))
     if vector.ndim != 1:
-        raise ValueError(f"a direction is 1-D [d], got shape {vector.shape}")
+        raise InputError(f"a direction is 1-D [d], got shape {vector.shape}")
     save_file({"direction": vector}, str(path), metadata={METADATA_KEY: json.dumps(metadata, default=str)})
     return path
 
@@ -62,7 +63,7 @@ def load_direction(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a direction written by ``save_direction``: (vector [d], metadata)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; write it with probes.directions.save_direction")
+        raise MissingInput(f"{path} does not exist; write it with probes.directions.save_direction")
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as f:

@@ -22,6 +22,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from experiments.errors import InputError
 from probes.checks import check_task
 from probes.ridge import RidgeBasis, as_tensor, resolve_device, ridge_coef
 
@@ -66,7 +67,7 @@ class LinearProbe(BaseEstimator):
     def fit(self, X, y) -> LinearProbe:  # noqa: ANN001 - array-likes
         check_task(self.task)
         if not self.alpha > 0:
-            raise ValueError(f"alpha={self.alpha!r}; the penalty must be > 0")
+            raise InputError(f"alpha={self.alpha!r}; the penalty must be > 0")
         if self.task == "classification":
             X, y = validate_data(self, X, y)
             check_classification_targets(y)

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probes.sweep import sweep
+from experiments.errors import InputError, NotProbeable
+from probes.layer_sweep import sweep
 from probes.targets import build_target
 
 PROMPT_POSITIONS = ("prompt_end",)
@@ -39,7 +40,7 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
     positions = list(positions or store.positions)
     unknown = sorted(set(positions) - set(store.positions))
     if unknown:
-        raise ValueError(f"positions {unknown} are not in the store; it has {store.positions}")
+        raise InputError(f"positions {unknown} are not in the store; it has {store.positions}")
     y_item = build_target(target, items, traces, model=model)
     baselines = {"prompt_tokens": build_target("prompt_tokens", items, traces, model=model)}
     baselines |= {c: items.set_index("item_id")[c].astype("float64") for c in items if c.startswith("feat_")}
@@ -56,11 +57,11 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
             if rows is None:
                 rows = index[["item_id", "sample", "token_index"]]
             elif not rows[["item_id", "sample"]].equals(index[["item_id", "sample"]]):
-                raise ValueError(f"sites disagree on the (item_id, sample) rows at {position!r}; "
+                raise InputError(f"sites disagree on the (item_id, sample) rows at {position!r}; "
                                  "the store is inconsistent — re-record it")
             features[f"{site}|{position}"] = X[keep]
         if rows is None or rows.empty:
-            raise ValueError(f"no activation rows at {position!r} have a {target!r} value; "
+            raise NotProbeable(f"no activation rows at {position!r} have a {target!r} value; "
                              "check that the store, items and traces describe the same items")
         item_ids = rows["item_id"].astype(str)
         y = y_item.loc[item_ids].to_numpy()

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from experiments.errors import InputError, NotProbeable
+
 BASE_TARGETS = ("human_rt", "reasoning_tokens", "prompt_tokens", "correct")
 
 
@@ -31,7 +33,7 @@ def _model_traces(traces: pd.DataFrame, model: str) -> pd.DataFrame:
     rows = traces[traces["model"] == model]
     if rows.empty:
         known = sorted(traces["model"].astype(str).unique().tolist())
-        raise ValueError(f"traces table has no rows for model {model!r}; models present: {known}")
+        raise InputError(f"traces table has no rows for model {model!r}; models present: {known}")
     return rows
 
 
@@ -39,19 +41,19 @@ def _base_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, model: st
     if name == "human_rt":
         rt = items.set_index("item_id")["human_rt_s"].astype("float64")
         if (rt <= 0).any():
-            raise ValueError("human_rt_s has non-positive values; RTs must be > 0 seconds to take logs")
+            raise InputError("human_rt_s has non-positive values; RTs must be > 0 seconds to take logs")
         return np.log(rt)
     if name.startswith("feat_"):
         if name not in items.columns:
             feats = [c for c in items.columns if c.startswith("feat_")]
-            raise ValueError(f"items table has no column {name!r}; feat_* columns present: {feats}")
+            raise InputError(f"items table has no column {name!r}; feat_* columns present: {feats}")
         return items.set_index("item_id")[name].astype("float64")
     if name in ("reasoning_tokens", "prompt_tokens", "correct"):
         per_item = _model_traces(traces, model).groupby("item_id")[name].mean().astype("float64")
         if name == "reasoning_tokens":
             return np.log1p(per_item)
         return np.log(per_item) if name == "prompt_tokens" else per_item
-    raise ValueError(f"unknown target {name!r}; use one of {BASE_TARGETS}, a feat_* column, "
+    raise InputError(f"unknown target {name!r}; use one of {BASE_TARGETS}, a feat_* column, "
                      "or 'a|b' (a with b partialled out)")
 
 
@@ -66,7 +68,7 @@ def build_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, *, model:
         both = pd.concat([_base_target(outcome, items, traces, model),
                           _base_target(control, items, traces, model)], axis=1).dropna()
         if len(both) < 3:
-            raise ValueError(f"target {name!r}: only {len(both)} items have both {outcome} and "
+            raise NotProbeable(f"target {name!r}: only {len(both)} items have both {outcome} and "
                              f"{control}; residualising needs at least 3")
         fit = sm.OLS(both.iloc[:, 0].to_numpy(), sm.add_constant(both.iloc[:, 1].to_numpy())).fit()
         series = pd.Series(fit.resid, index=both.index)

@@ -8,9 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from experiments.behaviour import analyse, load_pairs, triples_from_roles, write_outputs
+from experiments.behaviour import analyse, load_pairs, triples_from_roles, write_behaviour_outputs
 from experiments.behaviour.synthetic import planted_tables
-from experiments.cli_behaviour import register
+from experiments.cli.behaviour import register
 
 ROLES = {"teacher": "teacher", "student": "student", "baseline": "baseline"}
 ISSUE_COLUMNS = {
@@ -175,7 +175,7 @@ def test_write_outputs_and_columns(tables, tmp_path):
     items, traces = tables
     traces = traces[traces["task"] != "task2"]  # 2 tasks: fewer panels to draw, faster
     res = analyse(items, traces, roles=ROLES, n_boot=50)
-    paths = write_outputs(res, tmp_path)
+    paths = write_behaviour_outputs(res, tmp_path)
     names = {p.name for p in paths}
     for stem in ("cost_vs_human", "alignment_by_role", "inflation"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
@@ -190,18 +190,19 @@ def test_write_outputs_and_columns(tables, tmp_path):
 
 
 def test_report_flags_inflation_rows_with_many_budget_cut_samples(tables, tmp_path):
-    from experiments.report import _behaviour_section
+    from experiments.pipeline.layout import RunLayout
+    from experiments.pipeline.report import _behaviour_section
 
     items, traces = tables
     cut = (traces["model"] == "student") & (traces["item_id"].rank(method="dense") % 4 == 0)  # ~25% of items
     res = analyse(items, traces.assign(finished_thinking=~cut), roles=ROLES, n_boot=0)
-    write_outputs(res, tmp_path / "behaviour", figures=False)
-    flagged = [line for line in _behaviour_section(tmp_path)[0] if "raise max_new_tokens" in line]
+    write_behaviour_outputs(res, tmp_path / "behaviour", figures=False)
+    flagged = [line for line in _behaviour_section(RunLayout(tmp_path))[0] if "raise max_new_tokens" in line]
     share = res["inflation"].set_index(["reference", "task"]).loc[("teacher", "__pooled__"), "censored_student"]
     assert share == pytest.approx(cut.sum() / (traces["model"] == "student").sum())
     assert f"- **student vs teacher, __pooled__**: {share:.0%} of the student's and 0% " in "\n".join(flagged)
-    write_outputs(analyse(items, traces, roles=ROLES, n_boot=0), tmp_path / "behaviour", figures=False)
-    assert not [line for line in _behaviour_section(tmp_path)[0] if "raise max_new_tokens" in line]
+    write_behaviour_outputs(analyse(items, traces, roles=ROLES, n_boot=0), tmp_path / "behaviour", figures=False)
+    assert not [line for line in _behaviour_section(RunLayout(tmp_path))[0] if "raise max_new_tokens" in line]
 
 
 def test_cli(tables, tmp_path):

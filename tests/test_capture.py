@@ -5,12 +5,12 @@ import pytest
 import torch
 from tiny import char_tokenizer, tiny_model
 
-from experiments.answers import exact_match
+from experiments.data.answers import exact_match
 from experiments.generation import GenerationConfig, generate_traces
-from experiments.specs import ModelSpec
+from experiments.models.specs import ModelSpec
 from hooks import ActivationStore, Recorder
 from hooks.capture import parse_positions
-from hooks.generate import encode_prompts
+from hooks.engines.hf_loop import encode_prompts
 
 SITES = ["resid_post.0", "resid_post.1", "mlp_out.1"]
 POSITIONS = ["prompt_end", "think_open", "think_close", "answer_end", "step_3"]

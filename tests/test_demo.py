@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from experiments.cli import app
-from experiments.cli_run import DEMO_CONFIG
+from experiments.pipeline.config import DEMO_CONFIG
 
 pytestmark = pytest.mark.slow
 

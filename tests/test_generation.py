@@ -4,12 +4,12 @@ import pytest
 import torch
 from tiny import tiny_model
 
-from experiments import generation as gen_mod
-from experiments.answers import exact_match
 from experiments.contracts import TRACE_COLUMNS
+from experiments.data.answers import exact_match
 from experiments.generation import GenerationConfig, generate_traces
-from experiments.specs import ModelSpec
-from hooks.generate import encode_prompts, generate_batch
+from experiments.generation import tracefile as gen_mod
+from experiments.models.specs import ModelSpec
+from hooks.engines.hf_loop import encode_prompts, generate_batch
 
 PROMPTS = ["1+1=", "what is 10 + 11 in binary?", "hello there, general", "x"]
 

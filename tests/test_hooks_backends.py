@@ -11,7 +11,7 @@ import transformers
 
 from hooks import get_backend, list_sites
 from hooks.backends.bridge import bridge_hook_name
-from hooks.generate import left_pad
+from hooks.engines.hf_loop import left_pad
 
 pytestmark = pytest.mark.slow  # importing transformer_lens alone takes several seconds
 

@@ -161,7 +161,7 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
     assert calls == ["shard-000002.safetensors", "index.parquet"]
     leftovers = {p.name for p in (tmp_path / "killed").rglob("*") if p.is_file()}
     assert "shard-000002.safetensors" in leftovers  # renamed, but the index never referenced it
-    assert "index.parquet.tmp" not in leftovers  # the failed write cleaned up after itself
+    assert not [n for n in leftovers if n.startswith("index.parquet.")]  # the failed write cleaned up after itself
 
     # the interrupted batch is not complete; reopening deletes its shard and the tmp file
     resumed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
@@ -242,7 +242,7 @@ def test_cli_store_info(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from experiments.cli_store import register
+    from experiments.cli.store import register
 
     app = typer.Typer()
     register(app)

@@ -3,9 +3,9 @@ through every backend (HF hooks, TransformerBridge, nnsight) as HF's own hidden 
 import pytest
 import torch
 
-from experiments.organism import checkpoint_dir
+from experiments.models.organism import checkpoint_dir
 from hooks import get_backend, list_sites
-from hooks.generate import encode_prompts, left_pad
+from hooks.engines.hf_loop import encode_prompts, left_pad
 
 pytestmark = pytest.mark.slow  # importing transformer_lens takes several seconds
 

@@ -5,7 +5,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from experiments import cli_organism
+from experiments.cli import organism as cli_organism
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The checkpoints shipped in experiments/organism/checkpoints: they load offline and behave as
+"""The checkpoints shipped in experiments/models/organism/checkpoints: they load offline and behave as
 training.json says (these tests fail only if the shipped models are bad or missing)."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-from experiments.organism import ROLES, checkpoint_dir, organism_items
-from experiments.organism.sampling import generate, score
-from experiments.organism.train import SHIPPED
+from experiments.models.organism import ROLES, checkpoint_dir, organism_items
+from experiments.models.organism.sampling import generate, score
+from experiments.models.organism.train import SHIPPED
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from experiments.organism import organism_items
-from experiments.organism.task import scratchpad_lines, teacher_response
-from experiments.tasks import binary as human_binary
-from experiments.tasks import load_items
+from experiments.data import binary as human_binary
+from experiments.data import load_items
+from experiments.models.organism import organism_items
+from experiments.models.organism.task import scratchpad_lines, teacher_response
 
 LINE = re.compile(r"^(\d+): ([01])([+-])([01])(?:[+-](1))?=([01])( carry| borrow)?$")
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from experiments.organism.tokenizer import build_tokenizer
+from experiments.models.organism.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-from experiments.organism import ROLES, checkpoint_dir, train_all
+from experiments.models.organism import ROLES, checkpoint_dir, train_all
 
 
 @pytest.fixture(scope="module")

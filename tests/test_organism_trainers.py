@@ -8,11 +8,11 @@ import torch
 from scipy.stats import entropy
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from experiments.organism.rl import RLConfig, sequence_logprob, train_rl
-from experiments.organism.sampling import chat_prompt, generate, score
-from experiments.organism.sft import SFTConfig, collate, encode, lr_factor, train_sft
-from experiments.organism.task import baseline_response, organism_items, teacher_response
-from experiments.organism.tokenizer import build_tokenizer
+from experiments.models.organism.rl import RLConfig, sequence_logprob, train_rl
+from experiments.models.organism.sampling import chat_prompt, generate, score
+from experiments.models.organism.sft import SFTConfig, collate, encode, lr_factor, train_sft
+from experiments.models.organism.task import baseline_response, organism_items, teacher_response
+from experiments.models.organism.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import yaml
 from safetensors import safe_open
 from tiny import char_tokenizer, tiny_model
 
-from experiments.generation import read_traces_meta
-from experiments.pipeline import RunConfig, run_pipeline
-from experiments.stages import _best_site
+from experiments.generation.tracefile import read_traces_meta
+from experiments.pipeline import RunConfig, RunLayout, run_pipeline
+from experiments.pipeline.stages import _best_site
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +164,7 @@ def test_steering_stage_reruns_exactly_when_its_inputs_change(setup):
         stages = _run(cfg)
         meta = safe_open(
             str(out / "steering/directions/tiny-teacher__reasoning_tokens.safetensors"), "np").metadata()
-        assert json.loads(meta["handan"])["site"] == _best_site(out, "tiny-teacher", "reasoning_tokens", "prompt_end")
+        assert json.loads(meta["handan"])["site"] == _best_site(RunLayout(out), "tiny-teacher", "reasoning_tokens", "prompt_end")
         return {k for k in ("behaviour", "probes", "steering") if stages[k] == "ran"}
 
     assert reran() == {"behaviour", "probes", "steering"}

@@ -8,7 +8,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from experiments.cli_probe import register
+from experiments.cli.probe import register
 from hooks.store import ActivationStore
 
 N_ITEMS, SAMPLES, D, LAYERS = 60, 2, 12, 3

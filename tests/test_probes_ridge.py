@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 
 from probes import LinearProbe
 from probes.checks import grouped_folds
-from probes.sweep import cv_predictions
+from probes.layer_sweep import cv_predictions
 
 ALPHAS = np.logspace(-2, 4, 10)
 

@@ -1,4 +1,4 @@
-"""probes.sweep: planted signal, no leakage, controls, bootstrap and bad input."""
+"""probes.layer_sweep: planted signal, no leakage, controls, bootstrap and bad input."""
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -9,8 +9,8 @@ from sklearn.model_selection import KFold
 from probes import sweep
 from probes.checks import grouped_folds
 from probes.controls import permuted_labels
+from probes.layer_sweep import cv_predictions
 from probes.metrics import bootstrap_scores, group_counts
-from probes.sweep import cv_predictions
 
 FAST = dict(cv=4, inner_cv=3, n_permutations=39, n_controls=5, n_boot=200, device="cpu")
 

@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from experiments.cli import app
-from experiments.organism.task import organism_items
+from experiments.models.organism.task import organism_items
 from hooks import ActivationStore, Recorder
 
 runner = CliRunner()
@@ -29,9 +29,9 @@ def record(items_file, out, *extra):
 
 
 def test_record_writes_traces_and_a_store_that_matches_a_clean_forward(items_file, tmp_path):
-    from experiments.loading import load_model
-    from experiments.specs import get_spec
-    from hooks.generate import encode_prompts
+    from experiments.models.loading import load_model
+    from experiments.models.specs import get_spec
+    from hooks.engines.hf_loop import encode_prompts
 
     out = tmp_path / "store"
     result = record(items_file, out, "--sites", "resid_post.*", "--positions", "prompt_end,think_close,step_8",

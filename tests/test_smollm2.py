@@ -5,11 +5,11 @@ import re
 import pandas as pd
 import pytest
 
-from experiments.answers import exact_match
+from experiments.data.answers import exact_match
+from experiments.data.binary_format import answer, prompt
 from experiments.generation import GenerationConfig, generate_traces
-from experiments.loading import load_model
-from experiments.specs import get_spec
-from experiments.tasks.binary_format import answer, prompt
+from experiments.models.loading import load_model
+from experiments.models.specs import get_spec
 
 pytestmark = [
     pytest.mark.slow,

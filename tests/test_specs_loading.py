@@ -1,8 +1,8 @@
 """Model specs, the registry and loading failures."""
 import pytest
 
-from experiments.loading import load_model, resolve_source
-from experiments.specs import PAIRINGS, REGISTRY, ModelSpec, get_spec, triples_for
+from experiments.models.loading import load_model, resolve_source
+from experiments.models.specs import PAIRINGS, REGISTRY, ModelSpec, get_spec, triples_for
 
 
 def test_registry_holds_the_paper_families_and_offline_models():

@@ -9,10 +9,10 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from experiments.answers import exact_match
 from experiments.contracts import TRACE_COLUMNS
+from experiments.data.answers import exact_match
 from experiments.generation import GenerationConfig, generate_traces
-from experiments.specs import ModelSpec
+from experiments.models.specs import ModelSpec
 from experiments.steering import (
     prompt_end_activations,
     random_directions,
@@ -172,7 +172,7 @@ def test_prompt_end_activations_match_the_store_and_give_the_residual_norm(model
 def test_cli_steer_holds_out_fitted_items_and_writes_outputs(model, tok, tmp_path):
     import typer
 
-    from experiments.cli_steer import register
+    from experiments.cli.steer import register
     from probes.directions import save_direction
 
     folder = tmp_path / "tiny"

@@ -29,11 +29,11 @@ N_FIT, N_HELD = 160, 48
 def steered(data_dir, tmp_path_factory):
     if not CHECKPOINT.exists():
         pytest.skip(f"organism teacher checkpoint {CHECKPOINT} not trained yet")
+    from experiments.data import load_items
     from experiments.generation import GenerationConfig, generate_traces
-    from experiments.loading import load_model
-    from experiments.specs import get_spec
+    from experiments.models.loading import load_model
+    from experiments.models.specs import get_spec
     from experiments.steering import prompt_end_activations, random_directions, run_steering
-    from experiments.tasks import load_items
     from probes.directions import fit_direction
 
     spec = get_spec("organism-teacher")

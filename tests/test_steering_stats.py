@@ -119,13 +119,14 @@ def test_summary_reports_the_largest_share_of_budget_cut_traces():
 
 
 def test_report_flags_directions_with_many_budget_cut_traces(tmp_path):
-    from experiments.report import _steering_section
-    from experiments.steering.outputs import write_outputs
+    from experiments.pipeline.layout import RunLayout
+    from experiments.pipeline.report import _steering_section
+    from experiments.steering.outputs import write_steering_outputs
 
     table = pd.concat([planted(0.3, n_items=20, samples=1), planted(0.0, direction="random0", n_items=20, samples=1)])
     cut = (table["direction"] == "length") & (table["alpha"] == 2.0) & (table["item_id"] < "it004")
-    write_outputs(table.assign(finished_thinking=~cut), tmp_path / "steering", n_boot=50)
-    lines = _steering_section(tmp_path)[0]
+    write_steering_outputs(table.assign(finished_thinking=~cut), tmp_path / "steering", n_boot=50)
+    lines = _steering_section(RunLayout(tmp_path))[0]
     flagged = [line for line in lines if "raise max_new_tokens" in line]
     assert len(flagged) == 1  # not the uncensored random direction
     assert flagged[0].startswith("- **teacher**, `length` direction: 20% of its traces at α = 2 were cut")

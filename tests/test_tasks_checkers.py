@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.answers import exact_match
-from experiments.tasks import binary_format, get_checker
-from experiments.tasks.binary import carries, parse_binary
-from experiments.tasks.game24 import evaluate_expression, solves
-from experiments.tasks.relational import carddir_reference, parse_direction, parse_truth
+from experiments.data import binary_format, get_checker
+from experiments.data.answers import exact_match
+from experiments.data.binary import carries, parse_binary
+from experiments.data.game24 import evaluate_expression, solves
+from experiments.data.relational import carddir_reference, parse_direction, parse_truth
 
 game24 = get_checker("game24")
 
@@ -213,13 +213,13 @@ def test_game24_reads_latex_fractions(response):
     ("Answer: `x + 1`", "x + 1"), ("Answer: $$24$$.", "24"), ("Answer: \\[ 7 \\]", "7"), ("**Answer:**", None),
     ("Answer: 2*3*4*1", "2*3*4*1")])
 def test_extract_answer_strips_markdown_and_math_wrappers(response, expected):
-    from experiments.answers import extract_answer
+    from experiments.data.answers import extract_answer
 
     assert extract_answer(response) == expected
 
 
 def test_game24_items_carry_no_feature_derived_from_the_solve_time(data_dir):
-    from experiments.tasks import load_items
+    from experiments.data import load_items
 
     items = load_items("game24", data_dir)
     assert not [c for c in items if c.startswith("feat_")]

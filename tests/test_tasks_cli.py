@@ -6,8 +6,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from experiments.cli_data import register
-from experiments.tasks import load_items
+from experiments.cli.data import register
+from experiments.data import load_items
 
 runner = CliRunner()
 

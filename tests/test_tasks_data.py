@@ -13,9 +13,9 @@ import pytest
 import scipy.stats as st
 
 from experiments.contracts import validate_items
-from experiments.tasks import DATASETS, load_items, syllogisms
-from experiments.tasks.aggregate import item_costs
-from experiments.tasks.binary_files import RESULT_DIR
+from experiments.data import DATASETS, load_items, syllogisms
+from experiments.data.aggregate import item_costs
+from experiments.data.binary_files import RESULT_DIR
 
 BINARY = "sungjae-cho/arithmetic-experiment-cli"
 CCOBRA = "CognitiveComputationLab/ccobra/benchmarks/relational/data"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.tasks import DATASETS, load_items
-from experiments.tasks.binary_files import RESULT_DIR
-from experiments.tasks.fetch import fetch
+from experiments.data import DATASETS, load_items
+from experiments.data.binary_files import RESULT_DIR
+from experiments.data.fetch import fetch
 
 SYL = DATASETS["syllogisms"]
 BACKSLASH_FILE = f"{RESULT_DIR}/2019-04-18_14_09_36.28327_1990_1_3_KOREAN HISTORY\\.result"

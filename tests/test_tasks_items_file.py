@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from experiments.tasks import load_items_file
+from experiments.data import load_items_file
 
 HEADER = "item_id,task,prompt,answer,human_rt_s,human_accuracy,n_human,feat_len\n"
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.contracts import validate_items, validate_traces
+from experiments.errors import InputError
 
 EXCLUSION_COLUMNS = ["stage", "model", "task", "reason", "n_items", "n_traces"]
 COST_COLUMNS = [
@@ -99,7 +100,7 @@ def prepare(
     clash = (traces["task"] != item_task).to_numpy(dtype=bool)
     if clash.any():
         bad = traces.loc[clash, ["model", "item_id", "task"]].head(3).to_dict("records")
-        raise ValueError(
+        raise InputError(
             f"{int(clash.sum())} trace(s) name a task different from their item's task, "
             f"e.g. {bad}; regenerate the traces from this items table or fix the task column"
         )

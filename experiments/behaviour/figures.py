@@ -1,4 +1,4 @@
-"""Figures of the behavioural analysis (matplotlib Agg; each saved as PNG and SVG):
+"""Figures of the behavioural analysis (each saved as PNG and SVG):
 
 - ``cost_vs_human.*``: model cost vs human cost (log RT) per task (columns) and model (rows),
   with the OLS fit and the within-task r;
@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.figures import save_figure, subplots
+
 ROLE_COLOURS = {
     "teacher": "tab:blue",
     "student": "tab:red",
@@ -24,17 +26,12 @@ ROLE_COLOURS = {
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    for p in paths:
-        fig.savefig(p, dpi=100)
-    return paths
+    return save_figure(fig, out_dir / f"{name}.png", out_dir / f"{name}.svg")
 
 
 def cost_vs_human(costs: pd.DataFrame, alignment: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     models, tasks = sorted(costs["model"].unique()), sorted(costs["task"].unique())
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(models),
         len(tasks),
         figsize=(3 * len(tasks), 2.6 * len(models)),
@@ -55,16 +52,13 @@ def cost_vs_human(costs: pd.DataFrame, alignment: pd.DataFrame, out_dir: Path) -
             ax.set_xlabel("human cost log(RT s)", fontsize=7)
             ax.set_ylabel("model cost log(1+tokens)", fontsize=7)
     paths = _save(fig, out_dir, "cost_vs_human")
-    plt.close(fig)
     return paths
 
 
 def alignment_by_role(alignment: pd.DataFrame, roles: dict[str, str], out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     order = {"teacher": 0, "student": 1, "baseline": 2}
     models = sorted(alignment["model"].unique(), key=lambda m: (order.get(roles.get(m, ""), 3), m))
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(models), 3.5), layout="constrained")
+    fig, ax = subplots(figsize=(1.2 + 0.9 * len(models), 3.5), layout="constrained")
     for x, m in enumerate(models):
         colour = ROLE_COLOURS[roles.get(m, "")]
         w = alignment[(alignment["model"] == m) & (alignment["level"] == "within")]
@@ -82,18 +76,16 @@ def alignment_by_role(alignment: pd.DataFrame, roles: dict[str, str], out_dir: P
         uniq = dict(zip(labels, handles, strict=True))
         ax.legend(uniq.values(), uniq.keys(), fontsize=7)
     paths = _save(fig, out_dir, "alignment_by_role")
-    plt.close(fig)
     return paths
 
 
 def inflation_plot(costs: pd.DataFrame, inflation: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
     pooled = inflation[inflation["task"] == "__pooled__"]
     if pooled.empty:
         return []
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1, len(pooled), figsize=(3.5 * len(pooled), 3.3), squeeze=False, layout="constrained"
     )
     tokens = costs.pivot_table(index="item_id", columns="model", values="mean_tokens")
@@ -116,5 +108,4 @@ def inflation_plot(costs: pd.DataFrame, inflation: pd.DataFrame, out_dir: Path) 
         ax.set_xlabel(f"{row['reference']} mean tokens", fontsize=8)
         ax.set_ylabel(f"{row['student']} mean tokens", fontsize=8)
     paths = _save(fig, out_dir, "inflation")
-    plt.close(fig)
     return paths

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from experiments.errors import InputError, MissingInput
+
 ROLES = ("teacher", "student", "baseline")
 
 
@@ -27,11 +29,11 @@ def load_pairs(path: str | Path) -> list[dict]:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; pass a PAIRS.yaml with a `triples:` list")
+        raise MissingInput(f"{path} does not exist; pass a PAIRS.yaml with a `triples:` list")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict) or not isinstance(data.get("triples"), list):
         # bad input file content: ValueError like every other input error (friendly_errors)
-        raise ValueError(  # noqa: TRY004
+        raise InputError(  # noqa: TRY004
             f"{path}: expected a mapping with a `triples:` list of "
             "{teacher: ..., student: ..., baseline: ...}"
         )
@@ -44,7 +46,7 @@ def check_triples(triples: list[dict], *, source: str = "triples") -> list[dict]
     for i, t in enumerate(triples):
         named = isinstance(t, dict) and all(isinstance(t.get(r), str) for r in ROLES[:2])
         if not named or not isinstance(t.get("baseline", ""), str) or set(t) - set(ROLES):
-            raise ValueError(
+            raise InputError(
                 f"{source}: triple {i} is {t!r}; each triple needs string keys teacher and "
                 "student, and optionally baseline"
             )
@@ -54,7 +56,7 @@ def check_triples(triples: list[dict], *, source: str = "triples") -> list[dict]
 
 def _unique(models: list[str], what: str) -> str:
     if len(models) != 1:
-        raise ValueError(
+        raise InputError(
             f"cannot pair models by role: {what} matches {models or 'no model'}; name the "
             "triples in a PAIRS.yaml (`--pairs` of `handan behaviour`, `pairs:` in a run config)"
         )
@@ -66,7 +68,7 @@ def triples_from_roles(roles: dict[str, str], families: dict[str, str] | None = 
     families, a run with no baseline gives one triple without it."""
     bad = {m: r for m, r in roles.items() if r not in ROLES}
     if bad:
-        raise ValueError(f"unknown role(s) {bad}; a role is one of {list(ROLES)}")
+        raise InputError(f"unknown role(s) {bad}; a role is one of {list(ROLES)}")
     by_role = {r: sorted(m for m, mr in roles.items() if mr == r) for r in ROLES}
     if not families:
         named = [r for r in ROLES if r != "baseline" or by_role[r]]  # the baseline is optional
@@ -82,7 +84,7 @@ def triples_from_roles(roles: dict[str, str], families: dict[str, str] | None = 
         teacher = _unique(teachers, f"teacher for student {student}")
         triples.append({"teacher": teacher, "student": student, "baseline": baseline})
     if not triples:
-        raise ValueError("no model has role 'student'; give roles with --roles model=student")
+        raise InputError("no model has role 'student'; give roles with --roles model=student")
     return triples
 
 

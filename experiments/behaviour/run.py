@@ -15,8 +15,9 @@ from experiments.behaviour.effort import effort_table, fingerprints
 from experiments.behaviour.inflation import inflation_table
 from experiments.behaviour.roles import check_triples, pair_lists, triples_from_roles
 from experiments.behaviour.transfer import transfer_table
+from experiments.errors import InputError
 
-#: result key -> CSV file name written by :func:`write_outputs`
+#: result key -> CSV file name written by :func:`write_behaviour_outputs`
 OUTPUT_FILES = {
     "alignment": "alignment.csv",
     "comparisons": "comparisons.csv",
@@ -44,7 +45,7 @@ def _resolve_triples(
         return []
     missing = sorted({m for t in triples for m in t.values()} - models)
     if missing:
-        raise ValueError(
+        raise InputError(
             f"model(s) {missing} named in the triples have no usable traces "
             f"(models with traces: {sorted(models)}); fix the names in the pairs/roles"
         )
@@ -98,7 +99,7 @@ def analyse(
     }
 
 
-def write_outputs(
+def write_behaviour_outputs(
     results: dict[str, pd.DataFrame],
     out_dir: Path,
     *,
@@ -118,9 +119,6 @@ def write_outputs(
             results[key].to_csv(path, index=False)
             written.append(path)
     if figures:
-        import matplotlib
-
-        matplotlib.use("Agg")
         fig_dir = Path(figures_dir) if figures_dir else out_dir / "figures"
         fig_dir.mkdir(parents=True, exist_ok=True)
         costs = results["costs"]

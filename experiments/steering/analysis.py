@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from experiments.errors import InputError
 from probes.metrics import group_counts
 
 SUMMARY_COLUMNS = ["model", "direction", "n", "slope", "slope_lo", "slope_hi", "p", "acc_change",
@@ -45,9 +46,9 @@ def item_means(steering: pd.DataFrame) -> pd.DataFrame:
     ``accuracy``, ``finished`` (means over samples), ``task`` (if present)."""
     missing = [c for c in _REQUIRED if c not in steering.columns]
     if missing:
-        raise ValueError(f"steering table lacks column(s) {missing}; write it with run_steering / `handan steer`")
+        raise InputError(f"steering table lacks column(s) {missing}; write it with run_steering / `handan steer`")
     if len(steering) == 0:
-        raise ValueError("the steering table is empty; nothing to summarise")
+        raise InputError("the steering table is empty; nothing to summarise")
     frame = steering.assign(
         cost=np.log1p(steering["reasoning_tokens"].astype(float)),
         tokens=steering["reasoning_tokens"].astype(float),
@@ -94,7 +95,7 @@ def _cluster_ols(frame: pd.DataFrame, value: str) -> tuple[float, float]:
 
 def _check_alphas(frame: pd.DataFrame, model: str, direction: str) -> None:
     if frame["alpha"].nunique() < 2:
-        raise ValueError(f"{model}/{direction} has a single alpha ({frame['alpha'].iloc[0]}); a slope needs "
+        raise InputError(f"{model}/{direction} has a single alpha ({frame['alpha'].iloc[0]}); a slope needs "
                          "at least two alphas (include 0 and a steered value)")
 
 
@@ -152,14 +153,14 @@ def compare_slopes(steering: pd.DataFrame, model_a: str, model_b: str, *, n_boot
     present = set(means["model"])
     for m in (model_a, model_b):
         if m not in present:
-            raise ValueError(f"model {m!r} is not in the steering table (models: {sorted(present)})")
+            raise InputError(f"model {m!r} is not in the steering table (models: {sorted(present)})")
     a, b = (means[means["model"] == m] for m in (model_a, model_b))
     rows = []
     for direction in [d for d in a["direction"].unique() if d in set(b["direction"])]:
         fa, fb = a[a["direction"] == direction], b[b["direction"] == direction]
         shared = pd.Index(sorted(set(fa["item_id"]) & set(fb["item_id"])))
         if len(shared) < 2:
-            raise ValueError(f"{model_a} and {model_b} share {len(shared)} item(s) for {direction!r}; "
+            raise InputError(f"{model_a} and {model_b} share {len(shared)} item(s) for {direction!r}; "
                              "steer both on the same items")
         fa, fb = fa[fa["item_id"].isin(shared)], fb[fb["item_id"].isin(shared)]
         _check_alphas(fa, model_a, direction)
@@ -183,7 +184,7 @@ def human_alignment(steering: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame
     from experiments.behaviour.compare import steiger_z
 
     if "human_rt_s" not in items.columns:
-        raise ValueError("the items table has no human_rt_s column; human alignment needs human RTs")
+        raise InputError("the items table has no human_rt_s column; human alignment needs human RTs")
     human = items[["item_id", "human_rt_s"]].dropna()
     human = human[human["human_rt_s"] > 0].assign(log_rt=lambda f: np.log(f["human_rt_s"].astype(float)))
     means = item_means(steering).merge(human[["item_id", "log_rt"]], on="item_id")
@@ -213,5 +214,5 @@ def _restrict(means: pd.DataFrame, items: pd.DataFrame | None) -> pd.DataFrame:
         return means
     kept = means[means["item_id"].isin(set(items["item_id"]))]
     if len(kept) == 0:
-        raise ValueError("none of the items table's item_id values occur in the steering table")
+        raise InputError("none of the items table's item_id values occur in the steering table")
     return kept

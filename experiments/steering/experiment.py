@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.errors import InputError, SettingsMismatch
 from experiments.generation import GenerationConfig
-from experiments.specs import ModelSpec
+from experiments.models.specs import ModelSpec
+from hooks.steer_positions import DEFAULT_STEER_POSITIONS
 
 STEERING_COLUMNS = ["model", "direction", "alpha", "item_id", "task", "sample", "reasoning_tokens",
                     "finished_thinking", "correct"]
@@ -44,7 +46,7 @@ def direction_name(name: str) -> str:
 def random_directions(d: int, n: int, seed: int = 0) -> np.ndarray:
     """``n`` unit-norm Gaussian directions ``[n, d]`` (isotropic: uniform on the sphere)."""
     if d < 1 or n < 0:
-        raise ValueError(f"random_directions needs d >= 1 and n >= 0, got d={d}, n={n}")
+        raise InputError(f"random_directions needs d >= 1 and n >= 0, got d={d}, n={n}")
     g = np.random.default_rng(seed).standard_normal((n, d))
     return g / np.linalg.norm(g, axis=1, keepdims=True)
 
@@ -57,7 +59,7 @@ def residual_norm(store, site: str, position: str = "prompt_end", *,
     if item_ids is not None:
         X = X[index["item_id"].astype(str).isin(set(map(str, item_ids))).to_numpy()]
     if len(X) == 0:
-        raise ValueError(f"the store holds no vectors for {site}|{position}; record them with `handan record`")
+        raise InputError(f"the store holds no vectors for {site}|{position}; record them with `handan record`")
     return float(np.linalg.norm(np.asarray(X, dtype=np.float64), axis=1).mean())
 
 
@@ -67,7 +69,7 @@ def prompt_end_activations(model, tokenizer, spec: ModelSpec, prompts: Sequence[
     left-padded forward per batch (position ids from the attention mask, as in generation)."""
     import torch
 
-    from hooks.generate import encode_prompts, left_pad
+    from hooks.engines.hf_loop import encode_prompts, left_pad
     from hooks.recorder import Recorder
 
     ids = encode_prompts(tokenizer, list(prompts), chat_template=spec.chat_template,
@@ -85,15 +87,15 @@ def prompt_end_activations(model, tokenizer, spec: ModelSpec, prompts: Sequence[
 
 def _unit(name: str, vector: np.ndarray, width: int) -> np.ndarray:
     if not _NAME.match(name) or name == UNSTEERED:
-        raise ValueError(f"direction name {name!r} must be a file-name-safe word (letters, digits, _ . + -), "
+        raise InputError(f"direction name {name!r} must be a file-name-safe word (letters, digits, _ . + -), "
                          f"not {UNSTEERED!r}")
     vector = np.asarray(vector, dtype=np.float64)
     if vector.shape != (width,):
-        raise ValueError(f"direction {name!r} has shape {vector.shape} but the site has width {width}; "
+        raise InputError(f"direction {name!r} has shape {vector.shape} but the site has width {width}; "
                          f"fit it on this model's activations at this site")
     norm = np.linalg.norm(vector)
     if not np.isfinite(norm) or norm == 0:
-        raise ValueError(f"direction {name!r} is zero or not finite; pass a unit vector")
+        raise InputError(f"direction {name!r} is zero or not finite; pass a unit vector")
     return vector / norm
 
 
@@ -104,7 +106,7 @@ def _check_condition(path: Path, condition: dict) -> None:
         old = json.loads(meta.read_text())
         diff = sorted(k for k in condition if old.get(k) != condition[k])
         if diff:
-            raise FileExistsError(f"{path} was generated under another condition (differs in {diff}); "
+            raise SettingsMismatch(f"{path} was generated under another condition (differs in {diff}); "
                                   "use another --out or delete that file")
     else:
         meta.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ def run_steering(
     *,
     directions: Mapping[str, np.ndarray],
     site: str,
-    positions: str = "prompt_end",
+    positions: str = DEFAULT_STEER_POSITIONS,
     alphas: Sequence[float],
     scale: float,
     config: GenerationConfig,
@@ -141,12 +143,12 @@ def run_steering(
     from hooks.sites import d_model, resolve_site
 
     if not directions:
-        raise ValueError("no directions given; pass at least one named unit vector")
+        raise InputError("no directions given; pass at least one named unit vector")
     if positions not in STEER_POSITIONS:
-        raise ValueError(f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}")
+        raise InputError(f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}")
     resolve_site(model, site)
     if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale={scale}; pass the (positive) mean residual norm at {site}")
+        raise InputError(f"scale={scale}; pass the (positive) mean residual norm at {site}")
     alphas = sorted({float(a) for a in alphas} | {0.0})
     width = d_model(model)
     units = {name: _unit(name, v, width) for name, v in directions.items()}

@@ -1,4 +1,4 @@
-"""Dose-response figure of a steering run (matplotlib Agg; saved as PNG and SVG).
+"""Dose-response figure of a steering run (saved as PNG and SVG).
 
 ``dose_response.*``: one panel per model; in each, mean log(1 + reasoning tokens) over items vs
 alpha (units of the residual norm at the site), one line per direction with its 95% bootstrap band
@@ -10,24 +10,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.errors import InputError
+from experiments.figures import save_figure, subplots
+
 
 def plot_dose_response(dose: pd.DataFrame, out_dir: str | Path, *, name: str = "dose_response",
                        title: str | None = None) -> list[Path]:
     """Write ``{name}.png`` and ``{name}.svg`` from a ``dose_response`` table; returns the paths."""
+
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if len(dose) == 0:
-        raise ValueError("the dose-response table is empty; nothing to plot")
+        raise InputError("the dose-response table is empty; nothing to plot")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = list(dict.fromkeys(dose["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False, sharey=True)
+    fig, axes = subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models):
         frame = dose[dose["model"] == model]
-        colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+        colours = iter(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"])
         for direction, d in frame.groupby("direction", sort=False):
             d = d.sort_values("alpha")
             control = str(direction).startswith("random")
@@ -40,8 +41,4 @@ def plot_dose_response(dose: pd.DataFrame, out_dir: str | Path, *, name: str = "
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    for p in paths:
-        fig.savefig(p, dpi=100)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir / f"{name}.png", out_dir / f"{name}.svg")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.errors import InputError
 from experiments.steering.analysis import dose_response, human_alignment, summarise_steering
 from experiments.steering.figures import plot_dose_response
 
@@ -30,36 +31,36 @@ def load_directions(paths: Sequence[str | Path], *, model: str, site: str | None
     from probes.directions import load_direction
 
     if not paths:
-        raise ValueError("no --direction given; pass a direction file written by probes.directions.save_direction")
+        raise InputError("no --direction given; pass a direction file written by probes.directions.save_direction")
     vectors: dict[str, np.ndarray] = {}
     fitted: set[str] = set()
     for path in map(Path, paths):
         vector, meta = load_direction(path)
         if meta.get("model") not in (None, model):
-            raise ValueError(f"{path} was fitted on model {meta['model']!r}, not {model!r}; "
+            raise InputError(f"{path} was fitted on model {meta['model']!r}, not {model!r}; "
                              "steer each model along its own direction")
         own_site = meta.get("site")
         if site is None:
             site = own_site
         elif own_site is not None and own_site != site:
-            raise ValueError(f"{path} was fitted at site {own_site!r} but the run steers at {site!r}; "
+            raise InputError(f"{path} was fitted at site {own_site!r} but the run steers at {site!r}; "
                              "pass directions of one site (or omit --site to use theirs)")
         name = direction_name(str(meta.get("target") or path.stem))
         if name in vectors or name.startswith("random"):
             name = direction_name(path.stem)
         if name.startswith("random"):
-            raise ValueError(f"{path}: direction names starting 'random' are reserved for the random "
+            raise InputError(f"{path}: direction names starting 'random' are reserved for the random "
                              "controls; rename the file")
         if name in vectors:
-            raise ValueError(f"two directions are both named {name!r}; give the files distinct names")
+            raise InputError(f"two directions are both named {name!r}; give the files distinct names")
         vectors[name] = vector
         fitted |= {str(i) for i in meta.get("item_ids") or []}
     if site is None:
-        raise ValueError("the direction files name no site; pass --site (e.g. resid_post.2)")
+        raise InputError("the direction files name no site; pass --site (e.g. resid_post.2)")
     return vectors, site, fitted
 
 
-def write_outputs(steering: pd.DataFrame, out: str | Path, *, items: pd.DataFrame | None = None,
+def write_steering_outputs(steering: pd.DataFrame, out: str | Path, *, items: pd.DataFrame | None = None,
                   n_boot: int = 2000, seed: int = 0) -> dict[str, Path]:
     """Write every table and the figure of a steering run into ``out``; returns name → path."""
     out = Path(out)

@@ -20,6 +20,8 @@ from typing import Any
 
 from torch import Tensor
 
+from experiments.errors import InputError
+
 BACKENDS = ("hf", "bridge", "nnsight")
 
 
@@ -27,7 +29,7 @@ def forward_inputs(inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """``input_ids``, ``attention_mask`` (ones if absent) and ``position_ids`` (from the mask if
     absent) for one forward pass over a left-padded batch ``[batch, seq]``."""
     if "input_ids" not in inputs:
-        raise ValueError(f"inputs need 'input_ids' (and 'attention_mask'); got {sorted(inputs)}")
+        raise InputError(f"inputs need 'input_ids' (and 'attention_mask'); got {sorted(inputs)}")
     ids = inputs["input_ids"]
     mask = inputs.get("attention_mask")
     if mask is None:
@@ -36,7 +38,7 @@ def forward_inputs(inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         mask = torch.ones_like(ids)
     positions = inputs.get("position_ids")
     if positions is None:
-        from hooks.generate import position_ids
+        from hooks.engines.hf_loop import position_ids
 
         positions = position_ids(mask)
     return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
@@ -68,4 +70,4 @@ def get_backend(name: str, model: Any, tokenizer: Any = None, **kwargs: Any) -> 
         from hooks.backends.nnsight import NNsightBackend
 
         return NNsightBackend(model, tokenizer, **kwargs)
-    raise ValueError(f"unknown backend {name!r}; use one of {BACKENDS}")
+    raise InputError(f"unknown backend {name!r}; use one of {BACKENDS}")

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from experiments.errors import InputError
 from hooks.backends import Backend, forward_inputs
 from hooks.sites import check_sites, list_sites, parse_site
 
@@ -45,7 +46,7 @@ class BridgeBackend(Backend):
         from transformers import AutoTokenizer
 
         if tokenizer is None:
-            raise ValueError("the bridge backend needs the model's tokenizer; pass tokenizer=")
+            raise InputError("the bridge backend needs the model's tokenizer; pass tokenizer=")
         self._valid = list_sites(hf_model)
         self._folder = tempfile.TemporaryDirectory(prefix="handan-bridge-")
         tokenizer.save_pretrained(self._folder.name)

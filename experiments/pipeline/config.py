@@ -1,0 +1,126 @@
+"""Run configs: one pydantic model per section, every default of a run here.
+
+``RunConfig.from_yaml`` reads a YAML file with ``yaml.safe_load`` (nothing in it executes) and
+names the key of any invalid value. Generation settings are ``experiments.generation``'s own
+``GenerationSettings`` (the CLI uses the same model), so their defaults exist once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from experiments.errors import InputError, MissingInput
+from experiments.generation.config import GenerationSettings
+from hooks.steer_positions import DEFAULT_STEER_POSITIONS
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordCfg(_Cfg):
+    sites: str = "resid_post.*"
+    positions: list[str] = ["prompt_end"]
+    dtype: str = "float32"
+
+
+class ProbeCfg(_Cfg):
+    targets: list[str] = ["human_rt", "reasoning_tokens", "reasoning_tokens|human_rt"]
+    positions: list[str] | None = None  # None: every recorded position
+    cv: int = 5
+    n_permutations: int = 100
+    n_boot: int = 1000
+    dtype: str = "float64"  # "float32": about 2x faster on CPU, scores within ~1e-4
+
+
+class SteerCfg(_Cfg):
+    enabled: bool = True
+    models: list[str] | None = None  # None: every model with a think span
+    target: str = "reasoning_tokens"
+    control_target: str = "human_rt"  # "the direction of a different target"
+    position: str = "prompt_end"  # where the direction is read from the store
+    inject: str = DEFAULT_STEER_POSITIONS  # where it is added: prompt | prompt_end | generated | all
+    site: str | None = None  # None: the best probe site for `target`, per model
+    method: str = "diff_means"
+    alphas: list[float] = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    n_random: int = 3
+    holdout: float = Field(0.5, gt=0, lt=1)  # share of items held out from direction fitting
+    samples: int = Field(2, ge=1)
+
+
+class BehaviourCfg(_Cfg):
+    n_boot: int = 2000
+
+
+class RunConfig(_Cfg):
+    name: str = "run"
+    out: str = "runs/run"
+    data_dir: str | None = None  # None: HANDAN_DATA_DIR, else download
+    datasets: list[str]  # dataset names (`handan data list`) or Items files
+    tasks: list[str] | None = None
+    max_items_per_task: int | None = None
+    models: list[str]  # registry names or spec .yaml files
+    model_sources: dict[str, str] = {}  # override a model's `source` (e.g. retrained organism)
+    pairs: str | None = None  # PAIRS.yaml; None: from the specs' roles/registry pairings
+    device: str | None = None
+    generation: GenerationSettings = GenerationSettings()
+    record: RecordCfg = RecordCfg()
+    behaviour: BehaviourCfg = BehaviourCfg()
+    probes: ProbeCfg = ProbeCfg()
+    steering: SteerCfg = SteerCfg()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:
+        """The config in YAML file ``path`` with top-level ``overrides``; errors name the file."""
+        return cls.from_mapping(read_yaml_mapping(path), source=str(path), **overrides)
+
+    @classmethod
+    def from_mapping(cls, raw: dict, *, source: str = "run config", **overrides: Any) -> RunConfig:
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate({**raw, **overrides})
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise InputError(f"{source}: {problems}") from err
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file that must hold a mapping, read with ``yaml.safe_load`` (tags that would build
+    Python objects are refused, never executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInput(f"run config {path} does not exist (examples: {CONFIGS_DIR}/*.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError(f"{path} holds a {type(raw).__name__}, not a mapping of settings "
+                         "(name, datasets, models, generation, ...)")
+    return raw
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """``base`` with ``overlay`` laid over it key by key at every depth (mappings merge, the rest
+    is replaced)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+CONFIGS_DIR = Path(__file__).parent / "configs"
+DEMO_CONFIG = CONFIGS_DIR / "demo.yaml"
+#: ``handan demo --fast``: the same pipeline with fewer samples, permutations and bootstrap draws,
+#: laid over the demo config with :func:`deep_merge` (a smoke run)
+FAST = {"generation": {"samples": 2, "batch_size": 128, "seed": 0},
+        "behaviour": {"n_boot": 300},
+        "probes": {"targets": ["human_rt", "reasoning_tokens", "reasoning_tokens|human_rt"],
+                   "n_permutations": 20, "n_boot": 200},
+        "steering": {"alphas": [-1.0, 0.0, 1.0], "n_random": 2, "samples": 1}}

@@ -44,6 +44,7 @@ other processes and make every timing noisy (measured: 10x slower HF generate wi
 under load). Targets printed next to results: capture ≤ 1.05× plain generate; nnsight per-step
 cache ≥ 3× the capture time; store peak RSS ratio 1,000 / 100 items ≈ 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,11 +74,27 @@ LABELS = {
 }
 # DeepSeek-R1-Distill-Qwen-1.5B's architecture (config.json of the HF repo), random-init here
 SIZES = {
-    "tiny": dict(vocab_size=32000, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096),
-    "1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                 num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=131072,
-                 rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False),
+    "tiny": dict(
+        vocab_size=32000,
+        hidden_size=256,
+        intermediate_size=1024,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+    ),
+    "1.5b": dict(
+        vocab_size=151936,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        max_position_embeddings=131072,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+    ),
 }
 
 
@@ -93,8 +110,9 @@ def build_model(args, vocab: int | None = None):
     torch.set_default_dtype(getattr(torch, args.dtype))
     try:
         with torch.device(args.device):
-            model = Qwen2ForCausalLM(Qwen2Config(**cfg, bos_token_id=None, eos_token_id=None,
-                                                 pad_token_id=0))
+            model = Qwen2ForCausalLM(
+                Qwen2Config(**cfg, bos_token_id=None, eos_token_id=None, pad_token_id=0)
+            )
     finally:
         torch.set_default_dtype(default)
     return model.eval()
@@ -140,9 +158,15 @@ def setup_plain(model, prompts, args) -> Runner:
 
     def once():
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=args.new,
-                                 min_new_tokens=args.new, pad_token_id=0)
-        return out[:, ids.shape[1]:].tolist(), 0.0
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=False,
+                max_new_tokens=args.new,
+                min_new_tokens=args.new,
+                pad_token_id=0,
+            )
+        return out[:, ids.shape[1] :].tolist(), 0.0
 
     return once
 
@@ -172,9 +196,13 @@ def setup_capture(model, prompts, args) -> Runner:
     def once():
         with Recorder(model, sites) as rec:
             cap = Capture(rec, sites, POSITIONS, prompts, ThinkTokens(None, None), args.device)
-            out = generate_batch(model, prompts, max_new_tokens=args.new, eos_ids=never, pad_id=0, observer=cap)
+            out = generate_batch(
+                model, prompts, max_new_tokens=args.new, eos_ids=never, pad_id=0, observer=cap
+            )
         captured = cap.collect(out, never, torch.float32)
-        assert all(v.shape[0] == expected and v.device.type == "cpu" for v in captured.vectors.values())
+        assert all(
+            v.shape[0] == expected and v.device.type == "cpu" for v in captured.vectors.values()
+        )
         return out, mib(captured.vectors.values())
 
     return once
@@ -228,25 +256,43 @@ def setup_bridge(model, prompts, args) -> Runner:
     folder = tempfile.TemporaryDirectory(prefix="handan-bench-bridge-")
     char_tokenizer().save_pretrained(folder.name)
     bridge = TransformerBridge.boot_transformers(
-        folder.name, hf_model=model, tokenizer=AutoTokenizer.from_pretrained(folder.name),
-        device=args.device, dtype=getattr(torch, args.dtype))
+        folder.name,
+        hf_model=model,
+        tokenizer=AutoTokenizer.from_pretrained(folder.name),
+        device=args.device,
+        dtype=getattr(torch, args.dtype),
+    )
     names = [f"blocks.{layer}.hook_resid_post" for layer in range(model.config.num_hidden_layers)]
 
     def once(_keep_alive=folder):  # the bridge may re-read its tokenizer folder
         rows, kept = [], 0.0
         for p in prompts:
-            out, cache = bridge.generate(torch.tensor([p], device=args.device), max_new_tokens=args.new,
-                                         stop_at_eos=False, do_sample=False, return_type="tokens",
-                                         verbose=False, return_cache=True, names_filter=names, device="cpu")
-            rows.append(out[0, len(p):].tolist())
+            out, cache = bridge.generate(
+                torch.tensor([p], device=args.device),
+                max_new_tokens=args.new,
+                stop_at_eos=False,
+                do_sample=False,
+                return_type="tokens",
+                verbose=False,
+                return_cache=True,
+                names_filter=names,
+                device="cpu",
+            )
+            rows.append(out[0, len(p) :].tolist())
             kept += mib(cache[n] for n in names)
         return rows, kept
 
     return once
 
 
-SETUP = {"plain": setup_plain, "handan": setup_handan, "capture": setup_capture,
-         "nnsight": setup_nnsight, "nnsight-iter": setup_nnsight_iter, "bridge": setup_bridge}
+SETUP = {
+    "plain": setup_plain,
+    "handan": setup_handan,
+    "capture": setup_capture,
+    "nnsight": setup_nnsight,
+    "nnsight-iter": setup_nnsight_iter,
+    "bridge": setup_bridge,
+}
 NEEDS = {"nnsight": "nnsight", "nnsight-iter": "nnsight", "bridge": "transformer_lens"}
 
 
@@ -290,9 +336,14 @@ def run_case(args) -> dict:
         plain_times.append(ref[0])
         tokens, kept, plain_tokens = mine[1], mine[2], ref[1]
     assert all(len(row) == args.new for row in tokens), "a method stopped before --new tokens"
-    return dict(res, median_s=statistics.median(times), min_s=min(times),
-                plain_median_s=statistics.median(plain_times), kept_mib=kept,
-                same_tokens=tokens == plain_tokens)
+    return dict(
+        res,
+        median_s=statistics.median(times),
+        min_s=min(times),
+        plain_median_s=statistics.median(plain_times),
+        kept_mib=kept,
+        same_tokens=tokens == plain_tokens,
+    )
 
 
 def run_store(args) -> dict:
@@ -300,7 +351,8 @@ def run_store(args) -> dict:
     import pandas as pd
 
     from experiments.data.answers import exact_match
-    from experiments.generation import GenerationConfig, generate_traces
+    from experiments.generation import GenerationConfig
+    from experiments.generation.traces import generate_traces
     from experiments.models.specs import ModelSpec
     from hooks.store import ActivationStore
 
@@ -308,21 +360,46 @@ def run_store(args) -> dict:
     model = build_model(args, vocab=len(tok))
     spec = ModelSpec(name="bench", source="memory", template_kwargs={"think": True})
     sites = [f"resid_post.{layer}" for layer in range(model.config.num_hidden_layers)]
-    cfg = GenerationConfig(samples=1, max_new_tokens=args.store_new, temperature=0.0, top_p=1.0,
-                           batch_size=args.store_batch)
+    cfg = GenerationConfig(
+        samples=1,
+        max_new_tokens=args.store_new,
+        temperature=0.0,
+        top_p=1.0,
+        batch_size=args.store_batch,
+    )
     g = torch.Generator().manual_seed(2)
     words = ["add", "the", "binary", "numbers", "101", "11", "what", "is", "+", "="]
 
     def items(n: int) -> pd.DataFrame:
-        prompts = [" ".join(words[int(j)] for j in torch.randint(0, len(words), (4 + k % 12,), generator=g))
-                   for k in range(n)]
-        return pd.DataFrame({"item_id": [f"i{k:05d}" for k in range(n)], "task": "toy",
-                             "prompt": prompts, "answer": "0"})
+        prompts = [
+            " ".join(
+                words[int(j)] for j in torch.randint(0, len(words), (4 + k % 12,), generator=g)
+            )
+            for k in range(n)
+        ]
+        return pd.DataFrame(
+            {
+                "item_id": [f"i{k:05d}" for k in range(n)],
+                "task": "toy",
+                "prompt": prompts,
+                "answer": "0",
+            }
+        )
 
     def run(n: int, folder: Path) -> None:
-        generate_traces(model, tok, spec, items(n), config=cfg, out=folder / "traces.parquet",
-                        store=folder / "store", sites=sites, positions=list(POSITIONS),
-                        checker=lambda task: exact_match, progress=False)
+        generate_traces(
+            model,
+            tok,
+            spec,
+            items(n),
+            config=cfg,
+            out=folder / "traces.parquet",
+            store=folder / "store",
+            sites=sites,
+            positions=list(POSITIONS),
+            checker=lambda task: exact_match,
+            progress=False,
+        )
 
     with tempfile.TemporaryDirectory(prefix="handan-bench-store-") as tmp:
         run(args.store_batch, Path(tmp) / "warm")
@@ -335,23 +412,50 @@ def run_store(args) -> dict:
         store = ActivationStore(Path(tmp) / "run" / "store")
         n_rows = int((store.index["shard"] != "").sum())
         disk = sum(f.stat().st_size for f in (Path(tmp) / "run").rglob("*") if f.is_file()) / 2**20
-    return dict(seconds=seconds, peak_rss_mib=peak_rss_mib(), base_rss_mib=base, vectors=n_rows, disk_mib=disk)
+    return dict(
+        seconds=seconds,
+        peak_rss_mib=peak_rss_mib(),
+        base_rss_mib=base,
+        vectors=n_rows,
+        disk_mib=disk,
+    )
 
 
 # --- parent: run each case in a subprocess, print the table ---
 
+
 def child(args, case: str, extra: list[str] | None = None) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", case,
-           "--model-size", args.model_size, "--dtype", args.dtype, "--device", args.device,
-           "--batch", str(args.batch), "--new", str(args.new), "--repeats", str(args.repeats),
-           "--threads", str(args.threads), "--store-new", str(args.store_new),
-           "--store-batch", str(args.store_batch), *(extra or [])]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--case",
+        case,
+        "--model-size",
+        args.model_size,
+        "--dtype",
+        args.dtype,
+        "--device",
+        args.device,
+        "--batch",
+        str(args.batch),
+        "--new",
+        str(args.new),
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+        "--store-new",
+        str(args.store_new),
+        "--store-batch",
+        str(args.store_batch),
+        *(extra or []),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return dict(failed=" | ".join(tail) or f"exit {proc.returncode}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main() -> None:
@@ -360,18 +464,30 @@ def main() -> None:
     ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=8, help="prompts per generate call")
-    ap.add_argument("--new", type=int, default=64, help="new tokens per prompt (forced, no early stop)")
-    ap.add_argument("--repeats", type=int, default=4, help="timed rounds (method + plain) per method")
+    ap.add_argument(
+        "--new", type=int, default=64, help="new tokens per prompt (forced, no early stop)"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=4, help="timed rounds (method + plain) per method"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
-    ap.add_argument("--store-items", default="100,1000", help="item counts for the memory-flatness runs ('' skips)")
-    ap.add_argument("--store-new", type=int, default=32, help="max new tokens per trace in the store runs")
+    ap.add_argument(
+        "--store-items",
+        default="100,1000",
+        help="item counts for the memory-flatness runs ('' skips)",
+    )
+    ap.add_argument(
+        "--store-new", type=int, default=32, help="max new tokens per trace in the store runs"
+    )
     ap.add_argument("--store-batch", type=int, default=16)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--items", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.device == "cpu" and args.dtype == "bfloat16":
-        raise ValueError("bf16 matmuls on CPU are emulated and would time the emulation; use --dtype float32 on CPU")
+        raise ValueError(
+            "bf16 matmuls on CPU are emulated and would time the emulation; use --dtype float32 on CPU"
+        )
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.case == "store":
@@ -386,68 +502,102 @@ def main() -> None:
     if unknown:
         raise ValueError(f"unknown --cases {unknown}; choose from {', '.join(CASES)}")
     layers = SIZES[args.model_size]["num_hidden_layers"]
-    print(f"model=random Qwen2 {args.model_size} ({layers} layers, d={SIZES[args.model_size]['hidden_size']}) "
-          f"device={args.device} dtype={args.dtype} batch={args.batch} new={args.new} repeats={args.repeats} "
-          f"threads={args.threads or torch.get_num_threads()}")
-    print(f"capture: resid_post.0..{layers - 1} at {'+'.join(POSITIONS)}; every row greedy, {args.new} tokens")
+    print(
+        f"model=random Qwen2 {args.model_size} ({layers} layers, d={SIZES[args.model_size]['hidden_size']}) "
+        f"device={args.device} dtype={args.dtype} batch={args.batch} new={args.new} repeats={args.repeats} "
+        f"threads={args.threads or torch.get_num_threads()}"
+    )
+    print(
+        f"capture: resid_post.0..{layers - 1} at {'+'.join(POSITIONS)}; every row greedy, {args.new} tokens"
+    )
     cuda = args.device.startswith("cuda")
-    head = (f"{'method':48s} {'median s':>9s} {'min s':>7s} {'plain s':>8s} {'x plain':>8s} {'peak RSS':>9s} "
-            f"{'+load':>6s} {'kept MiB':>9s}")
+    head = (
+        f"{'method':48s} {'median s':>9s} {'min s':>7s} {'plain s':>8s} {'x plain':>8s} {'peak RSS':>9s} "
+        f"{'+load':>6s} {'kept MiB':>9s}"
+    )
     print(head + (f" {'GPU MiB':>8s}" if cuda else "") + "  tokens==plain")
     results = {}
     for case in cases:
         r = results[case] = child(args, case)
         label = LABELS[case] + (f" (batch 1 x {args.batch})" if case == "bridge" else "")
         if "skipped" in r or "failed" in r:
-            print(f"{label:48s} {'skipped: ' + r['skipped'] if 'skipped' in r else 'FAILED: ' + r['failed']}")
+            print(
+                f"{label:48s} {'skipped: ' + r['skipped'] if 'skipped' in r else 'FAILED: ' + r['failed']}"
+            )
             continue
         r["ratio"] = r["median_s"] / r["plain_median_s"]
-        line = (f"{label:48s} {r['median_s']:9.3f} {r['min_s']:7.3f} {r['plain_median_s']:8.3f} {r['ratio']:8.3f} "
-                f"{r['peak_rss_mib']:9.0f} {r['peak_rss_mib'] - r['load_rss_mib']:6.0f} {r['kept_mib']:9.2f}")
-        print(line + (f" {r['cuda_peak_mib']:8.0f}" if cuda else "") + f"  {'yes' if r['same_tokens'] else 'NO'}")
-    print("times: s, median/min of the method's runs; 'plain s' = HF generate timed alternately in the same "
-          "subprocess; 'x plain' = their ratio (the 'plain' row shows the timing noise).\n"
-          "memory: MiB; peak RSS of the method's subprocess after a warm-up run of the method alone; '+load' ="
-          " that minus the peak after building model and method; kept = activations held after one run"
-          + ("; GPU MiB = torch.cuda.max_memory_allocated over that warm-up." if cuda else "."))
+        line = (
+            f"{label:48s} {r['median_s']:9.3f} {r['min_s']:7.3f} {r['plain_median_s']:8.3f} {r['ratio']:8.3f} "
+            f"{r['peak_rss_mib']:9.0f} {r['peak_rss_mib'] - r['load_rss_mib']:6.0f} {r['kept_mib']:9.2f}"
+        )
+        print(
+            line
+            + (f" {r['cuda_peak_mib']:8.0f}" if cuda else "")
+            + f"  {'yes' if r['same_tokens'] else 'NO'}"
+        )
+    print(
+        "times: s, median/min of the method's runs; 'plain s' = HF generate timed alternately in the same "
+        "subprocess; 'x plain' = their ratio (the 'plain' row shows the timing noise).\n"
+        "memory: MiB; peak RSS of the method's subprocess after a warm-up run of the method alone; '+load' ="
+        " that minus the peak after building model and method; kept = activations held after one run"
+        + ("; GPU MiB = torch.cuda.max_memory_allocated over that warm-up." if cuda else ".")
+    )
     if any(not r.get("same_tokens", True) for r in results.values()):
-        print("tokens==plain NO: that method's greedy tokens differ from HF generate's on this model "
-              "(see the module docstring for the known case).")
+        print(
+            "tokens==plain NO: that method's greedy tokens differ from HF generate's on this model "
+            "(see the module docstring for the known case)."
+        )
 
     cap = results.get("capture", {})
     if "ratio" in cap:
-        print(f"target capture <= 1.05x plain generate: {cap['ratio']:.3f} "
-              f"({'meets' if cap['ratio'] <= 1.05 else 'MISSES'} target)")
+        print(
+            f"target capture <= 1.05x plain generate: {cap['ratio']:.3f} "
+            f"({'meets' if cap['ratio'] <= 1.05 else 'MISSES'} target)"
+        )
     for case in ("nnsight", "nnsight-iter", "bridge"):
         other = results.get(case, {})
         if "ratio" in cap and "ratio" in other:
             r = other["ratio"] / cap["ratio"]  # each normalised by plain in its own process
-            target = f" (target >= 3x: {'meets' if r >= 3 else 'MISSES'})" if case == "nnsight" else " (no target)"
+            target = (
+                f" (target >= 3x: {'meets' if r >= 3 else 'MISSES'})"
+                if case == "nnsight"
+                else " (no target)"
+            )
             print(f"{LABELS[case]} time / capture time: {r:.2f}x{target}")
     # the ≥3x target needs a method that costs ≥3x plain generate; these lines show whether it does
-    overheads = [f"{case} {100 * (results[case]['ratio'] - 1):+.1f}%" for case in cases if "ratio" in results[case]]
+    overheads = [
+        f"{case} {100 * (results[case]['ratio'] - 1):+.1f}%"
+        for case in cases
+        if "ratio" in results[case]
+    ]
     if overheads:
         print("time over plain generate (the plain row is the noise): " + ", ".join(overheads))
 
     counts = [int(c) for c in args.store_items.split(",") if c.strip()]
     if not counts:
         return
-    print(f"\nmemory flatness: generate_traces + store, {layers} layers x {'+'.join(POSITIONS)}, "
-          f"char tokenizer, max_new_tokens={args.store_new}, batch {args.store_batch}, greedy")
+    print(
+        f"\nmemory flatness: generate_traces + store, {layers} layers x {'+'.join(POSITIONS)}, "
+        f"char tokenizer, max_new_tokens={args.store_new}, batch {args.store_batch}, greedy"
+    )
     store = {}
     for n in counts:
         r = store[n] = child(args, "store", ["--items", str(n)])
         if "failed" in r:
             print(f"{n:6d} items: FAILED: {r['failed']}")
             continue
-        print(f"{n:6d} items: {r['seconds']:7.1f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB  growth over warm-up "
-              f"{r['peak_rss_mib'] - r['base_rss_mib']:6.1f} MiB  {r['vectors']} vectors, {r['disk_mib']:.1f} MiB on disk")
+        print(
+            f"{n:6d} items: {r['seconds']:7.1f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB  growth over warm-up "
+            f"{r['peak_rss_mib'] - r['base_rss_mib']:6.1f} MiB  {r['vectors']} vectors, {r['disk_mib']:.1f} MiB on disk"
+        )
     ok_counts = [n for n in counts if "peak_rss_mib" in store[n]]
     if len(ok_counts) >= 2:
         lo, hi = min(ok_counts), max(ok_counts)
         ratio = store[hi]["peak_rss_mib"] / store[lo]["peak_rss_mib"]
-        print(f"peak RSS {hi} / {lo} items: {ratio:.3f} (target ~ 1: flat as items grow; "
-              f"{'meets' if ratio <= 1.10 else 'MISSES'} at <= 1.10)")
+        print(
+            f"peak RSS {hi} / {lo} items: {ratio:.3f} (target ~ 1: flat as items grow; "
+            f"{'meets' if ratio <= 1.10 else 'MISSES'} at <= 1.10)"
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 Both decode greedily for exactly ``--new`` tokens (no early stop) so they do the same work; prints
 the median tokens/s of each and the ratio handan / HF. Target: ratio ≥ 0.95.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,14 @@ def build(name: str, device: str):
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
         torch.manual_seed(0)
-        cfg = Qwen2Config(vocab_size=32000, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                          num_attention_heads=4, num_key_value_heads=2)
+        cfg = Qwen2Config(
+            vocab_size=32000,
+            hidden_size=256,
+            intermediate_size=1024,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
         model = Qwen2ForCausalLM(cfg).eval().to(device)
         prompts = [[int(t) for t in torch.randint(5, 32000, (20 + 3 * i,))] for i in range(64)]
         return model, prompts
@@ -48,8 +55,14 @@ def run(model, prompts, new: int, device: str) -> tuple[float, float]:
     ids, mask, _ = left_pad(prompts, 0, device)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        hf = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=new,
-                            min_new_tokens=new, pad_token_id=0)
+        hf = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=new,
+            min_new_tokens=new,
+            pad_token_id=0,
+        )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t_hf = time.perf_counter() - t0
@@ -57,7 +70,7 @@ def run(model, prompts, new: int, device: str) -> tuple[float, float]:
     # HF's min_new_tokens masks EOS while handan (told of no EOS) may pick it: compare up to it
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos])
-    for h, o in zip(hf[:, ids.shape[1]:].tolist(), out):
+    for h, o in zip(hf[:, ids.shape[1] :].tolist(), out):
         cut = next((i for i, t in enumerate(o) if t in eos), len(o))
         assert h[:cut] == o[:cut], "handan and HF greedy tokens differ before any EOS"
     return t_handan, t_hf
@@ -78,7 +91,9 @@ def main() -> None:
     tokens = args.batch * args.new
     h = statistics.median(t for t, _ in times)
     f = statistics.median(t for _, t in times)
-    print(f"model={args.model} device={args.device} batch={args.batch} new={args.new} repeats={args.repeats}")
+    print(
+        f"model={args.model} device={args.device} batch={args.batch} new={args.new} repeats={args.repeats}"
+    )
     print(f"handan generate_batch: {tokens / h:9.1f} tok/s (median {h:.3f} s)")
     print(f"HF model.generate:     {tokens / f:9.1f} tok/s (median {f:.3f} s)")
     print(f"ratio handan/HF throughput: {f / h:.3f}  (target >= 0.95)")

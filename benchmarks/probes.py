@@ -13,6 +13,7 @@ scores (Spearman rho of out-of-fold predictions) and chosen alphas must agree.
 28/K (its cost is the same for every layer); handan always runs all layers. Times are medians
 over ``--repeats`` runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ class SyntheticLayers(Mapping[str, np.ndarray]):
         rng = np.random.default_rng(self.seed + layer)
         X = rng.standard_normal((len(self.y), self.d)) @ np.diag(rng.uniform(0.2, 2.0, self.d))
         strength = np.sin(np.pi * layer / max(self.n_layers - 1, 1))
-        X[:, : 8] += strength * self.y[:, None] * rng.uniform(0.5, 1.0, 8)
+        X[:, :8] += strength * self.y[:, None] * rng.uniform(0.5, 1.0, 8)
         return X
 
     def __iter__(self) -> Iterator[str]:
@@ -57,8 +58,15 @@ class SyntheticLayers(Mapping[str, np.ndarray]):
         return self.n_layers
 
 
-def sklearn_sweep(features: Mapping[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
-                  keys: list[str], alphas: np.ndarray, cv: int, seed: int) -> dict[str, tuple[float, float]]:
+def sklearn_sweep(
+    features: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    groups: np.ndarray,
+    keys: list[str],
+    alphas: np.ndarray,
+    cv: int,
+    seed: int,
+) -> dict[str, tuple[float, float]]:
     """Per layer: (Spearman rho of out-of-fold predictions, median chosen alpha)."""
     folds = grouped_folds(groups, cv, cv, y, "regression", seed)
     out = {}
@@ -67,7 +75,9 @@ def sklearn_sweep(features: Mapping[str, np.ndarray], y: np.ndarray, groups: np.
         oof, chosen = np.empty(len(y)), []
         for train, test, inner in folds:
             splits = [(np.setdiff1d(np.arange(len(train)), block), block) for block in inner]
-            model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas, cv=splits)).fit(X[train], y[train])
+            model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas, cv=splits)).fit(
+                X[train], y[train]
+            )
             oof[test] = model.predict(X[test])
             chosen.append(model[-1].alpha_)
         out[key] = (float(spearmanr(oof, y)[0]), float(np.median(chosen)))
@@ -77,7 +87,9 @@ def sklearn_sweep(features: Mapping[str, np.ndarray], y: np.ndarray, groups: np.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="quick run (n=300, 4 layers, d=128)")
-    parser.add_argument("--sklearn-layers", type=int, default=None, help="time scikit-learn on K layers")
+    parser.add_argument(
+        "--sklearn-layers", type=int, default=None, help="time scikit-learn on K layers"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -91,8 +103,16 @@ def main() -> None:
     sk_keys = keys[: args.sklearn_layers or n_layers]
 
     handan_times, f32_times, sk_times = [], [], []
-    base = dict(cv=cv, alphas=alphas, n_permutations=0, control=None, n_boot=0, n_random_dims=0,
-                seed=seed, device=args.device)
+    base = dict(
+        cv=cv,
+        alphas=alphas,
+        n_permutations=0,
+        control=None,
+        n_boot=0,
+        n_random_dims=0,
+        seed=seed,
+        device=args.device,
+    )
     for _ in range(args.repeats):
         start = time.perf_counter()
         table = sweep(features, y, groups, **base)
@@ -112,20 +132,37 @@ def main() -> None:
     t_32 = float(np.median(f32_times))
     d32 = float(np.abs(table32["score"].to_numpy() - table["score"].to_numpy()).max())
     same_alpha = float((table32["alpha"].to_numpy() == table["alpha"].to_numpy()).mean())
-    print(f"n={n} items, {n_layers} layers, d={d}, {cv} folds x {cv} inner folds, {len(alphas)} alphas")
+    print(
+        f"n={n} items, {n_layers} layers, d={d}, {cv} folds x {cv} inner folds, {len(alphas)} alphas"
+    )
     print(f"scores and alphas agree on {len(reference)} layers (|d rho| < 1e-6)")
     print(f"handan sweep ({args.device}): {t_h:.1f} s")
-    scaled = "" if len(sk_keys) == n_layers else f" (timed on {len(sk_keys)} layers, scaled to {n_layers})"
+    scaled = (
+        ""
+        if len(sk_keys) == n_layers
+        else f" (timed on {len(sk_keys)} layers, scaled to {n_layers})"
+    )
     print(f"scikit-learn RidgeCV loop: {t_s:.1f} s{scaled}")
     print(f"speed-up: {t_s / t_h:.1f}x")
-    print(f"handan sweep float32 ({args.device}): {t_32:.1f} s, speed-up {t_s / t_32:.1f}x; "
-          f"max |score - float64 score| = {d32:.1e}, same alpha on {same_alpha:.0%} of layers")
+    print(
+        f"handan sweep float32 ({args.device}): {t_32:.1f} s, speed-up {t_s / t_32:.1f}x; "
+        f"max |score - float64 score| = {d32:.1e}, same alpha on {same_alpha:.0%} of layers"
+    )
 
     start = time.perf_counter()
-    sweep({k: features[k] for k in keys[:1]}, y, groups, cv=cv, alphas=alphas, seed=seed,
-          device=args.device)
-    print(f"handan, one layer with 10 control + 100 permutation re-fits, 1,000 bootstraps and the "
-          f"random-feature baseline: {time.perf_counter() - start:.1f} s")
+    sweep(
+        {k: features[k] for k in keys[:1]},
+        y,
+        groups,
+        cv=cv,
+        alphas=alphas,
+        seed=seed,
+        device=args.device,
+    )
+    print(
+        f"handan, one layer with 10 control + 100 permutation re-fits, 1,000 bootstraps and the "
+        f"random-feature baseline: {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

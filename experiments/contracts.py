@@ -2,6 +2,7 @@
 
 Each validator returns a clean copy or raises ValueError naming the problem and the fix.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +20,7 @@ def stable_hash(obj: Any) -> str:
     """16 hex digits of the sha256 of ``obj`` as sorted-key JSON (``str`` for what JSON lacks): the
     one hash of settings behind store config hashes and pipeline stage reuse."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
 
 ITEM_COLUMNS = {
     "item_id": "string",
@@ -58,8 +60,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
     raise InputError(f"{path}: unknown table format {path.suffix!r}; use .parquet, .csv or .tsv")
 
-def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict | None = None, *,
-                         meta_key: bytes = b"handan") -> None:
+
+def write_parquet_atomic(
+    df: pd.DataFrame, path: Path, meta: dict | None = None, *, meta_key: bytes = b"handan"
+) -> None:
     """Write ``df`` to ``path`` through a temporary file and a rename (a reader never sees half);
     ``meta`` goes as JSON into the parquet metadata under ``meta_key``."""
     import pyarrow as pa
@@ -69,17 +73,20 @@ def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict | None = None,
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     if meta is not None:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), meta_key: json.dumps(meta)})
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), meta_key: json.dumps(meta)}
+        )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     atomic_write(Path(path), buffer.getvalue())
 
 
-
 def validate_items(items: pd.DataFrame, *, source: str = "items table") -> pd.DataFrame:
     """Check an Items table against the contract and return it with contract dtypes."""
     if len(items) == 0:
-        raise InputError(f"{source} is empty; it needs at least one row with item_id, task, prompt, answer")
+        raise InputError(
+            f"{source} is empty; it needs at least one row with item_id, task, prompt, answer"
+        )
     missing = [c for c in ITEM_REQUIRED if c not in items.columns]
     if missing:
         raise InputError(
@@ -89,7 +96,9 @@ def validate_items(items: pd.DataFrame, *, source: str = "items table") -> pd.Da
     items = items.copy()
     for col, dtype in ITEM_COLUMNS.items():
         if col not in items.columns:
-            items[col] = pd.Series(pd.NA, index=items.index, dtype="Float64" if dtype == "float64" else dtype)
+            items[col] = pd.Series(
+                pd.NA, index=items.index, dtype="Float64" if dtype == "float64" else dtype
+            )
         items[col] = items[col].astype(dtype)
     dup = items["item_id"][items["item_id"].duplicated()].unique().tolist()
     if dup:

@@ -4,6 +4,7 @@ Each also subclasses the built-in it replaces, so ``except ValueError`` in user 
 ``pytest.raises(ValueError)``) keeps working. The CLI turns exactly these into one line and exit
 code 2; any other exception is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 

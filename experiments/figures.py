@@ -4,6 +4,7 @@ Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so no libr
 selects or switches the user's matplotlib backend (a notebook keeps its own) and no figure is left
 open in pyplot's registry. Every figure is saved at one resolution.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,14 @@ from pathlib import Path
 DPI = 110
 
 
-def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
-             layout: str | None = None, **kwargs):
+def subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    figsize: tuple[float, float] | None = None,
+    layout: str | None = None,
+    **kwargs,
+):
     """``(figure, axes)`` like ``pyplot.subplots``, without touching pyplot or the backend."""
     from matplotlib.figure import Figure
 

@@ -3,6 +3,7 @@
 Public names are imported on first use (``import hooks`` does not import torch); the
 ``TYPE_CHECKING`` block and ``__dir__`` make them visible to IDEs, type checkers and ``dir()``.
 """
+
 from __future__ import annotations
 
 import importlib

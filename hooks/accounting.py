@@ -14,6 +14,7 @@ Rules (documented in the README):
   (EOS) and False if it was cut at the budget.
 - Delimiters and EOS tokens are never counted; ``answer_tokens`` is what follows the span.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,7 +36,9 @@ class ThinkTokens:
         return self.open_id is not None and self.close_id is not None
 
 
-def think_tokens(tokenizer, open_token: str | None, close_token: str | None, *, model: str = "model") -> ThinkTokens:
+def think_tokens(
+    tokenizer, open_token: str | None, close_token: str | None, *, model: str = "model"
+) -> ThinkTokens:
     """Resolve delimiter strings to single token ids, or fail naming the fix."""
     if open_token is None or close_token is None:
         return ThinkTokens(None, None)

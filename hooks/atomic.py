@@ -1,4 +1,5 @@
 """Files written whole or not at all: a temporary file beside the target, fsynced, then renamed."""
+
 from __future__ import annotations
 
 import io

@@ -15,6 +15,7 @@ Everything is selected on the model's device with masks and `torch.where`, so ca
 host synchronisation per step; the chosen rows leave the device once, when the batch ends.
 A position that never occurs in a trace is returned as an absent row (``token_index == -1``).
 """
+
 from __future__ import annotations
 
 import re
@@ -65,16 +66,25 @@ class Capture:
 
     Build it just before the batch's generation: it sets the recorder's prefill positions."""
 
-    def __init__(self, recorder, sites: Sequence[str], positions: Sequence[str],
-                 prompt_ids: Sequence[Sequence[int]], think: ThinkTokens, device) -> None:
+    def __init__(
+        self,
+        recorder,
+        sites: Sequence[str],
+        positions: Sequence[str],
+        prompt_ids: Sequence[Sequence[int]],
+        think: ThinkTokens,
+        device,
+    ) -> None:
         self.rec, self.sites = recorder, list(sites)
         self.fixed, self.step_ks = parse_positions(positions)
         self.think = think
         self.plen = torch.tensor([len(p) for p in prompt_ids], device=device)
         width = int(self.plen.max())
         in_prompt = [prompt_opens_think(p, think) for p in prompt_ids]
-        open_at = [len(p) - 1 - p[::-1].index(think.open_id) if o else len(p) - 1
-                   for p, o in zip(prompt_ids, in_prompt)]
+        open_at = [
+            len(p) - 1 - p[::-1].index(think.open_id) if o else len(p) - 1
+            for p, o in zip(prompt_ids, in_prompt)
+        ]
         pad = width - self.plen
         # prefill keeps two columns per row: the last prompt token and the prompt's opener
         self.rec.positions = torch.stack(
@@ -114,7 +124,9 @@ class Capture:
             self.last_vec[s] = torch.where(active[:, None], vec[s], self.last_vec[s])
         self.last_tok = torch.where(active, here, self.last_tok)
 
-    def collect(self, generated: Sequence[Sequence[int]], eos_ids: Sequence[int], dtype: torch.dtype) -> Captured:
+    def collect(
+        self, generated: Sequence[Sequence[int]], eos_ids: Sequence[int], dtype: torch.dtype
+    ) -> Captured:
         """Entries and CPU vectors for the batch once generation has ended."""
         batch = len(generated)
         eos = set(eos_ids)
@@ -123,11 +135,22 @@ class Capture:
         blocks: list[tuple[str, list[int], list[int], dict[str, Tensor]]] = []
         want = set(self.fixed)
         if "prompt_end" in want:
-            blocks.append(("prompt_end", list(range(batch)), [p - 1 for p in plen], self.prompt_end))
+            blocks.append(
+                ("prompt_end", list(range(batch)), [p - 1 for p in plen], self.prompt_end)
+            )
         if "think_open" in want:
-            blocks.append(("think_open", _rows(self.opened.tolist()), self.open_tok.tolist(), self.open_vec))
+            blocks.append(
+                ("think_open", _rows(self.opened.tolist()), self.open_tok.tolist(), self.open_vec)
+            )
         if "think_close" in want:
-            blocks.append(("think_close", _rows(self.closed.tolist()), self.close_tok.tolist(), self.close_vec))
+            blocks.append(
+                (
+                    "think_close",
+                    _rows(self.closed.tolist()),
+                    self.close_tok.tolist(),
+                    self.close_vec,
+                )
+            )
         if "answer_end" in want:
             blocks.append(("answer_end", _rows(stopped), self.last_tok.tolist(), self.last_vec))
         entries: list[tuple[int, str, int]] = []

@@ -18,6 +18,7 @@ hook on the module, so a ``Recorder`` (or HF's ``output_hidden_states``) sees th
 whatever the order of the ``with`` blocks. Hooks come off at ``__exit__``, also when the block
 raises.
 """
+
 from __future__ import annotations
 
 from types import TracebackType
@@ -44,7 +45,9 @@ class Steer:
         positions: SteerPositions = DEFAULT_STEER_POSITIONS,
     ) -> None:
         if positions not in STEER_POSITIONS:
-            raise InputError(f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}")
+            raise InputError(
+                f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}"
+            )
         self._module, self._kind = resolve_site(model, site)
         vector = torch.as_tensor(vector)
         width = d_model(model)

@@ -6,6 +6,7 @@
 
 Hooks go on at ``__enter__`` and come off at ``__exit__``, also when the block raises.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -11,6 +11,7 @@ A *site* is a place in the residual stream of a decoder-only transformer:
 
 ``L`` runs over ``0 .. n_layers(model) - 1``. Every site is a tensor ``[batch, seq, d_model]``.
 """
+
 from __future__ import annotations
 
 import re
@@ -76,8 +77,10 @@ def d_model(model: nn.Module) -> int:
         value = getattr(config, name, None)
         if isinstance(value, int):
             return value
-    raise InputError(f"{type(model).__name__}.config has no hidden_size / n_embd / d_model; handan "
-                     "supports HF decoder models (Qwen2/Qwen3/Llama/GPT-2 families)")
+    raise InputError(
+        f"{type(model).__name__}.config has no hidden_size / n_embd / d_model; handan "
+        "supports HF decoder models (Qwen2/Qwen3/Llama/GPT-2 families)"
+    )
 
 
 def list_sites(model: nn.Module) -> list[str]:
@@ -122,8 +125,12 @@ def check_sites(sites: Sequence[str], valid: Sequence[str], owner: str) -> None:
         for name in valid:
             kind, layer = parse_site(name)
             layers.setdefault(kind, []).append(layer)
-        shown = "; ".join(f"{kind}.{min(ls)}..{kind}.{max(ls)}" if ls == list(range(min(ls), max(ls) + 1))
-                          else ", ".join(f"{kind}.{k}" for k in ls) for kind, ls in layers.items())
+        shown = "; ".join(
+            f"{kind}.{min(ls)}..{kind}.{max(ls)}"
+            if ls == list(range(min(ls), max(ls) + 1))
+            else ", ".join(f"{kind}.{k}" for k in ls)
+            for kind, ls in layers.items()
+        )
         raise InputError(f"unknown site(s) {unknown} for {owner}; valid sites: {shown}")
 
 
@@ -197,7 +204,9 @@ def expand_sites(model: nn.Module, sites: str) -> list[str]:
         if part.endswith(".*"):
             found = [s for s in valid if s.startswith(part[:-1])]
             if not found:
-                raise InputError(f"site pattern {part!r} matches nothing; valid sites: {', '.join(valid)}")
+                raise InputError(
+                    f"site pattern {part!r} matches nothing; valid sites: {', '.join(valid)}"
+                )
             out += found
         else:
             out.append(part)

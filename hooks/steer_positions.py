@@ -1,5 +1,6 @@
 """Where a steering vector can be added (``hooks.Steer``); light, so the CLI can name the default
 without importing torch."""
+
 from typing import Literal
 
 SteerPositions = Literal["all", "prompt", "prompt_end", "generated"]

@@ -29,10 +29,10 @@ Reading one site/position without handan (float32/float16 stores; needs safetens
     shards = {s: load_file(f"{store}/{s}") for s in {r["shard"] for r in rows}}
     X = np.stack([shards[r["shard"]][site][r["row"]] for r in rows])  # [n, d_model], index order
 """
+
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,84 +43,21 @@ import pandas as pd
 
 from experiments.errors import InputError, MissingInput, SettingsMismatch
 from hooks.atomic import atomic_write, parquet_bytes
-
-MANIFEST = "manifest.json"
-INDEX = "index.parquet"
-SHARD_DIR = "shards"
-LOCK = "write.lock"
-MATCH_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
-"""Manifest keys that must agree before a run may append to an existing store."""
-REQUIRED_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
-DTYPES = ("float32", "float16", "bfloat16")
-INDEX_COLUMNS = {
-    "model": "str",
-    "item_id": "str",
-    "sample": "int64",
-    "site": "str",
-    "position": "str",
-    "token_index": "int64",
-    "shard": "str",
-    "row": "int64",
-}
-ROW_COLUMNS = ("model", "item_id", "sample", "site", "position", "token_index")
-_SHARD_RE = re.compile(r"^shard-(\d{6,})\.safetensors$")
-
-
-def _handan_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("handan")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def normalise_dtype(dtype: Any) -> str:
-    """The store's name of a dtype (``bf16``, ``torch.bfloat16`` → ``bfloat16``); others fail."""
-    name = str(dtype).removeprefix("torch.")
-    name = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16",
-            "float": "float32"}.get(name, name)
-    if name not in DTYPES:
-        raise InputError(f"unsupported store dtype {dtype!r}; use one of {DTYPES}")
-    return name
-
-
-def _lock(path: Path) -> Any:
-    """An exclusive, non-blocking ``flock`` on ``path/write.lock`` (POSIX; elsewhere no lock)."""
-    handle = open(path / LOCK, "a")  # held until the store is closed
-    try:
-        import fcntl
-    except ImportError:
-        return handle
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise SettingsMismatch(f"another process is writing to {path} (it holds {path / LOCK}); wait "
-                              "for it to finish, or write to another --out folder") from None
-    return handle
-
-
-def _refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    """SettingsMismatch naming what differs between a store's manifest and a run's, if anything does."""
-    differ = [k for k in MATCH_KEYS if old.get(k) != new[k]]
-    if not differ:
-        return
-    details = [f"{k}: store has {old.get(k)!r}, run has {new[k]!r}" for k in differ if k != "config_hash"]
-    if "config_hash" in differ:  # name the settings behind the hash where both manifests keep them
-        changed = []
-        for section in ("generation", "prompt_format", "weights"):
-            was, now = old.get(section) or {}, new.get(section) or {}
-            changed += [f"{section}.{key}: store has {was.get(key)!r}, run has {now.get(key)!r}"
-                        for key in sorted(was.keys() | now.keys()) if was.get(key) != now.get(key)]
-        if changed or not details:
-            details += changed or [f"config_hash: store has {old.get('config_hash')!r}, run has {new['config_hash']!r}"]
-    raise SettingsMismatch(f"{path} was written with a different configuration ({'; '.join(details)}); rerun "
-                     "with the store's settings to resume it, or use another --out folder")
-
-
-def _empty_index() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in INDEX_COLUMNS.items()})
+from hooks.store_format import (
+    INDEX,
+    INDEX_COLUMNS,
+    LOCK,
+    MANIFEST,
+    REQUIRED_KEYS,
+    ROW_COLUMNS,
+    SHARD_DIR,
+    SHARD_RE,
+    empty_index,
+    handan_version,
+    normalise_dtype,
+    refuse_mismatch,
+    write_lock,
+)
 
 
 class ActivationStore:
@@ -137,7 +74,7 @@ class ActivationStore:
             )
         self.manifest: dict[str, Any] = json.loads(manifest.read_text())
         index = self.path / INDEX
-        self._index = pd.read_parquet(index) if index.exists() else _empty_index()
+        self._index = pd.read_parquet(index) if index.exists() else empty_index()
         self._index = self._index.astype(INDEX_COLUMNS)
         self._lock: Any = None
 
@@ -166,24 +103,25 @@ class ActivationStore:
         if not (path / MANIFEST).exists() and path.exists():
             # a creation killed before the manifest landed leaves only these behind
             ours = {SHARD_DIR, INDEX, LOCK}
-            if (any(p.name not in ours and not p.name.endswith(".tmp") for p in path.iterdir())
-                    or any((path / SHARD_DIR).glob("*"))):
+            if any(
+                p.name not in ours and not p.name.endswith(".tmp") for p in path.iterdir()
+            ) or any((path / SHARD_DIR).glob("*")):
                 raise SettingsMismatch(
                     f"{path} exists, is not empty and has no {MANIFEST}; pass another --out folder"
                 )
         path.mkdir(parents=True, exist_ok=True)
-        lock = _lock(path)
+        lock = write_lock(path)
         try:
             if not (path / MANIFEST).exists():
-                new.setdefault("handan_version", _handan_version())
+                new.setdefault("handan_version", handan_version())
                 new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
                 (path / SHARD_DIR).mkdir(exist_ok=True)
-                atomic_write(path / INDEX, parquet_bytes(_empty_index()))
+                atomic_write(path / INDEX, parquet_bytes(empty_index()))
                 atomic_write(path / MANIFEST, json.dumps(new, indent=2).encode())
                 store = cls(path)
             else:
                 store = cls(path)
-                _refuse_mismatch(path, store.manifest, new)
+                refuse_mismatch(path, store.manifest, new)
                 store._remove_leftovers()
         except BaseException:
             lock.close()
@@ -247,8 +185,11 @@ class ActivationStore:
         known = sorted(set(self._index["position"]) | set(self.positions))
         if position not in known:
             raise InputError(f"store {self.path} has no position {position!r}; it has {known}")
-        rows = self._index[(self._index["site"] == site) & (self._index["position"] == position)
-                           & (self._index["shard"] != "")].reset_index(drop=True)
+        rows = self._index[
+            (self._index["site"] == site)
+            & (self._index["position"] == position)
+            & (self._index["shard"] != "")
+        ].reset_index(drop=True)
         X = np.empty((len(rows), self.d_model), dtype=np.float32)
         for shard, where in rows.groupby("shard", sort=False).groups.items():
             X[where] = self._read(str(shard), site)[rows.loc[where, "row"].to_numpy()]
@@ -271,7 +212,8 @@ class ActivationStore:
         absent = idx["shard"] == ""
         counts = (
             idx.assign(saved=~absent, absent=absent)
-            .groupby(["site", "position"], sort=True)[["saved", "absent"]].sum()
+            .groupby(["site", "position"], sort=True)[["saved", "absent"]]
+            .sum()
             .reset_index()
         )
         shard_files = sorted(set(idx.loc[~absent, "shard"]))
@@ -285,8 +227,12 @@ class ActivationStore:
             "n_shards": len(shard_files),
             "bytes": sum((self.path / s).stat().st_size for s in shard_files),
             "counts": [
-                {"site": r.site, "position": r.position, "saved": int(r.saved),
-                 "absent": int(r.absent)}
+                {
+                    "site": r.site,
+                    "position": r.position,
+                    "saved": int(r.saved),
+                    "absent": int(r.absent),
+                }
                 for r in counts.itertuples(index=False)
             ],
         }
@@ -303,8 +249,11 @@ class ActivationStore:
         missing = [c for c in ROW_COLUMNS if c not in index_rows.columns]
         if missing:
             raise InputError(f"index rows lack column(s) {missing}; they need {list(ROW_COLUMNS)}")
-        rows = index_rows[list(ROW_COLUMNS)].reset_index(drop=True).astype(
-            {c: INDEX_COLUMNS[c] for c in ROW_COLUMNS})
+        rows = (
+            index_rows[list(ROW_COLUMNS)]
+            .reset_index(drop=True)
+            .astype({c: INDEX_COLUMNS[c] for c in ROW_COLUMNS})
+        )
         if len(rows) == 0:
             return
         self._check_rows(rows)
@@ -319,8 +268,10 @@ class ActivationStore:
             rows.loc[mask, "row"] = np.arange(int(mask.sum()))
         extra = set(vectors) - set(tensors)
         if extra:
-            raise InputError(f"vectors given for {sorted(extra)} but no present index rows use them; "
-                             "drop those keys (a batch where every row is absent has no vectors)")
+            raise InputError(
+                f"vectors given for {sorted(extra)} but no present index rows use them; "
+                "drop those keys (a batch where every row is absent has no vectors)"
+            )
         if tensors:
             from safetensors.torch import save
 
@@ -334,39 +285,58 @@ class ActivationStore:
     def _check_rows(self, rows: pd.DataFrame) -> None:
         models = set(rows["model"]) - {self.manifest["model"]}
         if models:
-            raise InputError(f"rows for model(s) {sorted(models)} cannot go into a store of "
-                             f"{self.manifest['model']!r}; use another --out folder")
+            raise InputError(
+                f"rows for model(s) {sorted(models)} cannot go into a store of "
+                f"{self.manifest['model']!r}; use another --out folder"
+            )
         sites = set(rows["site"]) - set(self.sites)
         if sites:
-            raise InputError(f"sites {sorted(sites)} are not in the store's manifest {self.sites}; "
-                             "record them into another store")
-        done = self.completed() & {(str(i), int(s)) for i, s in
-                                   rows[["item_id", "sample"]].itertuples(index=False)}
+            raise InputError(
+                f"sites {sorted(sites)} are not in the store's manifest {self.sites}; "
+                "record them into another store"
+            )
+        done = self.completed() & {
+            (str(i), int(s)) for i, s in rows[["item_id", "sample"]].itertuples(index=False)
+        }
         if done:
-            raise InputError(f"(item_id, sample) pairs {sorted(done)[:5]} are already in {self.path}; "
-                             "skip the pairs in store.completed()")
+            raise InputError(
+                f"(item_id, sample) pairs {sorted(done)[:5]} are already in {self.path}; "
+                "skip the pairs in store.completed()"
+            )
         key = ["item_id", "sample", "site", "position", "token_index"]
         if rows.duplicated(key).any():
             dup = rows.loc[rows.duplicated(key), key].head(3).to_dict("records")
-            raise InputError(f"index rows repeat (item_id, sample, site, position, token_index): {dup}; "
-                             "give each site and position once")
+            raise InputError(
+                f"index rows repeat (item_id, sample, site, position, token_index): {dup}; "
+                "give each site and position once"
+            )
 
     def _as_stored(self, site: str, vectors: Mapping[str, Any], n: int) -> Any:
         """``vectors[site]`` as a contiguous CPU torch tensor of the store's dtype, checked."""
         import torch
 
         if site not in vectors:
-            raise InputError(f"index rows have {n} present rows of {site!r} but no vectors[{site!r}]")
+            raise InputError(
+                f"index rows have {n} present rows of {site!r} but no vectors[{site!r}]"
+            )
         x = vectors[site]
         x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach()
         if tuple(x.shape) != (n, self.d_model):
-            raise InputError(f"vectors[{site!r}] has shape {tuple(x.shape)}; the index rows need "
-                             f"({n}, {self.d_model}) (one row per present index row of that site)")
+            raise InputError(
+                f"vectors[{site!r}] has shape {tuple(x.shape)}; the index rows need "
+                f"({n}, {self.d_model}) (one row per present index row of that site)"
+            )
         return x.to(device="cpu", dtype=getattr(torch, self.dtype)).contiguous()
 
     def _next_shard(self) -> int:
-        numbers = [int(m.group(1)) for f in (self.path / SHARD_DIR).glob("*")
-                   if (m := _SHARD_RE.match(f.name))]
-        numbers += [int(m.group(1)) for s in self._index["shard"].unique()
-                    if (m := _SHARD_RE.match(Path(s).name))]
+        numbers = [
+            int(m.group(1))
+            for f in (self.path / SHARD_DIR).glob("*")
+            if (m := SHARD_RE.match(f.name))
+        ]
+        numbers += [
+            int(m.group(1))
+            for s in self._index["shard"].unique()
+            if (m := SHARD_RE.match(Path(s).name))
+        ]
         return max(numbers, default=0) + 1

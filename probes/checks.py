@@ -1,4 +1,5 @@
 """Input checks for probe sweeps: each error names the problem, where it is, and the fix."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,18 +29,24 @@ def check_target(y: np.ndarray, task: str) -> np.ndarray:
             "samples (and their activation rows) or impute the target first"
         )
     if np.ptp(y) == 0:
-        raise NotProbeable(f"target y is constant ({y[0]!r}) over all {len(y)} samples; a probe "
-                         "needs a target that varies — check the target column and the item filter")
+        raise NotProbeable(
+            f"target y is constant ({y[0]!r}) over all {len(y)} samples; a probe "
+            "needs a target that varies — check the target column and the item filter"
+        )
     if task == "classification" and not np.isin(y, (0.0, 1.0)).all():
-        raise InputError("classification needs a binary 0/1 target; threshold or encode y first, "
-                         "or use task='regression'")
+        raise InputError(
+            "classification needs a binary 0/1 target; threshold or encode y first, "
+            "or use task='regression'"
+        )
     return y
 
 
 def check_features(features: Mapping[str, np.ndarray], n: int, *, what: str = "features") -> None:
     """Every array is [n, d] with finite values."""
     if len(features) == 0:
-        raise InputError(f"{what} is empty; pass a mapping from 'site|position' keys to [n, d] arrays")
+        raise InputError(
+            f"{what} is empty; pass a mapping from 'site|position' keys to [n, d] arrays"
+        )
     for key, X in features.items():
         X = np.asarray(X)
         if X.ndim != 2:
@@ -64,9 +71,13 @@ def check_groups(groups: np.ndarray, n: int, cv: int) -> np.ndarray:
     """Integer item codes 0..G-1 [n]; at least ``cv`` items."""
     groups = np.asarray(groups)
     if groups.shape != (n,):
-        raise InputError(f"groups must have one entry per sample (shape ({n},)), got {groups.shape}")
+        raise InputError(
+            f"groups must have one entry per sample (shape ({n},)), got {groups.shape}"
+        )
     if groups.dtype.kind == "f" and np.isnan(groups).any():
-        raise InputError(f"groups has {int(np.isnan(groups).sum())} NaN value(s); every sample needs an item id")
+        raise InputError(
+            f"groups has {int(np.isnan(groups).sum())} NaN value(s); every sample needs an item id"
+        )
     _, codes = np.unique(groups, return_inverse=True)
     n_groups = int(codes.max()) + 1
     if cv < 2:
@@ -100,7 +111,9 @@ def grouped_folds(
                 "needed to choose alpha; use fewer folds or more items"
             )
         if task == "classification" and len(np.unique(y[train])) < 2:
-            raise InputError(f"outer fold {k} trains on one class only; balance the items or use fewer folds")
+            raise InputError(
+                f"outer fold {k} trains on one class only; balance the items or use fewer folds"
+            )
         inner = GroupKFold(n_splits=inner_cv, shuffle=True, random_state=seed)
         blocks = [val for _, val in inner.split(np.zeros(len(train)), groups=train_groups)]
         folds.append((train, test, blocks))

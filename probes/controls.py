@@ -16,6 +16,7 @@ of item ``pi(i)``, its j-th sample the donor's ``j mod m`` -th label (m = the do
 count). For a per-item target (constant within items, as ``handan probe`` builds them) this is an
 exact permutation of the item labels.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,15 +38,19 @@ def permuted_labels(
     n_groups = int(group_codes.max()) + 1
     sizes = np.bincount(group_codes, minlength=n_groups)
     starts = np.cumsum(sizes) - sizes
-    order = np.argsort(group_codes, kind="stable")  # rows of item g: order[starts[g]:starts[g]+sizes[g]]
+    order = np.argsort(
+        group_codes, kind="stable"
+    )  # rows of item g: order[starts[g]:starts[g]+sizes[g]]
     within = np.arange(len(y)) - starts[group_codes[order]]  # sample number of each sorted row
     group_stratum = np.zeros(n_groups, dtype=np.int64)
     if strata_codes is not None:
         group_stratum[group_codes] = strata_codes
     classes = [np.flatnonzero(group_stratum == s) for s in np.unique(group_stratum)]
     if n_draws and all(len(members) < 2 for members in classes):
-        raise InputError("every stratum holds a single item, so a within-stratum permutation is the "
-                         "identity; use fewer strata (or none) for the controls")
+        raise InputError(
+            "every stratum holds a single item, so a within-stratum permutation is the "
+            "identity; use fewer strata (or none) for the controls"
+        )
     out = np.empty((len(y), n_draws))
     recipient = group_codes[order]
     for k in range(n_draws):

@@ -5,6 +5,7 @@
 - ``probe``: the weight vector of ``LinearProbe`` (ridge, or logistic for 0/1 targets) with the
   standardisation undone (``coef_`` is already in the original space), sign kept (towards larger y).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ from probes.estimator import LinearProbe
 METADATA_KEY = "handan"
 
 
-def fit_direction(X: np.ndarray, y: np.ndarray, *, method: str = "diff_means",
-                  quantile: float = 0.25, alpha: float = 1.0) -> np.ndarray:
+def fit_direction(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    method: str = "diff_means",
+    quantile: float = 0.25,
+    alpha: float = 1.0,
+) -> np.ndarray:
     """Unit-norm direction [d] from activations ``X`` [n, d] and target ``y`` [n]."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if X.ndim != 2 or len(X) != len(y):
@@ -32,18 +39,24 @@ def fit_direction(X: np.ndarray, y: np.ndarray, *, method: str = "diff_means",
         lo, hi = np.quantile(y, [quantile, 1 - quantile])
         low, high = y <= lo, y >= hi
         if low.all() or high.all() or not (low.any() and high.any()):
-            raise InputError("the top and bottom quantiles of y coincide (y is (nearly) constant); "
-                             "a difference of means needs a target that varies")
+            raise InputError(
+                "the top and bottom quantiles of y coincide (y is (nearly) constant); "
+                "a difference of means needs a target that varies"
+            )
         vector = X[high].mean(0) - X[low].mean(0)
     elif method == "probe":
         binary = np.isin(y, (0.0, 1.0)).all()
-        probe = LinearProbe(task="classification" if binary else "regression", alpha=alpha).fit(X, y)
+        probe = LinearProbe(task="classification" if binary else "regression", alpha=alpha).fit(
+            X, y
+        )
         vector = np.ravel(probe.coef_)
     else:
         raise InputError(f"method={method!r} is unknown; use 'diff_means' or 'probe'")
     norm = np.linalg.norm(vector)
     if norm == 0:
-        raise InputError("the direction is the zero vector; the target carries no linear signal here")
+        raise InputError(
+            "the direction is the zero vector; the target carries no linear signal here"
+        )
     return vector / norm
 
 
@@ -55,7 +68,9 @@ def save_direction(path: str | Path, vector: np.ndarray, metadata: dict[str, Any
     vector = np.ascontiguousarray(np.asarray(vector))
     if vector.ndim != 1:
         raise InputError(f"a direction is 1-D [d], got shape {vector.shape}")
-    save_file({"direction": vector}, str(path), metadata={METADATA_KEY: json.dumps(metadata, default=str)})
+    save_file(
+        {"direction": vector}, str(path), metadata={METADATA_KEY: json.dumps(metadata, default=str)}
+    )
     return path
 
 

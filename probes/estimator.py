@@ -10,6 +10,7 @@ log-loss. Fitted ``coef_``/``intercept_`` are expressed in the ORIGINAL feature 
 ``check_estimator`` passes for both tasks (tests/test_probes_ridge.py runs it); the estimator
 type (regressor/classifier) follows ``task`` through ``__sklearn_tags__``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,13 @@ class LinearProbe(BaseEstimator):
     scikit-learn), ``intercept_``, ``n_features_in_``, ``classes_`` (classification).
     """
 
-    def __init__(self, task: str = "regression", alpha: float = 1.0, standardize: bool = True,
-                 device: str | None = None) -> None:
+    def __init__(
+        self,
+        task: str = "regression",
+        alpha: float = 1.0,
+        standardize: bool = True,
+        device: str | None = None,
+    ) -> None:
         self.task = task
         self.alpha = alpha
         self.standardize = standardize
@@ -107,7 +113,11 @@ class LinearProbe(BaseEstimator):
     def predict(self, X) -> np.ndarray:  # noqa: ANN001
         scores = self._decision(X)
         if self.task == "classification":
-            return self.classes_[(scores > 0).astype(int)] if len(self.classes_) == 2 else self._multi(X)
+            return (
+                self.classes_[(scores > 0).astype(int)]
+                if len(self.classes_) == 2
+                else self._multi(X)
+            )
         return scores
 
     @available_if(_is_classifier)

@@ -29,6 +29,7 @@ Protocol for every feature key (one site at one position):
 Default alphas: ``np.logspace(-2, 4, 10)`` — on standardised features of width ~10^3 this spans
 near-interpolation to strong shrinkage; widen it if the chosen ``alpha`` sits on an end.
 """
+
 from __future__ import annotations
 
 import re
@@ -84,7 +85,9 @@ def cv_predictions(
     Returns per rank: out-of-fold predictions [n, P] and chosen alpha indices [n_folds, P]."""
     dev = resolve_device(device)
     if dtype not in ("float64", "float32"):
-        raise InputError(f"dtype={dtype!r}; use 'float64' (exact, default) or 'float32' (about 2x faster)")
+        raise InputError(
+            f"dtype={dtype!r}; use 'float64' (exact, default) or 'float32' (about 2x faster)"
+        )
     if dtype == "float32" and min(len(train) for train, _, _ in folds) <= X.shape[1]:
         # with no more training rows than features the hat matrix nears 1 at small alphas and
         # I - H_GG cancels in float32 (measured: other alphas than float64 and scikit-learn); that
@@ -166,11 +169,13 @@ def sweep(
     rng = np.random.default_rng(seed)
     folds = grouped_folds(codes, cv, inner_cv, y, task, seed)
     n_ctrl = n_controls if control else 0
-    Y = np.column_stack([
-        y,
-        permuted_labels(y, codes, strata_codes, n_ctrl, rng),
-        permuted_labels(y, codes, strata_codes, n_permutations, rng),
-    ])
+    Y = np.column_stack(
+        [
+            y,
+            permuted_labels(y, codes, strata_codes, n_ctrl, rng),
+            permuted_labels(y, codes, strata_codes, n_permutations, rng),
+        ]
+    )
     counts = group_counts(int(codes.max()) + 1, n_boot, rng) if n_boot else None
     projection_rng = np.random.default_rng(seed + 1)
     ranks: list[int | None] = [None, *(pca_dims or [])]
@@ -179,12 +184,13 @@ def sweep(
     rows, predictions, nulls = [], [], []
     for key in keys:
         X = np.asarray(features[key] if key in features else baseline_features[key])  # type: ignore[index]
-        oof, chosen = cv_predictions(X, Y, folds, alphas, standardize=standardize, device=device,
-                                     ranks=ranks, dtype=dtype)
+        oof, chosen = cv_predictions(
+            X, Y, folds, alphas, standardize=standardize, device=device, ranks=ranks, dtype=dtype
+        )
         scores = score_columns(Y, oof[0], task)
         observed = scores[0]
-        ctrl = scores[1:1 + n_ctrl]
-        null = scores[1 + n_ctrl:]
+        ctrl = scores[1 : 1 + n_ctrl]
+        null = scores[1 + n_ctrl :]
         if key in features:
             nulls.append(null)
         site, position = split_key(key)
@@ -198,7 +204,9 @@ def sweep(
             "score_hi": float("nan"),
             "r2": float(r2_score(y, oof[0][:, 0])),
             "control_score": float(ctrl.mean()) if n_ctrl else float("nan"),
-            "p_perm": float((1 + (null >= observed).sum()) / (1 + len(null))) if len(null) else float("nan"),
+            "p_perm": float((1 + (null >= observed).sum()) / (1 + len(null)))
+            if len(null)
+            else float("nan"),
             "random_score": float("nan"),
             "alpha": float(np.median(alphas[chosen[0][:, 0]])),
             "n": n,
@@ -210,25 +218,64 @@ def sweep(
                 bootstrap_scores(y, oof[0][:, 0], codes, counts, task)
             )
         if n_random_dims and X.shape[1] > n_random_dims:
-            rand_oof, _ = cv_predictions(random_projection(X, n_random_dims, projection_rng), y[:, None],
-                                         folds, alphas, standardize=standardize, device=device, dtype=dtype)
+            rand_oof, _ = cv_predictions(
+                random_projection(X, n_random_dims, projection_rng),
+                y[:, None],
+                folds,
+                alphas,
+                standardize=standardize,
+                device=device,
+                dtype=dtype,
+            )
             row["random_score"] = score(y, rand_oof[0][:, 0], task)
         for k, pred in zip(pca_dims or [], oof[1:], strict=True):
             row[f"score_pca{k}"] = score(y, pred[:, 0], task)
         rows.append(row)
         if return_predictions:
-            predictions.append(pd.DataFrame({
-                "key": key, "site": site, "position": position, "row": np.arange(n),
-                "group": np.asarray(groups), "y": y, "oof": oof[0][:, 0],
-            }))
+            predictions.append(
+                pd.DataFrame(
+                    {
+                        "key": key,
+                        "site": site,
+                        "position": position,
+                        "row": np.arange(n),
+                        "group": np.asarray(groups),
+                        "y": y,
+                        "oof": oof[0][:, 0],
+                    }
+                )
+            )
     table = pd.DataFrame(rows)
     max_null = np.max(nulls, axis=0) if nulls and n_permutations else np.array([])
-    table["p_fwe"] = [float((1 + (max_null >= sc).sum()) / (1 + len(max_null))) if k in features and len(max_null)
-                      else float("nan") for k, sc in zip(keys, table["score"], strict=True)]
+    table["p_fwe"] = [
+        float((1 + (max_null >= sc).sum()) / (1 + len(max_null)))
+        if k in features and len(max_null)
+        else float("nan")
+        for k, sc in zip(keys, table["score"], strict=True)
+    ]
     depth_of = n_layers if n_layers is not None else table["layer"].max() + 1
-    table.insert(3, "depth", table["layer"] / (depth_of - 1) if depth_of and depth_of > 1 else np.nan)
-    order = ["site", "position", "layer", "depth", "metric", "score", "score_lo", "score_hi", "r2",
-             "control_score", "selectivity", "p_perm", "p_fwe", "random_score", "alpha", "n", "n_groups"]
+    table.insert(
+        3, "depth", table["layer"] / (depth_of - 1) if depth_of and depth_of > 1 else np.nan
+    )
+    order = [
+        "site",
+        "position",
+        "layer",
+        "depth",
+        "metric",
+        "score",
+        "score_lo",
+        "score_hi",
+        "r2",
+        "control_score",
+        "selectivity",
+        "p_perm",
+        "p_fwe",
+        "random_score",
+        "alpha",
+        "n",
+        "n_groups",
+    ]
     table = table[order + [c for c in table.columns if c not in order]]
     if return_predictions:
         return table, pd.concat(predictions, ignore_index=True)
@@ -241,10 +288,14 @@ def _strata_codes(strata: np.ndarray | None, codes: np.ndarray, n: int) -> np.nd
         return None
     strata = np.asarray(strata)
     if strata.shape != (n,):
-        raise InputError(f"strata must have one entry per sample (shape ({n},)), got {strata.shape}")
+        raise InputError(
+            f"strata must have one entry per sample (shape ({n},)), got {strata.shape}"
+        )
     _, s_codes = np.unique(strata, return_inverse=True)
     per_group = pd.Series(s_codes).groupby(codes).nunique()
     if (per_group > 1).any():
-        raise InputError(f"strata vary within {int((per_group > 1).sum())} item(s); a stratum "
-                         "(e.g. the task) must be constant across the samples of an item")
+        raise InputError(
+            f"strata vary within {int((per_group > 1).sum())} item(s); a stratum "
+            "(e.g. the task) must be constant across the samples of an item"
+        )
     return s_codes

@@ -8,6 +8,7 @@ draws item g ``c_g`` times is the same as giving each of g's samples the integer
 this way replaces 1,000 calls to ``scipy.stats.spearmanr`` per probe with a few [B, n] array
 operations; tests check it against scipy/scikit-learn on explicit resamples.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -18,6 +18,7 @@ of the training set, the prediction for a held-out block G from the fit on the o
 ``y_G - (I - H_GG)^{-1} (y_G - yhat_G)``. This equals refitting ``Ridge`` on the rows outside G
 (centring on them) — the inner folds of ``RidgeCV(cv=...)`` — without another decomposition.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,7 +35,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def as_tensor(x: np.ndarray | Tensor, device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
+def as_tensor(
+    x: np.ndarray | Tensor, device: torch.device, dtype: torch.dtype = torch.float64
+) -> Tensor:
     """Tensor on ``device`` in ``dtype`` (float64 unless a sweep asks for float32)."""
     if isinstance(x, Tensor):
         return x.to(device=device, dtype=dtype)

@@ -3,6 +3,7 @@ runs). Rows are (item_id, sample) activation vectors; the per-item target is bro
 samples of its item and ``groups = item_id`` (see ``probes.targets``). At ``prompt_end`` the
 samples of an item carry the same activation, so only the lowest sample of each item is kept there.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -25,9 +26,16 @@ def first_sample_mask(index: pd.DataFrame) -> np.ndarray:
     return (index["sample"] == index.groupby("item_id")["sample"].transform("min")).to_numpy()
 
 
-def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: str, *,
-                model: str | None = None, positions: Sequence[str] | None = None,
-                **sweep_kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sweep_store(
+    store: Any,
+    items: pd.DataFrame,
+    traces: pd.DataFrame,
+    target: str,
+    *,
+    model: str | None = None,
+    positions: Sequence[str] | None = None,
+    **sweep_kwargs: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe ``target`` at every site and position of ``store`` (``hooks.store.ActivationStore``).
 
     Trivial baselines (log prompt tokens, each ``feat_*`` column, and after the prompt the log of
@@ -43,7 +51,9 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
         raise InputError(f"positions {unknown} are not in the store; it has {store.positions}")
     y_item = build_target(target, items, traces, model=model)
     baselines = {"prompt_tokens": build_target("prompt_tokens", items, traces, model=model)}
-    baselines |= {c: items.set_index("item_id")[c].astype("float64") for c in items if c.startswith("feat_")}
+    baselines |= {
+        c: items.set_index("item_id")[c].astype("float64") for c in items if c.startswith("feat_")
+    }
     task_of = items.set_index("item_id")["task"].astype(str)
     tables, predictions = [], []
     for position in positions:
@@ -57,12 +67,16 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
             if rows is None:
                 rows = index[["item_id", "sample", "token_index"]]
             elif not rows[["item_id", "sample"]].equals(index[["item_id", "sample"]]):
-                raise InputError(f"sites disagree on the (item_id, sample) rows at {position!r}; "
-                                 "the store is inconsistent — re-record it")
+                raise InputError(
+                    f"sites disagree on the (item_id, sample) rows at {position!r}; "
+                    "the store is inconsistent — re-record it"
+                )
             features[f"{site}|{position}"] = X[keep]
         if rows is None or rows.empty:
-            raise NotProbeable(f"no activation rows at {position!r} have a {target!r} value; "
-                             "check that the store, items and traces describe the same items")
+            raise NotProbeable(
+                f"no activation rows at {position!r} have a {target!r} value; "
+                "check that the store, items and traces describe the same items"
+            )
         item_ids = rows["item_id"].astype(str)
         y = y_item.loc[item_ids].to_numpy()
         columns = {name: values.reindex(item_ids).to_numpy() for name, values in baselines.items()}
@@ -72,15 +86,24 @@ def sweep_store(store: Any, items: pd.DataFrame, traces: pd.DataFrame, target: s
         for name, column in columns.items():
             missing = int((~np.isfinite(column)).sum())
             if missing:
-                warnings.warn(f"baseline {name!r} at {position!r} is missing for {missing} of {len(column)} rows "
-                              "(e.g. a feature of one task only); it is left out of the baselines", stacklevel=2)
+                warnings.warn(
+                    f"baseline {name!r} at {position!r} is missing for {missing} of {len(column)} rows "
+                    "(e.g. a feature of one task only); it is left out of the baselines",
+                    stacklevel=2,
+                )
             elif np.ptp(column) > 0:
                 baseline_features[f"baseline:{name}|{position}"] = column[:, None]
         strata = task_of.reindex(item_ids).to_numpy()
-        table, preds = sweep(features, y, item_ids.to_numpy(), baseline_features=baseline_features,
-                             strata=strata if len(set(strata)) > 1 else None,
-                             n_layers=store.manifest.get("n_layers"), return_predictions=True,
-                             **sweep_kwargs)
+        table, preds = sweep(
+            features,
+            y,
+            item_ids.to_numpy(),
+            baseline_features=baseline_features,
+            strata=strata if len(set(strata)) > 1 else None,
+            n_layers=store.manifest.get("n_layers"),
+            return_predictions=True,
+            **sweep_kwargs,
+        )
         tables.append(table)
         predictions.append(preds)
     table = pd.concat(tables, ignore_index=True)

@@ -18,6 +18,7 @@ samples of an item share a fold. At ``prompt_end`` the activations of an item's 
 identical (the prompt is the same), which is why the item, not the sample, is the unit of
 cross-validation and bootstrap.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,9 @@ def _base_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, model: st
     if name == "human_rt":
         rt = items.set_index("item_id")["human_rt_s"].astype("float64")
         if (rt <= 0).any():
-            raise InputError("human_rt_s has non-positive values; RTs must be > 0 seconds to take logs")
+            raise InputError(
+                "human_rt_s has non-positive values; RTs must be > 0 seconds to take logs"
+            )
         return np.log(rt)
     if name.startswith("feat_"):
         if name not in items.columns:
@@ -53,8 +56,10 @@ def _base_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, model: st
         if name == "reasoning_tokens":
             return np.log1p(per_item)
         return np.log(per_item) if name == "prompt_tokens" else per_item
-    raise InputError(f"unknown target {name!r}; use one of {BASE_TARGETS}, a feat_* column, "
-                     "or 'a|b' (a with b partialled out)")
+    raise InputError(
+        f"unknown target {name!r}; use one of {BASE_TARGETS}, a feat_* column, "
+        "or 'a|b' (a with b partialled out)"
+    )
 
 
 def build_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, *, model: str) -> pd.Series:
@@ -65,11 +70,18 @@ def build_target(name: str, items: pd.DataFrame, traces: pd.DataFrame, *, model:
     a leak too small to move a score (and the same for the labels of every layer)."""
     if "|" in name:
         outcome, control = name.split("|", 1)
-        both = pd.concat([_base_target(outcome, items, traces, model),
-                          _base_target(control, items, traces, model)], axis=1).dropna()
+        both = pd.concat(
+            [
+                _base_target(outcome, items, traces, model),
+                _base_target(control, items, traces, model),
+            ],
+            axis=1,
+        ).dropna()
         if len(both) < 3:
-            raise NotProbeable(f"target {name!r}: only {len(both)} items have both {outcome} and "
-                             f"{control}; residualising needs at least 3")
+            raise NotProbeable(
+                f"target {name!r}: only {len(both)} items have both {outcome} and "
+                f"{control}; residualising needs at least 3"
+            )
         fit = sm.OLS(both.iloc[:, 0].to_numpy(), sm.add_constant(both.iloc[:, 1].to_numpy())).fit()
         series = pd.Series(fit.resid, index=both.index)
     else:

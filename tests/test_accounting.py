@@ -1,4 +1,5 @@
 """Reasoning-token accounting on crafted id sequences (ids from tests/tiny.py: <eos>=1, <think>=2, </think>=3)."""
+
 import pytest
 from tiny import char_tokenizer
 

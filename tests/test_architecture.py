@@ -1,5 +1,6 @@
 """The package structure: no import cycles (function-level imports included), layers point one way,
 no module over 400 lines, one definition of each public name the README documents."""
+
 from __future__ import annotations
 
 import ast
@@ -34,7 +35,10 @@ def _imports(name: str, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             targets = [base] + [f"{base}.{a.name}" for a in node.names]
         else:
             continue
@@ -79,8 +83,10 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def _without_package_inits(graph):
     # a package's __init__ re-exporting its own submodules is not a cycle between concerns
-    return {m: {t for t in ts if not (m.startswith(t + ".") and MODULES[t].name == "__init__.py")}
-            for m, ts in graph.items()}
+    return {
+        m: {t for t in ts if not (m.startswith(t + ".") and MODULES[t].name == "__init__.py")}
+        for m, ts in graph.items()
+    }
 
 
 def test_cycle_detector_finds_a_planted_cycle():
@@ -93,10 +99,15 @@ def test_no_import_cycles():
 
 def test_lower_layers_do_not_import_experiments():
     """hooks/ and probes/ may use handan's error types, nothing else of experiments/."""
-    leaks = {m: sorted(t for t in ts if t.startswith("experiments") and t != "experiments.errors")
-             for m, ts in GRAPH.items() if m.split(".")[0] in ("hooks", "probes")}
+    leaks = {
+        m: sorted(t for t in ts if t.startswith("experiments") and t != "experiments.errors")
+        for m, ts in GRAPH.items()
+        if m.split(".")[0] in ("hooks", "probes")
+    }
     assert {m: ts for m, ts in leaks.items() if ts} == {}
-    assert not any(t.startswith("probes") for m, ts in GRAPH.items() if m.startswith("hooks") for t in ts)
+    assert not any(
+        t.startswith("probes") for m, ts in GRAPH.items() if m.startswith("hooks") for t in ts
+    )
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
@@ -110,9 +121,28 @@ def test_documented_api_imports_and_does_not_shadow_modules():
     import hooks
     import probes
 
-    for attr in ("Recorder", "Steer", "ActivationStore", "get_backend", "resolve_site", "list_sites"):
+    for attr in (
+        "Recorder",
+        "Steer",
+        "ActivationStore",
+        "get_backend",
+        "resolve_site",
+        "list_sites",
+    ):
         assert attr in dir(hooks) and getattr(hooks, attr) is not None
     for attr in ("LinearProbe", "sweep", "compare", "transfer"):
         assert callable(getattr(probes, attr))
         assert f"probes.{attr}" not in MODULES  # a function never hides a submodule of its name
     assert importlib.import_module("probes.layer_sweep").sweep is probes.sweep
+
+
+def test_cli_import_stays_light():
+    """`handan --help` must be instant: building the app imports no torch, pandas or matplotlib."""
+    import subprocess
+    import sys
+
+    code = "import sys, experiments.cli; print(sorted({'torch', 'pandas', 'matplotlib', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"

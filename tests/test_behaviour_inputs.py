@@ -141,18 +141,26 @@ def test_triples_from_roles():
     ]
     with pytest.raises(ValueError, match="unknown role"):
         triples_from_roles({"x": "teach"})
-    assert triples_from_roles({"T": "teacher", "S": "student"}) == [{"teacher": "T", "student": "S"}]
+    assert triples_from_roles({"T": "teacher", "S": "student"}) == [
+        {"teacher": "T", "student": "S"}
+    ]
 
 
 def test_a_triple_without_baseline_gives_teacher_student_rows_only(tables):
     items, traces = tables
     traces = traces[traces["model"] != "baseline"]
     res = analyse(items, traces, roles={"teacher": "teacher", "student": "student"}, n_boot=0)
-    assert set(zip(res["comparisons"]["model_a"], res["comparisons"]["model_b"])) == {("teacher", "student")}
+    assert set(zip(res["comparisons"]["model_a"], res["comparisons"]["model_b"])) == {
+        ("teacher", "student")
+    }
     assert res["transfer"].empty
-    assert set(zip(res["inflation"]["student"], res["inflation"]["reference"])) == {("student", "teacher")}
+    assert set(zip(res["inflation"]["student"], res["inflation"]["reference"])) == {
+        ("student", "teacher")
+    }
     assert set(res["effort"]["role"]) == {"teacher", "student"}
-    with pytest.raises(ValueError, match="`pairs:` in a run config"):  # ambiguous roles name the fix
+    with pytest.raises(
+        ValueError, match="`pairs:` in a run config"
+    ):  # ambiguous roles name the fix
         analyse(items, traces, roles={"teacher": "teacher", "student": "teacher"}, n_boot=0)
 
 
@@ -191,18 +199,37 @@ def test_write_outputs_and_columns(tables, tmp_path):
 
 def test_report_flags_inflation_rows_with_many_budget_cut_samples(tables, tmp_path):
     from experiments.pipeline.layout import RunLayout
-    from experiments.pipeline.report import _behaviour_section
+    from experiments.pipeline.report.behaviour import behaviour_section as _behaviour_section
 
     items, traces = tables
-    cut = (traces["model"] == "student") & (traces["item_id"].rank(method="dense") % 4 == 0)  # ~25% of items
+    cut = (traces["model"] == "student") & (
+        traces["item_id"].rank(method="dense") % 4 == 0
+    )  # ~25% of items
     res = analyse(items, traces.assign(finished_thinking=~cut), roles=ROLES, n_boot=0)
     write_behaviour_outputs(res, tmp_path / "behaviour", figures=False)
-    flagged = [line for line in _behaviour_section(RunLayout(tmp_path))[0] if "raise max_new_tokens" in line]
-    share = res["inflation"].set_index(["reference", "task"]).loc[("teacher", "__pooled__"), "censored_student"]
+    flagged = [
+        line
+        for line in _behaviour_section(RunLayout(tmp_path))[0]
+        if "raise max_new_tokens" in line
+    ]
+    share = (
+        res["inflation"]
+        .set_index(["reference", "task"])
+        .loc[("teacher", "__pooled__"), "censored_student"]
+    )
     assert share == pytest.approx(cut.sum() / (traces["model"] == "student").sum())
-    assert f"- **student vs teacher, __pooled__**: {share:.0%} of the student's and 0% " in "\n".join(flagged)
-    write_behaviour_outputs(analyse(items, traces, roles=ROLES, n_boot=0), tmp_path / "behaviour", figures=False)
-    assert not [line for line in _behaviour_section(RunLayout(tmp_path))[0] if "raise max_new_tokens" in line]
+    assert (
+        f"- **student vs teacher, __pooled__**: {share:.0%} of the student's and 0% "
+        in "\n".join(flagged)
+    )
+    write_behaviour_outputs(
+        analyse(items, traces, roles=ROLES, n_boot=0), tmp_path / "behaviour", figures=False
+    )
+    assert not [
+        line
+        for line in _behaviour_section(RunLayout(tmp_path))[0]
+        if "raise max_new_tokens" in line
+    ]
 
 
 def test_cli(tables, tmp_path):

@@ -124,7 +124,12 @@ def test_correlate_matches_scipy_and_hand_fisher_ci():
 
 def test_an_undefined_bca_interval_says_so_and_keeps_r():
     with pytest.warns(stats.DegenerateDataWarning):
-        row = correlate(np.array([1.0, 2, 3, 5]), np.array([2.0, 1, 4, 3]), n_boot=200, rng=np.random.default_rng(0))
+        row = correlate(
+            np.array([1.0, 2, 3, 5]),
+            np.array([2.0, 1, 4, 3]),
+            n_boot=200,
+            rng=np.random.default_rng(0),
+        )
     assert row["r"] == pytest.approx(stats.pearsonr([1, 2, 3, 5], [2, 1, 4, 3]).statistic)
     assert np.isnan(row["boot_lo"]) and "BCa bootstrap CI is undefined" in row["reason"]
 
@@ -263,7 +268,8 @@ def test_item_effects_leave_budget_cut_samples_out():
     assert (row["n_items"], row["n_mixed"], row["n_censored"]) == (7, 2, 11)
     assert row["diff"] == pytest.approx(d.mean()) and row["reason"] == ""
     assert (row["diff_lo"], row["diff_hi"]) == pytest.approx(
-        stats.t.interval(0.95, 1, loc=d.mean(), scale=stats.sem(d)))
+        stats.t.interval(0.95, 1, loc=d.mean(), scale=stats.sem(d))
+    )
 
 
 # --- transfer, inflation, effort ------------------------------------------------------------
@@ -296,8 +302,18 @@ def test_ols_and_ratio_match_scipy():
     se_hc3 = np.sqrt((bread @ meat @ bread)[1, 1])
     _, _, rlo, rhi, _ = ols_slope(x, y, robust=True)
     assert (rlo, rhi) == pytest.approx((ref.slope - Z975 * se_hc3, ref.slope + Z975 * se_hc3))
-    frame = pd.DataFrame({"mean_tokens_a": y, "mean_tokens_b": x, "human_cost": human, "task": "t",
-                          "n_samples_a": 1, "n_samples_b": 1, "n_censored_a": 0, "n_censored_b": 0})
+    frame = pd.DataFrame(
+        {
+            "mean_tokens_a": y,
+            "mean_tokens_b": x,
+            "human_cost": human,
+            "task": "t",
+            "n_samples_a": 1,
+            "n_samples_b": 1,
+            "n_censored_a": 0,
+            "n_censored_b": 0,
+        }
+    )
     row = inflation_row(frame)
     assert (row["slope_lo"], row["slope_hi"]) == pytest.approx((rlo, rhi))
     assert row["ratio_gmean"] == pytest.approx(stats.gmean(y / x))
@@ -315,10 +331,13 @@ def test_pooled_constant_multiplier_test_is_within_task():
         for i in range(40):
             t, h = rng.uniform(100, 500), rt0 + rng.normal(0, 0.3)
             s = ratio * t * np.exp(rng.normal(0, 0.05))
-            rows += [dict(model="T", item_id=f"{task}{i}", task=task, mean_tokens=t, human_cost=h),
-                     dict(model="S", item_id=f"{task}{i}", task=task, mean_tokens=s, human_cost=h)]
-    costs = pd.DataFrame(rows).assign(cost=0.0, accuracy=1.0, majority_correct=True, n_samples=1,
-                                      n_censored=0)
+            rows += [
+                dict(model="T", item_id=f"{task}{i}", task=task, mean_tokens=t, human_cost=h),
+                dict(model="S", item_id=f"{task}{i}", task=task, mean_tokens=s, human_cost=h),
+            ]
+    costs = pd.DataFrame(rows).assign(
+        cost=0.0, accuracy=1.0, majority_correct=True, n_samples=1, n_censored=0
+    )
     table = inflation_table(costs, [("S", "T")]).set_index("task")
     assert table.loc["__pooled__", "p_constant"] > 0.05
     # independent: statsmodels formula with task fixed effects
@@ -329,7 +348,9 @@ def test_pooled_constant_multiplier_test_is_within_task():
     assert pooled["logratio_vs_difficulty_slope"] == pytest.approx(fit.params["human_cost"])
     assert pooled["p_constant"] == pytest.approx(fit.pvalues["human_cost"])
     one = frame[frame.task == "fast"]
-    assert table.loc["fast", "p_constant"] == pytest.approx(stats.linregress(one.human_cost, one.lr).pvalue)
+    assert table.loc["fast", "p_constant"] == pytest.approx(
+        stats.linregress(one.human_cost, one.lr).pvalue
+    )
 
 
 def test_inflation_reports_the_share_of_budget_cut_samples():
@@ -337,11 +358,28 @@ def test_inflation_reports_the_share_of_budget_cut_samples():
     n, budget = 60, 1000
     teacher = rng.uniform(100, 600, n)
     student = np.minimum(2.44 * teacher, budget)  # true law 2.44x, cut at the budget
-    rows = [dict(model=m, item_id=f"i{i}", task="t", sample=0, reasoning_tokens=int(v[i]),
-                 finished_thinking=bool(v[i] < budget), correct=True)
-            for m, v in (("T", teacher), ("S", student)) for i in range(n)]
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n)], "task": "t", "prompt": "p",
-                          "answer": "1", "human_rt_s": np.exp(rng.normal(1, 0.5, n))})
+    rows = [
+        dict(
+            model=m,
+            item_id=f"i{i}",
+            task="t",
+            sample=0,
+            reasoning_tokens=int(v[i]),
+            finished_thinking=bool(v[i] < budget),
+            correct=True,
+        )
+        for m, v in (("T", teacher), ("S", student))
+        for i in range(n)
+    ]
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n)],
+            "task": "t",
+            "prompt": "p",
+            "answer": "1",
+            "human_rt_s": np.exp(rng.normal(1, 0.5, n)),
+        }
+    )
     row = inflation_table(item_costs(items, pd.DataFrame(rows)), [("S", "T")]).iloc[0]
     assert row["censored_student"] == pytest.approx(np.mean(2.44 * teacher >= budget))
     assert row["censored_student"] > 0.1 and row["censored_reference"] == 0

@@ -1,4 +1,5 @@
 """Run settings: one source of defaults, a deep --fast overlay, and bad configs refused in one line."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,12 +11,18 @@ from experiments.generation import GenerationConfig, GenerationSettings
 from experiments.models.specs import ModelSpec, Sampling
 from experiments.pipeline.config import DEMO_CONFIG, FAST, RunConfig, deep_merge, read_yaml_mapping
 
-SPEC = ModelSpec(name="m", source="memory", sampling=Sampling(temperature=0.7, top_p=0.9, max_new_tokens=99))
+SPEC = ModelSpec(
+    name="m", source="memory", sampling=Sampling(temperature=0.7, top_p=0.9, max_new_tokens=99)
+)
 
 
 def test_deep_merge_keeps_keys_the_overlay_does_not_name():
     base = {"a": 1, "s": {"x": 1, "y": {"p": 1, "q": 2}}, "l": [1, 2]}
-    assert deep_merge(base, {"s": {"y": {"q": 3}}, "l": [9]}) == {"a": 1, "s": {"x": 1, "y": {"p": 1, "q": 3}}, "l": [9]}
+    assert deep_merge(base, {"s": {"y": {"q": 3}}, "l": [9]}) == {
+        "a": 1,
+        "s": {"x": 1, "y": {"p": 1, "q": 3}},
+        "l": [9],
+    }
     assert base["s"]["y"]["q"] == 2  # not modified in place
 
 
@@ -29,14 +36,29 @@ def test_fast_demo_keeps_the_demo_settings_it_does_not_override():
 
 def test_generation_settings_resolve_against_the_spec_and_are_the_only_defaults():
     assert GenerationSettings().resolve(SPEC) == GenerationConfig(
-        samples=1, max_new_tokens=99, temperature=0.7, top_p=0.9, seed=0, batch_size=16)
-    assert GenerationSettings(temperature=0.0, max_new_tokens=5).resolve(SPEC).temperature == 0.0  # 0 is not "unset"
-    assert GenerationConfig.from_spec(SPEC, samples=3) == GenerationSettings(samples=3).resolve(SPEC)
+        samples=1, max_new_tokens=99, temperature=0.7, top_p=0.9, seed=0, batch_size=16
+    )
+    assert (
+        GenerationSettings(temperature=0.0, max_new_tokens=5).resolve(SPEC).temperature == 0.0
+    )  # 0 is not "unset"
+    assert GenerationConfig.from_spec(SPEC, samples=3) == GenerationSettings(samples=3).resolve(
+        SPEC
+    )
     assert RunConfig(datasets=["binary"], models=["m"]).generation == GenerationSettings()
 
 
-@pytest.mark.parametrize("bad", [dict(max_new_tokens=0), dict(max_new_tokens=-5), dict(temperature=-1),
-                                 dict(top_p=2), dict(top_p=0), dict(samples=0), dict(batch_size=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(max_new_tokens=0),
+        dict(max_new_tokens=-5),
+        dict(temperature=-1),
+        dict(top_p=2),
+        dict(top_p=0),
+        dict(samples=0),
+        dict(batch_size=0),
+    ],
+)
 def test_invalid_generation_settings_are_refused(bad):
     with pytest.raises(ValueError):
         GenerationSettings(**bad)
@@ -44,13 +66,19 @@ def test_invalid_generation_settings_are_refused(bad):
         GenerationConfig.from_spec(SPEC, **bad)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("name: [unclosed", "is not valid YAML"),
-    ("- a\n- b\n", "holds a list, not a mapping"),
-    ("!!python/object/apply:os.system ['echo hacked']", "is not valid YAML"),
-    ("datasets: [binary]\nmodels: [m]\ngeneration: {max_new_tokens: -3}\n", "generation.max_new_tokens"),
-    ("datasets: [binary]\nmodels: [m]\nbogus: 1\n", "bogus"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("name: [unclosed", "is not valid YAML"),
+        ("- a\n- b\n", "holds a list, not a mapping"),
+        ("!!python/object/apply:os.system ['echo hacked']", "is not valid YAML"),
+        (
+            "datasets: [binary]\nmodels: [m]\ngeneration: {max_new_tokens: -3}\n",
+            "generation.max_new_tokens",
+        ),
+        ("datasets: [binary]\nmodels: [m]\nbogus: 1\n", "bogus"),
+    ],
+)
 def test_bad_run_configs_name_the_file_and_the_problem(tmp_path, text, match):
     path = tmp_path / "cfg.yaml"
     path.write_text(text)
@@ -64,10 +92,23 @@ def test_missing_run_config_is_missing_input(tmp_path):
         RunConfig.from_yaml(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("args", [["--max-new-tokens", "0"], ["--temperature", "-1"], ["--top-p", "2"]])
+@pytest.mark.parametrize(
+    "args", [["--max-new-tokens", "0"], ["--temperature", "-1"], ["--top-p", "2"]]
+)
 def test_cli_refuses_bad_generation_options_in_one_line(tmp_path, args):
-    result = CliRunner().invoke(app, ["generate", "--model", "organism-teacher", "--items", "binary",
-                                      "--out", str(tmp_path / "t.parquet"), *args])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            "organism-teacher",
+            "--items",
+            "binary",
+            "--out",
+            str(tmp_path / "t.parquet"),
+            *args,
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "invalid setting" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "t.parquet").exists()

@@ -1,4 +1,5 @@
 """Backends agree: HF hooks vs TransformerLens bridge vs nnsight vs HF output_hidden_states."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,8 +27,9 @@ def tiny_tokenizer() -> transformers.PreTrainedTokenizerFast:
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, **{f"w{i}": i for i in range(3, VOCAB)}}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>",
-                                                bos_token="<s>", eos_token="</s>")
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
 
 
 def tiny_model(family: str) -> torch.nn.Module:
@@ -39,7 +41,9 @@ def left_padded(prompts: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-PROMPTS = [torch.randint(3, VOCAB, (n,), generator=torch.Generator().manual_seed(n)) for n in (7, 4, 6)]
+PROMPTS = [
+    torch.randint(3, VOCAB, (n,), generator=torch.Generator().manual_seed(n)) for n in (7, 4, 6)
+]
 
 
 @pytest.fixture(scope="module", params=["qwen2", "llama"])
@@ -69,13 +73,23 @@ def test_every_backend_matches_output_hidden_states(setup: dict) -> None:
         for layer in range(N_LAYERS - 1):
             got = acts[f"resid_post.{layer}"]
             assert got.shape == (3, 7, D)
-            torch.testing.assert_close(got[real], hidden[layer + 1][real], rtol=0, atol=ATOL,
-                                       msg=lambda m, n=name: f"{n}: {m}")
+            torch.testing.assert_close(
+                got[real],
+                hidden[layer + 1][real],
+                rtol=0,
+                atol=ATOL,
+                msg=lambda m, n=name: f"{n}: {m}",
+            )
         last = model.model.norm(acts[f"resid_post.{N_LAYERS - 1}"])
         torch.testing.assert_close(last[real], hidden[-1][real], rtol=0, atol=ATOL)
         for site in sites:  # attn_out / mlp_out / resid_pre agree with the hf backend
-            torch.testing.assert_close(acts[site][real], results["hf"][site][real], rtol=0,
-                                       atol=ATOL, msg=lambda m, n=name, s=site: f"{n} {s}: {m}")
+            torch.testing.assert_close(
+                acts[site][real],
+                results["hf"][site][real],
+                rtol=0,
+                atol=ATOL,
+                msg=lambda m, n=name, s=site: f"{n} {s}: {m}",
+            )
 
 
 def test_left_padded_batch_equals_each_prompt_alone(setup: dict) -> None:
@@ -87,8 +101,13 @@ def test_left_padded_batch_equals_each_prompt_alone(setup: dict) -> None:
         for b, prompt in enumerate(PROMPTS):
             alone = backend.run_with_cache({"input_ids": prompt[None]}, sites)
             for site in sites:
-                torch.testing.assert_close(padded[site][b, width - len(prompt):], alone[site][0],
-                                           rtol=0, atol=ATOL, msg=lambda m, n=name: f"{n}: {m}")
+                torch.testing.assert_close(
+                    padded[site][b, width - len(prompt) :],
+                    alone[site][0],
+                    rtol=0,
+                    atol=ATOL,
+                    msg=lambda m, n=name: f"{n}: {m}",
+                )
 
 
 def test_backends_reject_unknown_sites_and_names(setup: dict) -> None:
@@ -115,14 +134,28 @@ def test_smollm2_gguf_backends_agree() -> None:
     folder, name = str(ggufs[0].parent), ggufs[0].name
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=name, dtype=torch.float32).eval()
-    batch = dict(tokenizer(["The cat sat on the mat.", "2 + 2 ="], return_tensors="pt",
-                           padding=True, padding_side="left"))
+        folder, gguf_file=name, dtype=torch.float32
+    ).eval()
+    batch = dict(
+        tokenizer(
+            ["The cat sat on the mat.", "2 + 2 ="],
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+        )
+    )
     sites = ["resid_post.0", "resid_post.15", "attn_out.29"]
-    results = {name: get_backend(name, model, tokenizer).run_with_cache(batch, sites)
-               for name in ("hf", "bridge", "nnsight")}
+    results = {
+        name: get_backend(name, model, tokenizer).run_with_cache(batch, sites)
+        for name in ("hf", "bridge", "nnsight")
+    }
     real = batch["attention_mask"].bool()
     for name in ("bridge", "nnsight"):
         for site in sites:
-            torch.testing.assert_close(results[name][site][real], results["hf"][site][real],
-                                       rtol=1e-4, atol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
+            torch.testing.assert_close(
+                results[name][site][real],
+                results["hf"][site][real],
+                rtol=1e-4,
+                atol=1e-4,
+                msg=lambda m, n=name: f"{n}: {m}",
+            )

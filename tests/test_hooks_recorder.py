@@ -1,4 +1,5 @@
 """Sites, Recorder and Steer on tiny random-init Qwen2 / Llama / GPT-2 models (fp32)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -58,7 +59,9 @@ def test_resid_post_matches_output_hidden_states(model: torch.nn.Module) -> None
     acts = rec.activations
     torch.testing.assert_close(acts["resid_pre.0"], hidden[0], rtol=0, atol=1e-5)
     for layer in range(N_LAYERS - 1):
-        torch.testing.assert_close(acts[f"resid_post.{layer}"], hidden[layer + 1], rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            acts[f"resid_post.{layer}"], hidden[layer + 1], rtol=0, atol=1e-5
+        )
         torch.testing.assert_close(acts[f"resid_pre.{layer + 1}"], acts[f"resid_post.{layer}"])
     # HF's last hidden state has the final norm applied
     last = model.model.norm(acts[f"resid_post.{N_LAYERS - 1}"])
@@ -113,16 +116,22 @@ def test_bad_positions_raise(model: torch.nn.Module) -> None:
 def test_recorder_keeps_the_latest_forward_during_generation(model: torch.nn.Module) -> None:
     ids = _ids(batch=2, seq=5)
     with Recorder(model, ["resid_post.2"]) as rec, torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3,
-                             do_sample=False, pad_token_id=0)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=3,
+            do_sample=False,
+            pad_token_id=0,
+        )
         assert rec.activations["resid_post.2"].shape == (2, 1, D)  # one decoding step
         last_step = rec.activations["resid_post.2"]
         rec.clear()
         assert rec.activations == {}
         # a clean forward over prompt + output reproduces the last step's activation
         model(input_ids=out[:, :-1])
-    torch.testing.assert_close(rec.activations["resid_post.2"][:, -1:], last_step,
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        rec.activations["resid_post.2"][:, -1:], last_step, rtol=0, atol=1e-5
+    )
 
 
 def test_left_padded_batch_equals_each_prompt_alone(model: torch.nn.Module) -> None:
@@ -131,8 +140,8 @@ def test_left_padded_batch_equals_each_prompt_alone(model: torch.nn.Module) -> N
     ids = torch.zeros(len(prompts), width, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for b, p in enumerate(prompts):
-        ids[b, width - len(p):] = p
-        mask[b, width - len(p):] = 1
+        ids[b, width - len(p) :] = p
+        mask[b, width - len(p) :] = 1
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     sites = ["resid_post.0", "resid_post.2", "attn_out.1"]
     with Recorder(model, sites) as rec, torch.no_grad():
@@ -141,8 +150,9 @@ def test_left_padded_batch_equals_each_prompt_alone(model: torch.nn.Module) -> N
         for b, p in enumerate(prompts):
             model(input_ids=p[None])
             for site in sites:
-                torch.testing.assert_close(batched[site][b, width - len(p):], rec.activations[site][0],
-                                           rtol=0, atol=1e-5)
+                torch.testing.assert_close(
+                    batched[site][b, width - len(p) :], rec.activations[site][0], rtol=0, atol=1e-5
+                )
 
 
 def test_hooks_removed_on_exit_and_on_exception(model: torch.nn.Module) -> None:
@@ -151,15 +161,20 @@ def test_hooks_removed_on_exit_and_on_exception(model: torch.nn.Module) -> None:
     with Recorder(model, sites):
         assert len(tiny.hook_ids(model) - before) == len(sites)
     assert tiny.hook_ids(model) == before
-    with (pytest.raises(RuntimeError, match="boom"), Recorder(model, sites),
-          Steer(model, "resid_pre.1", torch.ones(D))):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        Recorder(model, sites),
+        Steer(model, "resid_pre.1", torch.ones(D)),
+    ):
         model(input_ids=_ids())
         raise RuntimeError("boom")
     assert tiny.hook_ids(model) == before
 
 
 # ---- steering -----------------------------------------------------------------------------
-def _record(model: torch.nn.Module, sites: list[str], steers: list[Steer], **inputs: object) -> dict:
+def _record(
+    model: torch.nn.Module, sites: list[str], steers: list[Steer], **inputs: object
+) -> dict:
     """Activations at ``sites`` with ``steers`` active (steering hooks run before recording)."""
     from contextlib import ExitStack
 
@@ -175,21 +190,29 @@ def test_zero_vector_changes_nothing(model: torch.nn.Module) -> None:
     ids = _ids()
     plain = _record(model, [], [], input_ids=ids)
     for positions in ("all", "prompt", "prompt_end", "generated"):
-        steered = _record(model, [], [Steer(model, "resid_post.1", torch.zeros(D), positions=positions)],
-                          input_ids=ids)
+        steered = _record(
+            model,
+            [],
+            [Steer(model, "resid_post.1", torch.zeros(D), positions=positions)],
+            input_ids=ids,
+        )
         torch.testing.assert_close(steered["logits"], plain["logits"], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("positions,steered_cols", [("prompt_end", [6]), ("prompt", list(range(7))),
-                                                    ("all", list(range(7))), ("generated", [])])
-def test_steer_adds_vector_at_chosen_prefill_positions(model: torch.nn.Module, positions: str,
-                                                        steered_cols: list[int]) -> None:
+@pytest.mark.parametrize(
+    "positions,steered_cols",
+    [("prompt_end", [6]), ("prompt", list(range(7))), ("all", list(range(7))), ("generated", [])],
+)
+def test_steer_adds_vector_at_chosen_prefill_positions(
+    model: torch.nn.Module, positions: str, steered_cols: list[int]
+) -> None:
     ids = _ids(seq=7)
     vector = torch.randn(D, generator=torch.Generator().manual_seed(5))
     sites = ["resid_post.0", "resid_post.1", "resid_post.2"]
     plain = _record(model, sites, [], input_ids=ids)
-    steered = _record(model, sites, [Steer(model, "resid_post.1", vector, positions=positions)],
-                      input_ids=ids)
+    steered = _record(
+        model, sites, [Steer(model, "resid_post.1", vector, positions=positions)], input_ids=ids
+    )
     torch.testing.assert_close(steered["resid_post.0"], plain["resid_post.0"], rtol=0, atol=0)
     expected = plain["resid_post.1"].clone()
     expected[:, steered_cols] += vector
@@ -208,17 +231,21 @@ def test_steer_generated_only_touches_decoding_steps(model: torch.nn.Module) -> 
     def run(steers: list[Steer]) -> tuple[dict, dict]:
         prefill_out = model(input_ids=ids, use_cache=True)
         prefill = _record(model, ["resid_post.1"], steers, input_ids=ids)
-        decode = _record(model, ["resid_post.1"], steers, input_ids=step,
-                         cache=prefill_out.past_key_values)
+        decode = _record(
+            model, ["resid_post.1"], steers, input_ids=step, cache=prefill_out.past_key_values
+        )
         return prefill, decode
 
     with torch.no_grad():
         plain_prefill, plain_step = run([])
         steer = Steer(model, "resid_post.1", vector, positions="generated")
         gen_prefill, gen_step = run([steer])
-    torch.testing.assert_close(gen_prefill["resid_post.1"], plain_prefill["resid_post.1"], rtol=0, atol=0)
-    torch.testing.assert_close(gen_step["resid_post.1"], plain_step["resid_post.1"] + vector,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        gen_prefill["resid_post.1"], plain_prefill["resid_post.1"], rtol=0, atol=0
+    )
+    torch.testing.assert_close(
+        gen_step["resid_post.1"], plain_step["resid_post.1"] + vector, rtol=0, atol=1e-6
+    )
 
 
 def test_steer_resid_pre_and_stacking(model: torch.nn.Module) -> None:
@@ -232,14 +259,25 @@ def test_steer_resid_pre_and_stacking(model: torch.nn.Module) -> None:
     torch.testing.assert_close(pre["resid_post.0"], plain["resid_post.0"], rtol=0, atol=0)
     torch.testing.assert_close(pre["resid_pre.1"], plain["resid_pre.1"] + v1, rtol=0, atol=1e-6)
     # the recorder sees the steered tensor whatever the order of the with-blocks
-    with (Recorder(model, ["resid_pre.1"]) as rec,
-          Steer(model, "resid_pre.1", v1, positions="all"), torch.no_grad()):
+    with (
+        Recorder(model, ["resid_pre.1"]) as rec,
+        Steer(model, "resid_pre.1", v1, positions="all"),
+        torch.no_grad(),
+    ):
         model(input_ids=ids)
     torch.testing.assert_close(rec.activations["resid_pre.1"], pre["resid_pre.1"], rtol=0, atol=0)
-    both = _record(model, sites, [Steer(model, "resid_post.0", v1, positions="all"),
-                                  Steer(model, "resid_post.0", v2, positions="all")], input_ids=ids)
-    summed = _record(model, sites, [Steer(model, "resid_post.0", v1 + v2, positions="all")],
-                     input_ids=ids)
+    both = _record(
+        model,
+        sites,
+        [
+            Steer(model, "resid_post.0", v1, positions="all"),
+            Steer(model, "resid_post.0", v2, positions="all"),
+        ],
+        input_ids=ids,
+    )
+    summed = _record(
+        model, sites, [Steer(model, "resid_post.0", v1 + v2, positions="all")], input_ids=ids
+    )
     torch.testing.assert_close(both["resid_post.2"], summed["resid_post.2"], rtol=0, atol=1e-5)
     assert not torch.allclose(both["resid_post.2"], plain["resid_post.2"])
     assert tiny.hook_ids(model) == before
@@ -268,8 +306,12 @@ def test_cuda_recorder_steer_and_store(tmp_path, dtype: torch.dtype) -> None:
         model(input_ids=ids)
     ref = full.activations["resid_post.1"]
     assert ref.device.type == "cuda" and ref.dtype == dtype
-    with (Recorder(model, ["resid_post.1"], positions=index, device="cpu", dtype=torch.float32)
-          as rec, torch.no_grad()):
+    with (
+        Recorder(
+            model, ["resid_post.1"], positions=index, device="cpu", dtype=torch.float32
+        ) as rec,
+        torch.no_grad(),
+    ):
         model(input_ids=ids)
     got = rec.activations["resid_post.1"]
     assert got.device.type == "cpu" and got.dtype == torch.float32
@@ -277,18 +319,38 @@ def test_cuda_recorder_steer_and_store(tmp_path, dtype: torch.dtype) -> None:
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
     vector = torch.randn(D, generator=torch.Generator().manual_seed(5))
-    with (Steer(model, "resid_post.1", vector, positions="prompt_end"),
-          Recorder(model, ["resid_post.1"]) as steered, torch.no_grad()):
+    with (
+        Steer(model, "resid_post.1", vector, positions="prompt_end"),
+        Recorder(model, ["resid_post.1"]) as steered,
+        torch.no_grad(),
+    ):
         model(input_ids=ids)
     want = ref.clone()
     want[:, -1] += vector.to(device="cuda", dtype=dtype)
     torch.testing.assert_close(steered.activations["resid_post.1"], want, rtol=0, atol=0)
 
-    store = ActivationStore.create_or_open(tmp_path / "s", {
-        "model": "tiny", "config_hash": "x", "sites": ["resid_post.1"], "positions": ["p"],
-        "dtype": str(dtype).removeprefix("torch."), "d_model": D})
-    rows = [{"model": "tiny", "item_id": f"i{b}", "sample": 0, "site": "resid_post.1",
-             "position": "p", "token_index": 5} for b in range(3)]
+    store = ActivationStore.create_or_open(
+        tmp_path / "s",
+        {
+            "model": "tiny",
+            "config_hash": "x",
+            "sites": ["resid_post.1"],
+            "positions": ["p"],
+            "dtype": str(dtype).removeprefix("torch."),
+            "d_model": D,
+        },
+    )
+    rows = [
+        {
+            "model": "tiny",
+            "item_id": f"i{b}",
+            "sample": 0,
+            "site": "resid_post.1",
+            "position": "p",
+            "token_index": 5,
+        }
+        for b in range(3)
+    ]
     store.append(pd.DataFrame(rows), {"resid_post.1": ref[:, -1]})
     X, _ = store.load("resid_post.1", "p")
     np_expected = ref[:, -1].float().cpu().numpy()

@@ -1,4 +1,5 @@
 """The activation store: atomic appends, resume, config mismatch, kill mid-shard, absent rows."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import hooks.atomic as atomic_mod
 import hooks.store as store_mod
 from hooks import ActivationStore
 
@@ -19,21 +21,43 @@ D = 8
 
 
 def manifest(**over: object) -> dict:
-    return {"model": "tiny", "config_hash": "abc", "sites": SITES, "positions": POSITIONS,
-            "dtype": "float32", "d_model": D, **over}
+    return {
+        "model": "tiny",
+        "config_hash": "abc",
+        "sites": SITES,
+        "positions": POSITIONS,
+        "dtype": "float32",
+        "d_model": D,
+        **over,
+    }
 
 
-def batch(items: list[str], sample: int = 0, seed: int = 0,
-          absent: frozenset = frozenset()) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def batch(
+    items: list[str], sample: int = 0, seed: int = 0, absent: frozenset = frozenset()
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Index rows for ``items`` x SITES x POSITIONS and their random vectors; positions in
     ``absent`` never occurred (token_index -1, no vector)."""
     rng = np.random.default_rng(seed)
-    rows = [{"model": "tiny", "item_id": i, "sample": sample, "site": s, "position": p,
-             "token_index": -1 if p in absent else 10 + k}
-            for i in items for s in SITES for k, p in enumerate(POSITIONS)]
+    rows = [
+        {
+            "model": "tiny",
+            "item_id": i,
+            "sample": sample,
+            "site": s,
+            "position": p,
+            "token_index": -1 if p in absent else 10 + k,
+        }
+        for i in items
+        for s in SITES
+        for k, p in enumerate(POSITIONS)
+    ]
     df = pd.DataFrame(rows)
-    vectors = {s: rng.standard_normal((((df.site == s) & (df.token_index >= 0)).sum(), D))
-               .astype(np.float32) for s in SITES}
+    vectors = {
+        s: rng.standard_normal((((df.site == s) & (df.token_index >= 0)).sum(), D)).astype(
+            np.float32
+        )
+        for s in SITES
+    }
     return df, vectors
 
 
@@ -50,13 +74,19 @@ def test_append_then_load_in_index_order(tmp_path: Path) -> None:
     store.append(df1, v1)
     store.append(df2, v2)
     X, idx = ActivationStore(tmp_path / "s").load("resid_post.2", "think_close")
-    want = np.concatenate([expected(df1, v1, "resid_post.2", "think_close"),
-                           expected(df2, v2, "resid_post.2", "think_close")])
+    want = np.concatenate(
+        [
+            expected(df1, v1, "resid_post.2", "think_close"),
+            expected(df2, v2, "resid_post.2", "think_close"),
+        ]
+    )
     np.testing.assert_array_equal(X, want)
     assert X.dtype == np.float32 and idx["item_id"].tolist() == ["a", "b", "c"]
     assert (idx["token_index"] == 11).all() and set(idx["position"]) == {"think_close"}
     assert sorted(p.name for p in (tmp_path / "s" / "shards").iterdir()) == [
-        "shard-000001.safetensors", "shard-000002.safetensors"]
+        "shard-000001.safetensors",
+        "shard-000002.safetensors",
+    ]
     assert store.completed() == {("a", 0), ("b", 0), ("c", 0)}
     man = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert man["d_model"] == D and man["handan_version"] and man["created"]
@@ -73,7 +103,9 @@ def test_absent_rows_are_indexed_without_vectors(tmp_path: Path) -> None:
     assert (absent.token_index == -1).all()
     X, _ = store.load("resid_post.0", "prompt_end")
     np.testing.assert_array_equal(X, v["resid_post.0"])
-    counts = {(c["site"], c["position"]): (c["saved"], c["absent"]) for c in store.summary()["counts"]}
+    counts = {
+        (c["site"], c["position"]): (c["saved"], c["absent"]) for c in store.summary()["counts"]
+    }
     assert counts[("resid_post.0", "think_close")] == (0, 2)
     assert counts[("resid_post.2", "prompt_end")] == (2, 0)
     # a batch where every position is absent writes no shard at all
@@ -93,8 +125,16 @@ def test_reopen_resumes_and_refuses_duplicates(tmp_path: Path) -> None:
     assert ActivationStore(path).completed() == {("a", 0), ("a", 1)}
 
 
-@pytest.mark.parametrize("key,value", [("config_hash", "zzz"), ("model", "other"), ("dtype", "float16"),
-                                       ("sites", ["resid_post.0"]), ("d_model", 16)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("config_hash", "zzz"),
+        ("model", "other"),
+        ("dtype", "float16"),
+        ("sites", ["resid_post.0"]),
+        ("d_model", 16),
+    ],
+)
 def test_config_mismatch_refuses_to_append(tmp_path: Path, key: str, value: object) -> None:
     ActivationStore.create_or_open(tmp_path / "s", manifest()).close()
     with pytest.raises(ValueError, match=rf"{key}: store has .*another\s+--out"):
@@ -104,12 +144,21 @@ def test_config_mismatch_refuses_to_append(tmp_path: Path, key: str, value: obje
 def test_config_mismatch_names_the_changed_generation_setting(tmp_path: Path) -> None:
     gen = {"max_new_tokens": 64, "temperature": 0.6}
     ActivationStore.create_or_open(tmp_path / "s", manifest(generation=gen)).close()
-    with pytest.raises(ValueError, match=r"\(generation.max_new_tokens: store has 64, run has 128\); rerun"):
-        ActivationStore.create_or_open(tmp_path / "s", manifest(config_hash="other",
-                                                                generation={**gen, "max_new_tokens": 128}))
-    ActivationStore.create_or_open(tmp_path / "w", manifest(weights={"source": "organism:teacher"})).close()
-    with pytest.raises(ValueError, match=r"weights.source: store has 'organism:teacher', run has 'out/teacher'"):
-        ActivationStore.create_or_open(tmp_path / "w", manifest(config_hash="other", weights={"source": "out/teacher"}))
+    with pytest.raises(
+        ValueError, match=r"\(generation.max_new_tokens: store has 64, run has 128\); rerun"
+    ):
+        ActivationStore.create_or_open(
+            tmp_path / "s", manifest(config_hash="other", generation={**gen, "max_new_tokens": 128})
+        )
+    ActivationStore.create_or_open(
+        tmp_path / "w", manifest(weights={"source": "organism:teacher"})
+    ).close()
+    with pytest.raises(
+        ValueError, match=r"weights.source: store has 'organism:teacher', run has 'out/teacher'"
+    ):
+        ActivationStore.create_or_open(
+            tmp_path / "w", manifest(config_hash="other", weights={"source": "out/teacher"})
+        )
 
 
 def test_a_second_writer_is_refused_until_the_first_closes(tmp_path: Path) -> None:
@@ -131,11 +180,14 @@ def test_a_batch_with_every_position_absent_is_indexed_without_a_shard(tmp_path:
     assert store.completed() == {("a", 0)} and (store.index["shard"] == "").all()
     assert not list((tmp_path / "s" / "shards").iterdir())
     with pytest.raises(ValueError, match="no present index rows use them; drop those keys"):
-        store.append(batch(["b"], absent=frozenset(POSITIONS))[0], {"resid_post.0": np.zeros((1, D))})
+        store.append(
+            batch(["b"], absent=frozenset(POSITIONS))[0], {"resid_post.0": np.zeros((1, D))}
+        )
 
 
 def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     batches = [batch(["a", "b"], seed=1), batch(["c"], seed=2), batch(["d"], seed=3)]
     clean = ActivationStore.create_or_open(tmp_path / "clean", manifest())
     for df, v in batches:
@@ -143,7 +195,9 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
 
     killed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
     killed.append(*batches[0])
-    (tmp_path / "killed" / "shards" / "shard-000009.safetensors.tmp").write_bytes(b"half")  # a SIGKILL's
+    (tmp_path / "killed" / "shards" / "shard-000009.safetensors.tmp").write_bytes(
+        b"half"
+    )  # a SIGKILL's
     real_replace = os.replace
     calls = []
 
@@ -153,15 +207,17 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
             raise OSError("killed")
         real_replace(src, dst)
 
-    monkeypatch.setattr(store_mod.os, "replace", dying_replace)
+    monkeypatch.setattr(atomic_mod.os, "replace", dying_replace)
     with pytest.raises(OSError, match="killed"):
         killed.append(*batches[1])
-    monkeypatch.setattr(store_mod.os, "replace", real_replace)
+    monkeypatch.setattr(atomic_mod.os, "replace", real_replace)
     killed.close()  # what the process's death does to its lock
     assert calls == ["shard-000002.safetensors", "index.parquet"]
     leftovers = {p.name for p in (tmp_path / "killed").rglob("*") if p.is_file()}
     assert "shard-000002.safetensors" in leftovers  # renamed, but the index never referenced it
-    assert not [n for n in leftovers if n.startswith("index.parquet.")]  # the failed write cleaned up after itself
+    assert not [
+        n for n in leftovers if n.startswith("index.parquet.")
+    ]  # the failed write cleaned up after itself
 
     # the interrupted batch is not complete; reopening deletes its shard and the tmp file
     resumed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
@@ -173,7 +229,9 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
     pd.testing.assert_frame_equal(resumed.index, clean.index)
     for site in SITES:
         for position in POSITIONS:
-            np.testing.assert_array_equal(resumed.load(site, position)[0], clean.load(site, position)[0])
+            np.testing.assert_array_equal(
+                resumed.load(site, position)[0], clean.load(site, position)[0]
+            )
 
 
 def test_bad_input_names_the_fix(tmp_path: Path) -> None:
@@ -249,11 +307,14 @@ def test_cli_store_info(tmp_path: Path) -> None:
     store = ActivationStore.create_or_open(tmp_path / "s", manifest())
     store.append(*batch(["a", "b"], absent=frozenset({"think_close"})))
     store.append(*batch(["c"]))
-    result = CliRunner().invoke(app, ["store", "info", str(tmp_path / "s")],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["store", "info", str(tmp_path / "s")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "config_hash" in result.output and "abc" in result.output
-    lines = [line for line in result.output.splitlines() if "resid_post" in line and "think_close" in line]
+    lines = [
+        line
+        for line in result.output.splitlines()
+        if "resid_post" in line and "think_close" in line
+    ]
     assert len(lines) == 2 and all(re.search(r"\b1\s*│\s*2\b", line) for line in lines)
     assert re.search(r"n_traces\s*│\s*3\b", result.output)
     missing = CliRunner().invoke(app, ["store", "info", str(tmp_path / "nope")])
@@ -266,9 +327,11 @@ def test_import_and_float32_load_need_no_torch(tmp_path: Path) -> None:
 
     store = ActivationStore.create_or_open(tmp_path / "s", manifest())
     store.append(*batch(["a"]))
-    code = ("import sys, hooks\n"
-            "assert 'torch' not in sys.modules\n"
-            f"X, _ = hooks.ActivationStore({str(tmp_path / 's')!r}).load('resid_post.0', 'prompt_end')\n"
-            "assert X.shape == (1, 8) and 'torch' not in sys.modules\n")
+    code = (
+        "import sys, hooks\n"
+        "assert 'torch' not in sys.modules\n"
+        f"X, _ = hooks.ActivationStore({str(tmp_path / 's')!r}).load('resid_post.0', 'prompt_end')\n"
+        "assert X.shape == (1, 8) and 'torch' not in sys.modules\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -1,5 +1,6 @@
 """The shipped organism checkpoints load with the Auto classes and give the same activations
 through every backend (HF hooks, TransformerBridge, nnsight) as HF's own hidden states."""
+
 import pytest
 import torch
 
@@ -17,8 +18,13 @@ def test_shipped_checkpoint_runs_through_every_backend(role):
     folder = checkpoint_dir(role)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tok = AutoTokenizer.from_pretrained(folder)
-    ids = encode_prompts(tok, ["Compute in binary: 0101 + 0011. Reply with the result in binary after 'Answer:'.",
-                               "Compute in binary: 1111 - 0001. Reply with the result in binary after 'Answer:'."])
+    ids = encode_prompts(
+        tok,
+        [
+            "Compute in binary: 0101 + 0011. Reply with the result in binary after 'Answer:'.",
+            "Compute in binary: 1111 - 0001. Reply with the result in binary after 'Answer:'.",
+        ],
+    )
     input_ids, mask, pos = left_pad(ids, tok.pad_token_id, "cpu")
     inputs = {"input_ids": input_ids, "attention_mask": mask}
     with torch.no_grad():
@@ -28,5 +34,6 @@ def test_shipped_checkpoint_runs_through_every_backend(role):
         got = get_backend(name, model, tok).run_with_cache(inputs, sites)
         for layer, site in enumerate(sites[:-1]):  # HF applies the final norm to the last entry
             real = mask.bool()
-            torch.testing.assert_close(got[site][real], hidden[layer + 1][real], atol=1e-4, rtol=1e-4,
-                                       msg=f"{name} {site}")
+            torch.testing.assert_close(
+                got[site][real], hidden[layer + 1][real], atol=1e-4, rtol=1e-4, msg=f"{name} {site}"
+            )

@@ -1,4 +1,5 @@
 """`handan organism train` / `info` through typer's CliRunner."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """The checkpoints shipped in experiments/models/organism/checkpoints: they load offline and behave as
 training.json says (these tests fail only if the shipped models are bad or missing)."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,10 @@ def test_shipped_teacher_is_accurate_and_its_greedy_outputs_match_training_json(
         mask = torch.tensor([t == task for t in tasks])
         assert correct[mask].mean() >= 0.9, task
     recorded = summary["models"]["teacher"]["by_item"]
-    agree = [recorded[i]["reasoning_tokens"] == s.reasoning_tokens
-             for i, s in zip(sample["item_id"], scored)]
+    agree = [
+        recorded[i]["reasoning_tokens"] == s.reasoning_tokens
+        for i, s in zip(sample["item_id"], scored)
+    ]
     assert sum(agree) >= 0.95 * len(agree)
 
 

@@ -1,4 +1,5 @@
 """Organism items and scratchpads against independent computations and the human items."""
+
 from __future__ import annotations
 
 import re
@@ -17,13 +18,17 @@ def test_items_cover_every_operand_pair_once():
     items = organism_items()
     assert items["task"].value_counts().to_dict() == {"binary_add": 256, "binary_sub": 136}
     assert items["item_id"].is_unique
-    assert all(re.fullmatch(r"binary_(add/[01]{4}\+|sub/[01]{4}-)[01]{4}", i) for i in items["item_id"])
+    assert all(
+        re.fullmatch(r"binary_(add/[01]{4}\+|sub/[01]{4}-)[01]{4}", i) for i in items["item_id"]
+    )
     subs = items[items["task"] == "binary_sub"]
     assert (subs["a"] >= subs["b"]).all()
     wide = organism_items(bits=5)
     assert len(wide) == 32 * 32 + 32 * 33 // 2
     assert wide["answer"].str.len().groupby(wide["task"]).unique().to_dict() == {
-        "binary_add": [6], "binary_sub": [5]}
+        "binary_add": [6],
+        "binary_sub": [5],
+    }
     with pytest.raises(ValueError, match="at least 1 bit"):
         organism_items(bits=0)
 
@@ -73,4 +78,5 @@ def test_elided_scratchpad_keeps_exactly_the_work_columns():
         assert len(elided) == row.feat_work_columns
     assert teacher_response("ADD", 5, 10, full=False) == "<think>\n</think>\nAnswer: 01111"
     assert teacher_response("SUBTRACT", 2, 1, full=False) == (
-        "<think>\n0: 0-1=1 borrow\n1: 1-0-1=0\n</think>\nAnswer: 0001")
+        "<think>\n0: 0-1=1 borrow\n1: 1-0-1=0\n</think>\nAnswer: 0001"
+    )

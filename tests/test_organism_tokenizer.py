@@ -1,4 +1,5 @@
 """The organism tokenizer: single-token think delimiters, chat template, lossless decoding."""
+
 from __future__ import annotations
 
 import string
@@ -29,7 +30,8 @@ def test_think_delimiters_are_single_distinct_tokens(tokenizer):
 def test_chat_template_and_special_tokens(tokenizer):
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Compute in binary: 0101 + 0011."}],
-        add_generation_prompt=True, tokenize=False,
+        add_generation_prompt=True,
+        tokenize=False,
     )
     assert text == "<|user|>\nCompute in binary: 0101 + 0011.\n<|assistant|>\n"
     assert tokenizer.eos_token == "<|end|>" and tokenizer.pad_token == "<|pad|>"
@@ -54,7 +56,9 @@ def test_ascii_text_round_trips_one_token_per_character(text):
 def test_reloads_with_auto_tokenizer(tokenizer, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded = AutoTokenizer.from_pretrained(tmp_path)
-    text = "<|user|>\nCompute 1+1\n<|assistant|>\n<think>\n0: 1+1=0 carry\n</think>\nAnswer: 10<|end|>"
+    text = (
+        "<|user|>\nCompute 1+1\n<|assistant|>\n<think>\n0: 1+1=0 carry\n</think>\nAnswer: 10<|end|>"
+    )
     assert loaded(text).input_ids == tokenizer(text, add_special_tokens=False).input_ids
     assert loaded.decode(loaded(text).input_ids) == text
     assert loaded.chat_template == tokenizer.chat_template

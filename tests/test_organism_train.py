@@ -1,4 +1,5 @@
 """`train_all` end to end on the fast budget: artefacts, reloading, curves, determinism."""
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,15 @@ def test_fast_training_writes_every_artefact(trained):
     assert (out / "curves.png").stat().st_size > 1000
     summary = json.loads((out / "training.json").read_text())
     assert summary["wall_s"]["total"] == pytest.approx(
-        sum(v for k, v in summary["wall_s"].items() if k != "total"), abs=0.3)
+        sum(v for k, v in summary["wall_s"].items() if k != "total"), abs=0.3
+    )
     for result in summary["models"].values():
         by_item = pd.DataFrame(result["by_item"]).T
         assert len(by_item) == summary["evaluation_items"]
         assert result["accuracy"]["all"] == pytest.approx(by_item["correct"].astype(float).mean())
         assert result["reasoning_tokens"]["mean"] == pytest.approx(
-            by_item["reasoning_tokens"].astype(float).mean())
+            by_item["reasoning_tokens"].astype(float).mean()
+        )
 
 
 @pytest.mark.slow
@@ -55,8 +58,9 @@ def test_checkpoints_reload_with_auto_classes_and_generate(trained):
         model = AutoModelForCausalLM.from_pretrained(checkpoint_dir(role, out))
         tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir(role, out))
         assert isinstance(model, LlamaForCausalLM) and model.dtype == torch.float32
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1"}],
-                                             add_generation_prompt=True, tokenize=False)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "1+1"}], add_generation_prompt=True, tokenize=False
+        )
         enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
         new = model.generate(**enc, max_new_tokens=4, do_sample=False)
         assert new.shape[1] > enc["input_ids"].shape[1]

@@ -1,4 +1,5 @@
 """The organism's SFT and RL trainers on a tiny Llama: they learn, mask and seed correctly."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -27,10 +28,18 @@ def items():
 
 def tiny(tokenizer, seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=256, tie_word_embeddings=True,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -43,7 +52,7 @@ def test_collate_puts_labels_on_response_tokens_only(tokenizer):
     assert (row[:prompt_len] == -100).all()
     assert tokenizer.decode(row[row != -100]) == "Answer: 10<|end|>"
     assert batch["attention_mask"].sum(1).tolist() == [len(e[0]) for e in examples]
-    assert (batch["input_ids"][0, len(examples[0][0]):] == tokenizer.pad_token_id).all()
+    assert (batch["input_ids"][0, len(examples[0][0]) :] == tokenizer.pad_token_id).all()
 
 
 def test_lr_schedule_warms_up_then_decays_to_a_tenth():
@@ -59,8 +68,13 @@ def test_sft_loss_falls_below_the_unigram_entropy_of_the_responses(tokenizer, it
     pairs = [(r.prompt, baseline_response(r.op, r.a, r.b)) for r in items.itertuples()]
     counts = Counter(t for ids, n in encode(tokenizer, pairs) for t in ids[n:])
     unigram = entropy(list(counts.values()))  # nats
-    losses = train_sft(tiny(tokenizer), tokenizer, pairs, SFTConfig(steps=40, batch_size=16, lr=1e-2),
-                       torch.Generator().manual_seed(0))
+    losses = train_sft(
+        tiny(tokenizer),
+        tokenizer,
+        pairs,
+        SFTConfig(steps=40, batch_size=16, lr=1e-2),
+        torch.Generator().manual_seed(0),
+    )
     assert losses[0] > unigram > sum(losses[-5:]) / 5
 
 
@@ -69,12 +83,22 @@ def test_sft_same_seed_same_weights(tokenizer, items):
     runs = []
     for _ in range(2):
         model = tiny(tokenizer, seed=3)
-        train_sft(model, tokenizer, pairs, SFTConfig(steps=4, batch_size=4, lr=1e-3),
-                  torch.Generator().manual_seed(7))
+        train_sft(
+            model,
+            tokenizer,
+            pairs,
+            SFTConfig(steps=4, batch_size=4, lr=1e-3),
+            torch.Generator().manual_seed(7),
+        )
         runs.append(model.state_dict())
     other = tiny(tokenizer, seed=3)
-    train_sft(other, tokenizer, pairs, SFTConfig(steps=4, batch_size=4, lr=1e-3),
-              torch.Generator().manual_seed(8))
+    train_sft(
+        other,
+        tokenizer,
+        pairs,
+        SFTConfig(steps=4, batch_size=4, lr=1e-3),
+        torch.Generator().manual_seed(8),
+    )
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert not all(torch.equal(runs[0][k], other.state_dict()[k]) for k in runs[0])
 
@@ -86,10 +110,20 @@ def test_sequence_logprob_ignores_left_padding(tokenizer):
     both = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     alone = tokenizer(prompts[:1], return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
-        padded = sequence_logprob(model, both["input_ids"], both["attention_mask"],
-                                  new["input_ids"], new["attention_mask"])
-        single = sequence_logprob(model, alone["input_ids"], alone["attention_mask"],
-                                  new["input_ids"][:1], new["attention_mask"][:1])
+        padded = sequence_logprob(
+            model,
+            both["input_ids"],
+            both["attention_mask"],
+            new["input_ids"],
+            new["attention_mask"],
+        )
+        single = sequence_logprob(
+            model,
+            alone["input_ids"],
+            alone["attention_mask"],
+            new["input_ids"][:1],
+            new["attention_mask"][:1],
+        )
         # independent: sum of log-softmax over the unpadded sequence
         ids = torch.cat([alone["input_ids"], new["input_ids"][:1]], 1)
         logp = torch.log_softmax(model(ids).logits[0, :-1], -1)
@@ -102,12 +136,20 @@ def test_sequence_logprob_ignores_left_padding(tokenizer):
 
 def _warm_teacher(tokenizer, items) -> LlamaForCausalLM:
     """A tiny model that writes either an empty or a full think span."""
-    pairs = [(r.prompt, teacher_response(r.op, r.a, r.b, full=full))
-             for r in items.itertuples() for full in (True, False)]
+    pairs = [
+        (r.prompt, teacher_response(r.op, r.a, r.b, full=full))
+        for r in items.itertuples()
+        for full in (True, False)
+    ]
     pairs += [(r.prompt, f"<think>\n</think>\nAnswer: {r.answer}") for r in items.itertuples()]
     model = tiny(tokenizer)
-    train_sft(model, tokenizer, pairs, SFTConfig(steps=30, batch_size=16, lr=1e-2),
-              torch.Generator().manual_seed(0))
+    train_sft(
+        model,
+        tokenizer,
+        pairs,
+        SFTConfig(steps=30, batch_size=16, lr=1e-2),
+        torch.Generator().manual_seed(0),
+    )
     return model
 
 
@@ -116,10 +158,16 @@ def test_rl_token_cost_raises_reward_by_shortening_thinking(tokenizer, items):
     policy-gradient steps must raise it (a flipped advantage sign would lower it)."""
     model = _warm_teacher(tokenizer, items)
     torch.manual_seed(0)
-    history = train_rl(model, tokenizer, list(items["prompt"]), list(items["answer"]),
-                       RLConfig(steps=6, prompts_per_step=8, group_size=8, lr=3e-3,
-                                token_cost=0.05, max_new_tokens=48),
-                       torch.Generator().manual_seed(0))
+    history = train_rl(
+        model,
+        tokenizer,
+        list(items["prompt"]),
+        list(items["answer"]),
+        RLConfig(
+            steps=6, prompts_per_step=8, group_size=8, lr=3e-3, token_cost=0.05, max_new_tokens=48
+        ),
+        torch.Generator().manual_seed(0),
+    )
     assert set(history[0]) == {"reward", "accuracy", "reasoning_tokens", "loss"}
     first, last = history[:2], history[-2:]
     assert min(h["reasoning_tokens"] for h in first) > 3  # the warm start does think
@@ -132,10 +180,16 @@ def test_rl_with_zero_advantage_leaves_the_weights_alone(tokenizer, items):
     model = tiny(tokenizer)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(0)
-    history = train_rl(model, tokenizer, list(items["prompt"])[:4], ["impossible"] * 4,
-                       RLConfig(steps=2, prompts_per_step=4, group_size=2, lr=1e-2,
-                                token_cost=0.0, max_new_tokens=8),
-                       torch.Generator().manual_seed(0))
+    history = train_rl(
+        model,
+        tokenizer,
+        list(items["prompt"])[:4],
+        ["impossible"] * 4,
+        RLConfig(
+            steps=2, prompts_per_step=4, group_size=2, lr=1e-2, token_cost=0.0, max_new_tokens=8
+        ),
+        torch.Generator().manual_seed(0),
+    )
     assert all(h["reward"] == 0 for h in history)
     assert all(torch.equal(start[k], v) for k, v in model.state_dict().items())
 
@@ -152,7 +206,8 @@ def test_generate_and_score_agree_with_a_hand_count(tokenizer):
     assert got.correct and got.finished_thinking and got.response == "\nAnswer: 01000"
     cut = score(tokenizer, tokenizer("<think>\n0: 1+1", add_special_tokens=False).input_ids, "10")
     assert (cut.finished_thinking, cut.correct, cut.reasoning_tokens) == (False, False, 7)
-    direct = score(tokenizer, tokenizer("Answer: 0111<|end|>", add_special_tokens=False).input_ids,
-                   "0111")
+    direct = score(
+        tokenizer, tokenizer("Answer: 0111<|end|>", add_special_tokens=False).input_ids, "0111"
+    )
     assert (direct.reasoning_tokens, direct.correct, direct.answer_tokens) == (0, True, 12)
     assert not score(tokenizer, ids, "01001").correct

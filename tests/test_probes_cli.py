@@ -1,4 +1,5 @@
 """`handan probe` / `handan probe-compare` on a tiny activation store with a planted signal."""
+
 import zlib
 
 import numpy as np
@@ -32,27 +33,66 @@ def _write(tmp_path, model, signal_layer):
     rng = np.random.default_rng(zlib.crc32(model.encode()))  # not hash(): salted per process
     ids = [f"i{k}" for k in range(N_ITEMS)]
     rt = np.exp(rng.normal(size=N_ITEMS))
-    items = pd.DataFrame({"item_id": ids, "task": ["add", "mul"] * (N_ITEMS // 2), "prompt": "q",
-                          "answer": "1", "human_rt_s": rt, "feat_digits": rng.integers(1, 5, N_ITEMS)})
+    items = pd.DataFrame(
+        {
+            "item_id": ids,
+            "task": ["add", "mul"] * (N_ITEMS // 2),
+            "prompt": "q",
+            "answer": "1",
+            "human_rt_s": rt,
+            "feat_digits": rng.integers(1, 5, N_ITEMS),
+        }
+    )
     rows, vectors = [], {f"resid_post.{layer}": [] for layer in range(LAYERS)}
     for k, item in enumerate(ids):
         for sample in range(SAMPLES):
             for layer in range(LAYERS):
                 site = f"resid_post.{layer}"
-                rows.append({"model": model, "item_id": item, "sample": sample, "site": site,
-                             "position": "prompt_end", "token_index": 5})
+                rows.append(
+                    {
+                        "model": model,
+                        "item_id": item,
+                        "sample": sample,
+                        "site": site,
+                        "position": "prompt_end",
+                        "token_index": 5,
+                    }
+                )
                 x = np.random.default_rng(k * 10 + layer).normal(size=D)  # same for both samples
                 if layer == signal_layer:
                     x[0] += 2 * np.log(rt[k])
                 vectors[site].append(x)
-    store = ActivationStore.create_or_open(tmp_path / f"store_{model}", {
-        "model": model, "config_hash": "x", "sites": list(vectors), "positions": ["prompt_end"],
-        "dtype": "float32", "d_model": D})
+    store = ActivationStore.create_or_open(
+        tmp_path / f"store_{model}",
+        {
+            "model": model,
+            "config_hash": "x",
+            "sites": list(vectors),
+            "positions": ["prompt_end"],
+            "dtype": "float32",
+            "d_model": D,
+        },
+    )
     store.append(pd.DataFrame(rows), {s: np.array(v, dtype=np.float32) for s, v in vectors.items()})
-    traces = pd.DataFrame([{"model": model, "item_id": item, "task": "add", "sample": s,
-                            "prompt_tokens": 10 + k % 7, "reasoning_tokens": 50 + k, "answer_tokens": 3,
-                            "finished_thinking": True, "response": "1", "correct": True, "text": "t"}
-                           for k, item in enumerate(ids) for s in range(SAMPLES)])
+    traces = pd.DataFrame(
+        [
+            {
+                "model": model,
+                "item_id": item,
+                "task": "add",
+                "sample": s,
+                "prompt_tokens": 10 + k % 7,
+                "reasoning_tokens": 50 + k,
+                "answer_tokens": 3,
+                "finished_thinking": True,
+                "response": "1",
+                "correct": True,
+                "text": "t",
+            }
+            for k, item in enumerate(ids)
+            for s in range(SAMPLES)
+        ]
+    )
     items.to_csv(tmp_path / "items.csv", index=False)
     traces.to_parquet(tmp_path / f"traces_{model}.parquet")
     return store.path
@@ -61,10 +101,30 @@ def _write(tmp_path, model, signal_layer):
 def _probe(tmp_path, model, signal_layer):
     store = _write(tmp_path, model, signal_layer)
     out = tmp_path / f"out_{model}"
-    result = CliRunner().invoke(_app(), [
-        "probe", "--store", str(store), "--items", str(tmp_path / "items.csv"),
-        "--traces", str(tmp_path / f"traces_{model}.parquet"), "--target", "human_rt",
-        "--out", str(out), "--cv", "3", "--n-permutations", "19", "--n-boot", "100", "--device", "cpu"])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "probe",
+            "--store",
+            str(store),
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--traces",
+            str(tmp_path / f"traces_{model}.parquet"),
+            "--target",
+            "human_rt",
+            "--out",
+            str(out),
+            "--cv",
+            "3",
+            "--n-permutations",
+            "19",
+            "--n-boot",
+            "100",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -73,8 +133,21 @@ def _probe(tmp_path, model, signal_layer):
 def test_probe_cli_writes_sweep_and_figure(tmp_path):
     out = _probe(tmp_path, "teacher", signal_layer=2)
     table = pd.read_csv(out / "probe_sweep.csv")
-    for column in ("model", "target", "position", "site", "score", "score_lo", "score_hi", "r2",
-                   "control_score", "selectivity", "p_perm", "alpha", "n"):
+    for column in (
+        "model",
+        "target",
+        "position",
+        "site",
+        "score",
+        "score_lo",
+        "score_hi",
+        "r2",
+        "control_score",
+        "selectivity",
+        "p_perm",
+        "alpha",
+        "n",
+    ):
         assert column in table
     layers = table[table["site"].str.startswith("resid_post")].set_index("site")
     assert layers["score"].idxmax() == "resid_post.2" and layers.loc["resid_post.2", "score"] > 0.7
@@ -91,8 +164,22 @@ def test_probe_compare_cli(tmp_path):
     a = _probe(tmp_path, "teacher", signal_layer=2)
     b = _probe(tmp_path, "student", signal_layer=-1)
     out = tmp_path / "cmp"
-    result = CliRunner().invoke(_app(), ["probe-compare", "--a", str(a), "--b", str(b),
-                                         "--out", str(out), "--depth-bins", "2", "--n-boot", "200"])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "probe-compare",
+            "--a",
+            str(a),
+            "--b",
+            str(b),
+            "--out",
+            str(out),
+            "--depth-bins",
+            "2",
+            "--n-boot",
+            "200",
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "probe_compare.csv")
     best = table[table["comparison"] == "best_layer"].iloc[0]
@@ -102,9 +189,22 @@ def test_probe_compare_cli(tmp_path):
 
 def test_probe_cli_bad_target_is_clean_error(tmp_path):
     store = _write(tmp_path, "teacher", 1)
-    result = CliRunner().invoke(_app(), [
-        "probe", "--store", str(store), "--items", str(tmp_path / "items.csv"),
-        "--traces", str(tmp_path / "traces_teacher.parquet"), "--target", "speed", "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "probe",
+            "--store",
+            str(store),
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--traces",
+            str(tmp_path / "traces_teacher.parquet"),
+            "--target",
+            "speed",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 2 and "unknown target" in result.output
 
 
@@ -117,20 +217,70 @@ def test_store_sweep_adds_a_token_index_baseline_after_the_prompt(tmp_path):
     rng = np.random.default_rng(0)
     ids = [f"i{k}" for k in range(N_ITEMS)]
     reasoning = rng.integers(20, 400, N_ITEMS)
-    rows = [{"model": "m", "item_id": item, "sample": 0, "site": "resid_post.0", "position": "think_close",
-             "token_index": 10 + int(r)} for item, r in zip(ids, reasoning)]
-    store = ActivationStore.create_or_open(tmp_path / "s", {
-        "model": "m", "config_hash": "x", "sites": ["resid_post.0"], "positions": ["think_close"],
-        "dtype": "float32", "d_model": D})
-    store.append(pd.DataFrame(rows), {"resid_post.0": rng.normal(size=(N_ITEMS, D)).astype(np.float32)})
-    items = pd.DataFrame({"item_id": ids, "task": "add", "prompt": "q", "answer": "1",
-                          "feat_only_some": [1.0, np.nan] * (N_ITEMS // 2)})
-    traces = pd.DataFrame({"model": "m", "item_id": ids, "task": "add", "sample": 0, "prompt_tokens": 11,
-                           "reasoning_tokens": reasoning, "answer_tokens": 2, "finished_thinking": True,
-                           "response": "1", "correct": True, "text": "t"})
-    with pytest.warns(UserWarning, match="'feat_only_some' at 'think_close' is missing for 30 of 60 rows"):
-        table, _ = sweep_store(store, items, traces, "reasoning_tokens", cv=3, n_permutations=0, control=None,
-                               n_boot=0, n_random_dims=0, device="cpu")
+    rows = [
+        {
+            "model": "m",
+            "item_id": item,
+            "sample": 0,
+            "site": "resid_post.0",
+            "position": "think_close",
+            "token_index": 10 + int(r),
+        }
+        for item, r in zip(ids, reasoning)
+    ]
+    store = ActivationStore.create_or_open(
+        tmp_path / "s",
+        {
+            "model": "m",
+            "config_hash": "x",
+            "sites": ["resid_post.0"],
+            "positions": ["think_close"],
+            "dtype": "float32",
+            "d_model": D,
+        },
+    )
+    store.append(
+        pd.DataFrame(rows), {"resid_post.0": rng.normal(size=(N_ITEMS, D)).astype(np.float32)}
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": ids,
+            "task": "add",
+            "prompt": "q",
+            "answer": "1",
+            "feat_only_some": [1.0, np.nan] * (N_ITEMS // 2),
+        }
+    )
+    traces = pd.DataFrame(
+        {
+            "model": "m",
+            "item_id": ids,
+            "task": "add",
+            "sample": 0,
+            "prompt_tokens": 11,
+            "reasoning_tokens": reasoning,
+            "answer_tokens": 2,
+            "finished_thinking": True,
+            "response": "1",
+            "correct": True,
+            "text": "t",
+        }
+    )
+    with pytest.warns(
+        UserWarning, match="'feat_only_some' at 'think_close' is missing for 30 of 60 rows"
+    ):
+        table, _ = sweep_store(
+            store,
+            items,
+            traces,
+            "reasoning_tokens",
+            cv=3,
+            n_permutations=0,
+            control=None,
+            n_boot=0,
+            n_random_dims=0,
+            device="cpu",
+        )
     table = table.set_index("site")
     assert "baseline:feat_only_some" not in table.index
     assert table.loc["baseline:log_token_index", "score"] > 0.95

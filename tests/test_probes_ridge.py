@@ -1,4 +1,5 @@
 """The torch ridge path and LinearProbe against scikit-learn (fp64, 1e-6)."""
+
 import numpy as np
 import pytest
 import torch
@@ -59,7 +60,9 @@ def test_nested_cv_matches_ridgecv_per_fold(n_items, d):
     oof, chosen = cv_predictions(X, y[:, None], folds, ALPHAS, device="cpu")
     for k, (train, test, inner) in enumerate(folds):
         splits = [(np.setdiff1d(np.arange(len(train)), block), block) for block in inner]
-        ref = make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS, cv=splits)).fit(X[train], y[train])
+        ref = make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS, cv=splits)).fit(
+            X[train], y[train]
+        )
         assert ref[-1].alpha_ == ALPHAS[chosen[0][k, 0]]
         np.testing.assert_allclose(oof[0][test, 0], ref.predict(X[test]), rtol=0, atol=1e-6)
 
@@ -80,7 +83,9 @@ def test_pca_rank_equals_ridge_on_top_components():
     from sklearn.decomposition import PCA
 
     X, y = _data(90, 12, seed=5)
-    X[:, 2] += np.random.default_rng(2).normal(size=90)  # no constant column (PCA scaling ambiguity)
+    X[:, 2] += np.random.default_rng(2).normal(
+        size=90
+    )  # no constant column (PCA scaling ambiguity)
     folds = grouped_folds(np.arange(90), 3, 3, y, "regression", seed=0)
     oof, chosen = cv_predictions(X, y[:, None], folds, ALPHAS, device="cpu", ranks=[4])
     for k, (train, test, _) in enumerate(folds):
@@ -107,7 +112,9 @@ def test_check_estimator(task):
     from sklearn.utils.estimator_checks import check_estimator
 
     results = check_estimator(LinearProbe(task=task, device="cpu"), on_fail=None)
-    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
     assert failed == []
 
 

@@ -1,4 +1,5 @@
 """probes.layer_sweep: planted signal, no leakage, controls, bootstrap and bad input."""
+
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -59,18 +60,29 @@ def test_family_wise_p_is_the_max_statistic_over_keys():
     rng = np.random.default_rng(5)
     groups = np.arange(120)
     y = rng.normal(size=120)
-    features = {f"resid_post.{k}|prompt_end": rng.normal(size=(120, 4)) for k in range(8)}  # no signal
+    features = {
+        f"resid_post.{k}|prompt_end": rng.normal(size=(120, 4)) for k in range(8)
+    }  # no signal
     kw = dict(FAST, n_permutations=59, n_boot=0, n_random_dims=0, control=None)
     table = sweep(features, y, groups, **kw)
-    one = {key: sweep({key: X}, y, groups, **kw) for key, X in features.items()}  # same permutations
+    one = {
+        key: sweep({key: X}, y, groups, **kw) for key, X in features.items()
+    }  # same permutations
     assert np.allclose(table["p_perm"], [one[k]["p_perm"].iloc[0] for k in features])
     # by hand: the same 59 permutations (the sweep's seeded draws), each key refitted, Spearman of
     # each permuted fit, the max over keys per permutation, then the usual (1 + #) / (1 + n)
     perms = permuted_labels(y, groups, None, 59, np.random.default_rng(0))
     folds = grouped_folds(groups, 4, 3, y, "regression", 0)
-    null = np.max([[st.spearmanr(perms[:, j], oof[:, j])[0] for j in range(59)]
-                   for oof in (cv_predictions(X, perms, folds, np.logspace(-2, 4, 10), device="cpu")[0][0]
-                               for X in features.values())], axis=0)
+    null = np.max(
+        [
+            [st.spearmanr(perms[:, j], oof[:, j])[0] for j in range(59)]
+            for oof in (
+                cv_predictions(X, perms, folds, np.logspace(-2, 4, 10), device="cpu")[0][0]
+                for X in features.values()
+            )
+        ],
+        axis=0,
+    )
     want = [(1 + (null >= sc).sum()) / 60 for sc in table["score"]]
     np.testing.assert_allclose(table["p_fwe"], want)
     assert table["p_fwe"].min() > 0.05  # no signal anywhere: the best of 8 is not significant
@@ -104,7 +116,9 @@ def test_classification_sweep_uses_auroc():
     labels = (y > 0).astype(float)
     table = sweep(features, labels, groups, task="classification", **FAST).set_index("site")
     assert (table["metric"] == "auroc").all()
-    assert table.loc["resid_post.1", "score"] > 0.75 and table.loc["resid_post.1", "p_perm"] <= 1 / 40
+    assert (
+        table.loc["resid_post.1", "score"] > 0.75 and table.loc["resid_post.1", "p_perm"] <= 1 / 40
+    )
     assert abs(table.loc["resid_post.0", "score"] - 0.5) < 0.12
 
 
@@ -121,8 +135,10 @@ def test_no_leakage_item_identity_target():
         assert not set(groups[train]) & set(groups[test])
     table = sweep({"resid_post.0": X}, y, groups, **FAST)
     assert abs(table.loc[0, "score"]) < 0.3
-    leaky = [(tr, te, [np.arange(len(tr))[i::3] for i in range(3)])
-             for tr, te in KFold(5, shuffle=True, random_state=0).split(X)]
+    leaky = [
+        (tr, te, [np.arange(len(tr))[i::3] for i in range(3)])
+        for tr, te in KFold(5, shuffle=True, random_state=0).split(X)
+    ]
     oof, _ = cv_predictions(X, y[:, None], leaky, np.logspace(-2, 4, 10), device="cpu")
     assert st.spearmanr(oof[0][:, 0], y)[0] > 0.9
 
@@ -130,8 +146,13 @@ def test_no_leakage_item_identity_target():
 def test_baseline_rows_and_key_without_position():
     features, y, groups = _planted(n_items=120, samples=1)
     base = {"baseline:prompt_tokens": (y + np.random.default_rng(0).normal(size=len(y)))[:, None]}
-    table = sweep({"resid_post.1": features["resid_post.1|prompt_end"]}, y, groups,
-                  baseline_features=base, **FAST)
+    table = sweep(
+        {"resid_post.1": features["resid_post.1|prompt_end"]},
+        y,
+        groups,
+        baseline_features=base,
+        **FAST,
+    )
     assert list(table["site"]) == ["resid_post.1", "baseline:prompt_tokens"]
     assert list(table["position"]) == ["", ""]
     assert table.loc[1, "score"] > 0.5  # the baseline carries y
@@ -167,7 +188,9 @@ def test_permuted_labels_exchange_items_of_any_size():
         assert all(len(v) == 1 for v in got.values())  # a per-item label stays per item
         donors = [int(np.flatnonzero(y_item == v[0])[0]) for v in got.values()]
         assert sorted(donors) == list(range(60))  # a permutation of the items ...
-        assert all(strata_item[d] == strata_item[g] for g, d in enumerate(donors))  # ... within strata
+        assert all(
+            strata_item[d] == strata_item[g] for g, d in enumerate(donors)
+        )  # ... within strata
         kept += sum(d == g for g, d in enumerate(donors))
     assert kept / (200 * 60) < 0.06  # ~1/30 per item (30 items per stratum), not stuck by size
     with pytest.raises(ValueError, match="single item"):
@@ -183,20 +206,31 @@ def test_bootstrap_matches_explicit_resamples():
     reg = bootstrap_scores(y, pred, groups, counts, "regression")
     cls = bootstrap_scores((y > 0).astype(float), pred, groups, counts, "classification")
     for b in range(5):
-        idx = np.concatenate([np.flatnonzero(groups == g).repeat(int(c)) for g, c in enumerate(counts[b])])
+        idx = np.concatenate(
+            [np.flatnonzero(groups == g).repeat(int(c)) for g, c in enumerate(counts[b])]
+        )
         assert reg[b] == pytest.approx(st.spearmanr(y[idx], pred[idx])[0], abs=1e-12)
         assert cls[b] == pytest.approx(roc_auc_score(y[idx] > 0, pred[idx]), abs=1e-12)
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda f, y, g: (f, y, np.zeros_like(g)), "distinct items"),
-    (lambda f, y, g: (f, np.ones_like(y), g), "constant"),
-    (lambda f, y, g: (f, np.where(np.arange(len(y)) == 7, np.nan, y), g), r"1 NaN.*\[7\]"),
-    (lambda f, y, g: ({k: np.where(np.arange(len(y))[:, None] == 3, np.nan, X) for k, X in f.items()}, y, g),
-     r"16 NaN/inf value\(s\) in 1 row\(s\) \[3\]"),
-    (lambda f, y, g: ({"a": next(iter(f.values()))[:-1]}, y, g), "rows but y/groups have"),
-    (lambda f, y, g: (f, y, g[:-1]), "one entry per sample"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda f, y, g: (f, y, np.zeros_like(g)), "distinct items"),
+        (lambda f, y, g: (f, np.ones_like(y), g), "constant"),
+        (lambda f, y, g: (f, np.where(np.arange(len(y)) == 7, np.nan, y), g), r"1 NaN.*\[7\]"),
+        (
+            lambda f, y, g: (
+                {k: np.where(np.arange(len(y))[:, None] == 3, np.nan, X) for k, X in f.items()},
+                y,
+                g,
+            ),
+            r"16 NaN/inf value\(s\) in 1 row\(s\) \[3\]",
+        ),
+        (lambda f, y, g: ({"a": next(iter(f.values()))[:-1]}, y, g), "rows but y/groups have"),
+        (lambda f, y, g: (f, y, g[:-1]), "one entry per sample"),
+    ],
+)
 def test_bad_input(mutate, match):
     features, y, groups = _planted(n_items=20, samples=1)
     f, yy, gg = mutate(features, y, groups)

@@ -1,4 +1,5 @@
 """Targets from the tables, steering directions, probe transfer and model contrasts."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,17 +20,23 @@ def _one_thread():
 
 
 def _tables():
-    items = pd.DataFrame({
-        "item_id": ["a", "b", "c", "d", "e"], "task": "arith",
-        "human_rt_s": [1.0, 2.0, np.nan, 4.0, 8.0], "feat_carries": [0, 1, 1, 2, 3],
-    })
-    traces = pd.DataFrame({
-        "model": ["m"] * 8 + ["other"],
-        "item_id": ["a", "a", "b", "b", "c", "d", "d", "e", "a"],
-        "reasoning_tokens": [10, 30, 99, 101, 5, 200, 0, 50, 7],
-        "prompt_tokens": [20, 20, 30, 30, 25, 40, 40, 50, 20],
-        "correct": [True, False, True, True, False, True, True, False, True],
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d", "e"],
+            "task": "arith",
+            "human_rt_s": [1.0, 2.0, np.nan, 4.0, 8.0],
+            "feat_carries": [0, 1, 1, 2, 3],
+        }
+    )
+    traces = pd.DataFrame(
+        {
+            "model": ["m"] * 8 + ["other"],
+            "item_id": ["a", "a", "b", "b", "c", "d", "d", "e", "a"],
+            "reasoning_tokens": [10, 30, 99, 101, 5, 200, 0, 50, 7],
+            "prompt_tokens": [20, 20, 30, 30, 25, 40, 40, 50, 20],
+            "correct": [True, False, True, True, False, True, True, False, True],
+        }
+    )
     return items, traces
 
 
@@ -52,7 +59,9 @@ def test_residualised_target_is_ols_residual():
     x = np.log([1, 2, 4, 8])
     yv = np.log1p([20, 100, 100, 50])
     fit = st.linregress(x, yv)
-    np.testing.assert_allclose(res.loc[["a", "b", "d", "e"]], yv - fit.intercept - fit.slope * x, atol=1e-12)
+    np.testing.assert_allclose(
+        res.loc[["a", "b", "d", "e"]], yv - fit.intercept - fit.slope * x, atol=1e-12
+    )
     assert abs(np.corrcoef(res.to_numpy(), x)[0, 1]) < 1e-10
 
 
@@ -79,8 +88,11 @@ def test_direction_recovers_planted_axis(method, tmp_path):
     # Sigma_noise^-1 axis (Haufe et al. 2014) — both only if standardisation is undone.
     expected = axis if method == "diff_means" else axis / (0.3 * scales) ** 2
     assert v @ expected / np.linalg.norm(expected) > 0.95
-    path = save_direction(tmp_path / "d.safetensors", v, {"model": "m", "site": "resid_post.3",
-                                                          "method": method, "n": 400, "score": 0.8})
+    path = save_direction(
+        tmp_path / "d.safetensors",
+        v,
+        {"model": "m", "site": "resid_post.3", "method": method, "n": 400, "score": 0.8},
+    )
     loaded, meta = load_direction(path)
     np.testing.assert_array_equal(loaded, v)
     assert meta == {"model": "m", "site": "resid_post.3", "method": method, "n": 400, "score": 0.8}
@@ -123,13 +135,30 @@ def test_compare_teacher_vs_student_depth_profile():
             if encodes(layer / (n_layers - 1)):
                 X[:, 0] += 1.5 * y
             feats[f"resid_post.{layer}|prompt_end"] = X
-        return sweep(feats, y, groups, cv=4, inner_cv=3, n_permutations=0, control=None,
-                     n_boot=0, n_random_dims=0, device="cpu", return_predictions=True)
+        return sweep(
+            feats,
+            y,
+            groups,
+            cv=4,
+            inner_cv=3,
+            n_permutations=0,
+            control=None,
+            n_boot=0,
+            n_random_dims=0,
+            device="cpu",
+            return_predictions=True,
+        )
 
     teacher = model(6, lambda depth: True)
     student = model(4, lambda depth: depth < 0.5)
-    out = compare(teacher[0], student[0], predictions_a=teacher[1], predictions_b=student[1],
-                  depth_bins=2, n_boot=300)
+    out = compare(
+        teacher[0],
+        student[0],
+        predictions_a=teacher[1],
+        predictions_b=student[1],
+        depth_bins=2,
+        n_boot=300,
+    )
     best = out[out["comparison"] == "best_layer"].iloc[0]
     assert abs(best["diff"]) < 0.15 and best["diff_lo"] < 0 < best["diff_hi"]
     early, late = out[out["comparison"] == "depth"].sort_values("depth_lo").itertuples()
@@ -153,8 +182,19 @@ def test_best_layer_contrast_is_corrected_for_picking_among_more_layers():
                 X = rng.normal(size=(150, 4))
                 X[:, 0] += 0.8 * y
                 feats[f"resid_post.{layer}|prompt_end"] = X
-            return sweep(feats, y, groups, cv=4, inner_cv=3, n_permutations=0, control=None, n_boot=0,
-                         n_random_dims=0, device="cpu", return_predictions=True)
+            return sweep(
+                feats,
+                y,
+                groups,
+                cv=4,
+                inner_cv=3,
+                n_permutations=0,
+                control=None,
+                n_boot=0,
+                n_random_dims=0,
+                device="cpu",
+                return_predictions=True,
+            )
 
         (ta, pa), (tb, pb) = model(12), model(2)
         best = compare(ta, tb, predictions_a=pa, predictions_b=pb, n_boot=300, seed=seed).iloc[0]
@@ -163,4 +203,9 @@ def test_best_layer_contrast_is_corrected_for_picking_among_more_layers():
         corrected.append(best["diff"])
     assert np.mean(raw) > 0.04 and abs(np.mean(corrected)) < 0.03  # 12 seeds: +0.067 -> -0.002
     with pytest.raises(ValueError, match="different targets"):
-        compare(ta.assign(target="human_rt"), tb.assign(target="reasoning_tokens"), predictions_a=pa, predictions_b=pb)
+        compare(
+            ta.assign(target="human_rt"),
+            tb.assign(target="reasoning_tokens"),
+            predictions_a=pa,
+            predictions_b=pb,
+        )

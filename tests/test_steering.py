@@ -1,5 +1,6 @@
 """Steering experiment on a tiny random model: alpha = 0 is the unsteered generation, hooks come
 off, steering changes generation, conditions are guarded on resume, bad input fails clearly; CLI."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,8 @@ from typer.testing import CliRunner
 
 from experiments.contracts import TRACE_COLUMNS
 from experiments.data.answers import exact_match
-from experiments.generation import GenerationConfig, generate_traces
+from experiments.generation import GenerationConfig
+from experiments.generation.traces import generate_traces
 from experiments.models.specs import ModelSpec
 from experiments.steering import (
     prompt_end_activations,
@@ -23,12 +25,20 @@ from hooks.interventions import Steer
 
 SITE = "resid_post.1"
 SPEC = ModelSpec(name="tiny", source="memory", template_kwargs={"think": True})
-CFG = GenerationConfig(samples=2, max_new_tokens=10, temperature=1.0, top_p=0.95, seed=3, batch_size=4)
+CFG = GenerationConfig(
+    samples=2, max_new_tokens=10, temperature=1.0, top_p=0.95, seed=3, batch_size=4
+)
 
 
 def items(n=5):
-    return pd.DataFrame({"item_id": [f"i{k}" for k in range(n)], "task": "toy",
-                         "prompt": [f"add {k} and {k * 7}" for k in range(n)], "answer": "1"})
+    return pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(n)],
+            "task": "toy",
+            "prompt": [f"add {k} and {k * 7}" for k in range(n)],
+            "answer": "1",
+        }
+    )
 
 
 def checker(task):
@@ -40,15 +50,43 @@ def hook_count(model):
 
 
 def test_alpha_zero_equals_generation_without_intervention(model, tok, tmp_path):
-    plain = generate_traces(model, tok, SPEC, items(), config=CFG, out=tmp_path / "plain.parquet",
-                            checker=checker, progress=False)
-    zero = generate_traces(model, tok, SPEC, items(), config=CFG, out=tmp_path / "zero.parquet",
-                           checker=checker, progress=False,
-                           context=lambda: Steer(model, SITE, torch.zeros(64), positions="all"))
+    plain = generate_traces(
+        model,
+        tok,
+        SPEC,
+        items(),
+        config=CFG,
+        out=tmp_path / "plain.parquet",
+        checker=checker,
+        progress=False,
+    )
+    zero = generate_traces(
+        model,
+        tok,
+        SPEC,
+        items(),
+        config=CFG,
+        out=tmp_path / "zero.parquet",
+        checker=checker,
+        progress=False,
+        context=lambda: Steer(model, SITE, torch.zeros(64), positions="all"),
+    )
     pd.testing.assert_frame_equal(plain, zero)
     dirs = {"d": random_directions(64, 1, seed=1)[0]}
-    table = run_steering(model, tok, SPEC, items(), directions=dirs, site=SITE, alphas=[1.0], scale=3.0,
-                         config=CFG, out=tmp_path / "steer", checker=checker, progress=False)
+    table = run_steering(
+        model,
+        tok,
+        SPEC,
+        items(),
+        directions=dirs,
+        site=SITE,
+        alphas=[1.0],
+        scale=3.0,
+        config=CFG,
+        out=tmp_path / "steer",
+        checker=checker,
+        progress=False,
+    )
     at0 = table[table["alpha"] == 0].reset_index(drop=True)
     cols = ["item_id", "sample", "reasoning_tokens", "finished_thinking", "correct"]
     pd.testing.assert_frame_equal(at0[cols], plain[cols].astype(at0[cols].dtypes))
@@ -58,18 +96,37 @@ def test_steering_changes_generation_and_shares_the_unsteered_run(model, tok, tm
     dirs = {"a": random_directions(64, 2, seed=0)[0], "b": random_directions(64, 2, seed=0)[1]}
     before = hook_count(model)
     cfg = replace(CFG, samples=1, max_new_tokens=6)
-    table = run_steering(model, tok, SPEC, items(4), directions=dirs, site=SITE, alphas=[-50, 50],
-                         scale=2.0, config=cfg, out=tmp_path, checker=checker, progress=False)
+    table = run_steering(
+        model,
+        tok,
+        SPEC,
+        items(4),
+        directions=dirs,
+        site=SITE,
+        alphas=[-50, 50],
+        scale=2.0,
+        config=cfg,
+        out=tmp_path,
+        checker=checker,
+        progress=False,
+    )
     assert hook_count(model) == before == 0
     assert len(table) == 2 * 3 * 4
     assert not table.duplicated(["direction", "alpha", "item_id", "sample"]).any()
     # the alpha = 0 generation is run once and shared: one unsteered file, identical rows per direction
     assert sorted(p.parent.name for p in tmp_path.glob("runs/*/*.parquet")).count("_unsteered") == 1
-    zero = [table[(table["direction"] == d) & (table["alpha"] == 0)].drop(columns="direction").reset_index(drop=True)
-            for d in dirs]
+    zero = [
+        table[(table["direction"] == d) & (table["alpha"] == 0)]
+        .drop(columns="direction")
+        .reset_index(drop=True)
+        for d in dirs
+    ]
     pd.testing.assert_frame_equal(*zero)
     # a strong push at the last prompt token changes what a random model writes
-    text = {a: pd.read_parquet(tmp_path / "runs" / "a" / f"alpha={a:g}.parquet")["text"] for a in (-50, 50)}
+    text = {
+        a: pd.read_parquet(tmp_path / "runs" / "a" / f"alpha={a:g}.parquet")["text"]
+        for a in (-50, 50)
+    }
     unsteered = pd.read_parquet(tmp_path / "runs" / "_unsteered" / "alpha=0.parquet")["text"]
     assert (text[50] != unsteered).any() and (text[-50] != text[50]).any()
 
@@ -88,15 +145,35 @@ def test_hooks_come_off_when_generation_raises(model, tok, tmp_path, monkeypatch
     real = hooks.accounting.account
     monkeypatch.setattr(hooks.accounting, "account", broken)
     with pytest.raises(RuntimeError, match="accounting failed"):
-        run_steering(model, tok, SPEC, items(1), directions={"d": np.ones(64)}, site=SITE, alphas=[1],
-                     scale=1.0, config=CFG, out=tmp_path, checker=checker, progress=False)
+        run_steering(
+            model,
+            tok,
+            SPEC,
+            items(1),
+            directions={"d": np.ones(64)},
+            site=SITE,
+            alphas=[1],
+            scale=1.0,
+            config=CFG,
+            out=tmp_path,
+            checker=checker,
+            progress=False,
+        )
     assert calls["n"] == 3
     assert hook_count(model) == 0
 
 
 def test_rerun_resumes_and_refuses_another_condition(model, tok, tmp_path):
     dirs = {"d": random_directions(64, 1, seed=5)[0]}
-    kw = dict(directions=dirs, site=SITE, alphas=[2.0], config=CFG, out=tmp_path, checker=checker, progress=False)
+    kw = dict(
+        directions=dirs,
+        site=SITE,
+        alphas=[2.0],
+        config=CFG,
+        out=tmp_path,
+        checker=checker,
+        progress=False,
+    )
     first = run_steering(model, tok, SPEC, items(3), scale=1.5, **kw)
     again = run_steering(model, tok, SPEC, items(3), scale=1.5, **kw)
     pd.testing.assert_frame_equal(first, again)
@@ -105,46 +182,99 @@ def test_rerun_resumes_and_refuses_another_condition(model, tok, tmp_path):
 
 
 def test_unsteered_run_is_shared_across_scales_and_positions(model, tok, tmp_path):
-    first = run_steering(model, tok, SPEC, items(3), directions={"d": random_directions(64, 1, seed=5)[0]},
-                         site=SITE, alphas=[2.0], scale=1.5, config=CFG, out=tmp_path, checker=checker,
-                         progress=False)
+    first = run_steering(
+        model,
+        tok,
+        SPEC,
+        items(3),
+        directions={"d": random_directions(64, 1, seed=5)[0]},
+        site=SITE,
+        alphas=[2.0],
+        scale=1.5,
+        config=CFG,
+        out=tmp_path,
+        checker=checker,
+        progress=False,
+    )
     unsteered = tmp_path / "runs" / "_unsteered" / "alpha=0.parquet"
     written = unsteered.stat().st_mtime_ns
-    other = run_steering(model, tok, SPEC, items(3), directions={"e": random_directions(64, 1, seed=6)[0]},
-                         site=SITE, positions="prompt_end", alphas=[2.0], scale=4.0, config=CFG, out=tmp_path,
-                         checker=checker, progress=False)
-    at0 = [t[t["alpha"] == 0].drop(columns="direction").reset_index(drop=True) for t in (first, other)]
+    other = run_steering(
+        model,
+        tok,
+        SPEC,
+        items(3),
+        directions={"e": random_directions(64, 1, seed=6)[0]},
+        site=SITE,
+        positions="prompt_end",
+        alphas=[2.0],
+        scale=4.0,
+        config=CFG,
+        out=tmp_path,
+        checker=checker,
+        progress=False,
+    )
+    at0 = [
+        t[t["alpha"] == 0].drop(columns="direction").reset_index(drop=True) for t in (first, other)
+    ]
     pd.testing.assert_frame_equal(*at0)
     assert unsteered.stat().st_mtime_ns == written  # reused, not regenerated
 
 
 def test_rerun_on_fewer_items_steers_only_them(model, tok, tmp_path):
-    kw = dict(directions={"d": random_directions(64, 1, seed=1)[0]}, site=SITE, alphas=[1.0], scale=2.0,
-              config=replace(CFG, samples=1, max_new_tokens=6), out=tmp_path, checker=checker, progress=False)
+    kw = dict(
+        directions={"d": random_directions(64, 1, seed=1)[0]},
+        site=SITE,
+        alphas=[1.0],
+        scale=2.0,
+        config=replace(CFG, samples=1, max_new_tokens=6),
+        out=tmp_path,
+        checker=checker,
+        progress=False,
+    )
     run_steering(model, tok, SPEC, items(4), **kw)
     table = run_steering(model, tok, SPEC, items(4).iloc[2:], **kw)  # i0, i1 held out afterwards
     assert set(table["item_id"]) == {"i2", "i3"} and len(table) == 2 * 2
-    assert len(pd.read_parquet(tmp_path / "runs" / "d" / "alpha=1.parquet")) == 4  # the file keeps them
+    assert (
+        len(pd.read_parquet(tmp_path / "runs" / "d" / "alpha=1.parquet")) == 4
+    )  # the file keeps them
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(directions={"d": np.ones(63)}), "width 64"),
-    (dict(directions={"d": np.zeros(64)}), "zero"),
-    (dict(directions={"a/b": np.ones(64)}), "file-name-safe"),
-    (dict(directions={}), "no directions"),
-    (dict(positions="end"), "unknown steering positions"),
-    (dict(site="resid_post.9"), "unknown site"),
-    (dict(scale=0.0), "positive"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(directions={"d": np.ones(63)}), "width 64"),
+        (dict(directions={"d": np.zeros(64)}), "zero"),
+        (dict(directions={"a/b": np.ones(64)}), "file-name-safe"),
+        (dict(directions={}), "no directions"),
+        (dict(positions="end"), "unknown steering positions"),
+        (dict(site="resid_post.9"), "unknown site"),
+        (dict(scale=0.0), "positive"),
+    ],
+)
 def test_bad_input_is_refused(model, tok, tmp_path, bad, match):
-    kw = dict(directions={"d": np.ones(64)}, site=SITE, alphas=[1], scale=1.0, config=CFG, out=tmp_path,
-              checker=checker, progress=False) | bad
+    kw = (
+        dict(
+            directions={"d": np.ones(64)},
+            site=SITE,
+            alphas=[1],
+            scale=1.0,
+            config=CFG,
+            out=tmp_path,
+            checker=checker,
+            progress=False,
+        )
+        | bad
+    )
     with pytest.raises(ValueError, match=match):
         run_steering(model, tok, SPEC, items(2), **kw)
 
 
 def test_random_directions_are_unit_and_reproducible():
-    a, b, c = random_directions(50, 4, seed=1), random_directions(50, 4, seed=1), random_directions(50, 4, seed=2)
+    a, b, c = (
+        random_directions(50, 4, seed=1),
+        random_directions(50, 4, seed=1),
+        random_directions(50, 4, seed=2),
+    )
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
@@ -154,15 +284,27 @@ def test_prompt_end_activations_match_the_store_and_give_the_residual_norm(model
     from hooks.store import ActivationStore
 
     it = items(5)
-    traces = generate_traces(model, tok, SPEC, it, config=GenerationConfig(max_new_tokens=2, batch_size=5),
-                             out=tmp_path / "t.parquet", store=tmp_path / "store", sites=[SITE],
-                             positions=["prompt_end"], checker=checker, progress=False)
+    traces = generate_traces(
+        model,
+        tok,
+        SPEC,
+        it,
+        config=GenerationConfig(max_new_tokens=2, batch_size=5),
+        out=tmp_path / "t.parquet",
+        store=tmp_path / "store",
+        sites=[SITE],
+        positions=["prompt_end"],
+        checker=checker,
+        progress=False,
+    )
     store = ActivationStore(tmp_path / "store")
     X, index = store.load(SITE, "prompt_end")
     direct = prompt_end_activations(model, tok, SPEC, it["prompt"].tolist(), SITE, batch_size=2)
     order = [list(it["item_id"]).index(i) for i in index["item_id"]]
     np.testing.assert_allclose(direct[order], X, atol=1e-5)
-    assert residual_norm(store, SITE) == pytest.approx(float(np.linalg.norm(direct, axis=1).mean()), rel=1e-5)
+    assert residual_norm(store, SITE) == pytest.approx(
+        float(np.linalg.norm(direct, axis=1).mean()), rel=1e-5
+    )
     # a store may hold items a run no longer uses: the norm of the run's items only
     some = residual_norm(store, SITE, item_ids=["i0", "i3"])
     assert some == pytest.approx(float(np.linalg.norm(direct[[0, 3]], axis=1).mean()), rel=1e-5)
@@ -179,20 +321,51 @@ def test_cli_steer_holds_out_fitted_items_and_writes_outputs(model, tok, tmp_pat
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     spec = tmp_path / "tiny.yaml"
-    spec.write_text(yaml.safe_dump(dict(name="tiny", source=str(folder), dtype="float32", device="cpu",
-                                        template_kwargs={"think": True},
-                                        sampling=dict(temperature=1.0, top_p=0.95, max_new_tokens=6))))
+    spec.write_text(
+        yaml.safe_dump(
+            dict(
+                name="tiny",
+                source=str(folder),
+                dtype="float32",
+                device="cpu",
+                template_kwargs={"think": True},
+                sampling=dict(temperature=1.0, top_p=0.95, max_new_tokens=6),
+            )
+        )
+    )
     it = items(6).assign(human_rt_s=np.linspace(1, 3, 6))
     it.to_csv(tmp_path / "items.csv", index=False)
-    save_direction(tmp_path / "len.safetensors", random_directions(64, 1, seed=9)[0],
-                   dict(model="tiny", site=SITE, position="prompt_end", target="reasoning_tokens",
-                        item_ids=["i0", "i1"]))
+    save_direction(
+        tmp_path / "len.safetensors",
+        random_directions(64, 1, seed=9)[0],
+        dict(
+            model="tiny",
+            site=SITE,
+            position="prompt_end",
+            target="reasoning_tokens",
+            item_ids=["i0", "i1"],
+        ),
+    )
     app = typer.Typer()
     register(app)
     app.command("noop")(lambda: None)  # a second command keeps `steer` a named subcommand
-    args = ["steer", "--model", str(spec), "--direction", str(tmp_path / "len.safetensors"),
-            "--items", str(tmp_path / "items.csv"), "--alphas", "-1,0,1", "--n-random", "1",
-            "--n-boot", "200", "--out", str(tmp_path / "out")]
+    args = [
+        "steer",
+        "--model",
+        str(spec),
+        "--direction",
+        str(tmp_path / "len.safetensors"),
+        "--items",
+        str(tmp_path / "items.csv"),
+        "--alphas",
+        "-1,0,1",
+        "--n-random",
+        "1",
+        "--n-boot",
+        "200",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "4 held-out items; held out 2 of 6" in res.output
@@ -202,13 +375,28 @@ def test_cli_steer_holds_out_fitted_items_and_writes_outputs(model, tok, tmp_pat
     assert set(steering["direction"]) == {"reasoning_tokens", "random0"}
     assert sorted(steering["alpha"].unique()) == [-1, 0, 1]
     summary = pd.read_csv(out / "steering_summary.csv")
-    assert list(summary.columns[:7]) == ["model", "direction", "n", "slope", "slope_lo", "slope_hi", "p"]
+    assert list(summary.columns[:7]) == [
+        "model",
+        "direction",
+        "n",
+        "slope",
+        "slope_lo",
+        "slope_hi",
+        "p",
+    ]
     assert (summary["n"] == 4).all()
-    for name in ("dose_response.csv", "human_alignment.csv", "dose_response.png", "dose_response.svg"):
+    for name in (
+        "dose_response.csv",
+        "human_alignment.csv",
+        "dose_response.png",
+        "dose_response.svg",
+    ):
         assert (out / name).stat().st_size > 0
     # a direction fitted on another model is refused with exit code 2
     save_direction(tmp_path / "other.safetensors", np.ones(64), dict(model="other", site=SITE))
-    bad = CliRunner().invoke(app, [*args[:3], "--direction", str(tmp_path / "other.safetensors"), *args[5:]])
+    bad = CliRunner().invoke(
+        app, [*args[:3], "--direction", str(tmp_path / "other.safetensors"), *args[5:]]
+    )
     assert bad.exit_code == 2 and "fitted on model 'other'" in bad.output
     runs = pd.read_parquet(next((out / "runs").glob("*/alpha=1.parquet")))
     assert list(runs.columns) == list(TRACE_COLUMNS)

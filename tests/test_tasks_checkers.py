@@ -1,4 +1,5 @@
 """Answer checkers: every correct form accepted, near-misses rejected, property tests."""
+
 from __future__ import annotations
 
 import operator
@@ -18,36 +19,42 @@ from experiments.data.relational import carddir_reference, parse_direction, pars
 game24 = get_checker("game24")
 
 
-@pytest.mark.parametrize("response", [
-    "Answer: 6*4*1*1",
-    "Thinking done.\nAnswer: (6 × 4) ÷ (1 × 1).",
-    "\\boxed{(6 \\times 4) \\div (1 \\cdot 1)}",
-    "Answer: 6 * 4 * 1 * 1 = 24",
-    "Answer: [6*4]*(1*1)",
-    "Answer: $6 \\times 4 \\times (1 \\div 1)$",
-    "Answer: (1 * 1 * 6) * 4",
-    "**Answer:** 6*4*1*1",
-    "Answer: **(6*4)*(1*1)**",
-    "Answer: `6*4*1*1`",
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        "Answer: 6*4*1*1",
+        "Thinking done.\nAnswer: (6 × 4) ÷ (1 × 1).",
+        "\\boxed{(6 \\times 4) \\div (1 \\cdot 1)}",
+        "Answer: 6 * 4 * 1 * 1 = 24",
+        "Answer: [6*4]*(1*1)",
+        "Answer: $6 \\times 4 \\times (1 \\div 1)$",
+        "Answer: (1 * 1 * 6) * 4",
+        "**Answer:** 6*4*1*1",
+        "Answer: **(6*4)*(1*1)**",
+        "Answer: `6*4*1*1`",
+    ],
+)
 def test_game24_accepts_correct_forms(response):
     assert game24(response, "1 1 4 6")
 
 
-@pytest.mark.parametrize("response", [
-    "Answer: 6*4*1*1*1",          # extra number
-    "Answer: 6*4*1",              # a number missing
-    "Answer: 6*4+1-1+0",          # number not in the puzzle
-    "Answer: 6*4+1+1",            # 26
-    "Answer: 6*4/(1-1)",          # division by zero
-    "Answer: 6**1*4*1",           # power
-    "Answer: 6.0*4*1*1",          # float literal
-    "Answer: -(-6)*4*1*1",        # unary sign
-    "Answer: (6)(4)*1*1",         # implicit product
-    "Answer: __import__('os').getpid()",
-    "6*4*1*1",                    # no final answer stated
-    "Answer: 6*4*1*1 = 25",
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        "Answer: 6*4*1*1*1",  # extra number
+        "Answer: 6*4*1",  # a number missing
+        "Answer: 6*4+1-1+0",  # number not in the puzzle
+        "Answer: 6*4+1+1",  # 26
+        "Answer: 6*4/(1-1)",  # division by zero
+        "Answer: 6**1*4*1",  # power
+        "Answer: 6.0*4*1*1",  # float literal
+        "Answer: -(-6)*4*1*1",  # unary sign
+        "Answer: (6)(4)*1*1",  # implicit product
+        "Answer: __import__('os').getpid()",
+        "6*4*1*1",  # no final answer stated
+        "Answer: 6*4*1*1 = 25",
+    ],
+)
 def test_game24_rejects_near_misses(response):
     assert not game24(response, "1 1 4 6")
 
@@ -105,20 +112,37 @@ def test_game24_deeply_nested_input_is_rejected_not_crashing():
 binary_add, binary_sub = get_checker("binary_add"), get_checker("binary_sub")
 
 
-@pytest.mark.parametrize("response", ["Answer: 01000", "Answer: 1000", "Answer: 0b1000", "\\boxed{0 1 0 0 0}",
-                                      "Answer: 001000.", "**Answer:** 1000", "Answer: **1000**", "**Answer**: `1000`",
-                                      "\\boxed{1000_2}", "Answer: $1000_{2}$", "Answer: \\(01000\\)"])
+@pytest.mark.parametrize(
+    "response",
+    [
+        "Answer: 01000",
+        "Answer: 1000",
+        "Answer: 0b1000",
+        "\\boxed{0 1 0 0 0}",
+        "Answer: 001000.",
+        "**Answer:** 1000",
+        "Answer: **1000**",
+        "**Answer**: `1000`",
+        "\\boxed{1000_2}",
+        "Answer: $1000_{2}$",
+        "Answer: \\(01000\\)",
+    ],
+)
 def test_binary_accepts_correct_forms(response):
     assert binary_add(response, binary_format.answer("ADD", 7, 1))
 
 
-@pytest.mark.parametrize("response", ["Answer: 01001", "Answer: 8", "Answer: 1020", "Answer: 1000b", "Answer:", "1000"])
+@pytest.mark.parametrize(
+    "response", ["Answer: 01001", "Answer: 8", "Answer: 1020", "Answer: 1000b", "Answer:", "1000"]
+)
 def test_binary_rejects_near_misses(response):
     assert not binary_add(response, binary_format.answer("ADD", 7, 1))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["ADD", "SUBTRACT"]), st.integers(0, 15), st.integers(0, 15), st.integers(0, 3))
+@given(
+    st.sampled_from(["ADD", "SUBTRACT"]), st.integers(0, 15), st.integers(0, 15), st.integers(0, 3)
+)
 def test_binary_checker_property(op, a, b, pad):
     if op == "SUBTRACT" and a < b:
         a, b = b, a
@@ -146,23 +170,41 @@ def test_carries_equal_the_modular_definition(op, a, b):
 @given(st.text(max_size=40))
 def test_parse_binary_is_none_or_the_value(text):
     got = parse_binary(text)
-    digits = re.sub(r"_\{?2\}?$", "", "".join(text.split())).removeprefix("0b")  # a base subscript is allowed
+    digits = re.sub(r"_\{?2\}?$", "", "".join(text.split())).removeprefix(
+        "0b"
+    )  # a base subscript is allowed
     assert got is None or (set(digits) <= {"0", "1"} and got == int(digits, 2))
 
 
 verify = get_checker("relational_3ps")
 
 
-@pytest.mark.parametrize("said", ["True", "true.", "**True**", "Yes", "yes, it follows", "Valid", "correct",
-                                  "\\boxed{True}"])
+@pytest.mark.parametrize(
+    "said",
+    ["True", "true.", "**True**", "Yes", "yes, it follows", "Valid", "correct", "\\boxed{True}"],
+)
 def test_verify_accepts_true_forms(said):
     response = said if said.startswith("\\boxed") else f"Answer: {said}"
     assert verify(response, "true") and not verify(response, "false")
 
 
-@pytest.mark.parametrize("said", ["False", "no", "invalid", "Not true", "It does not follow", "incorrect.",
-                                  "Not necessarily", "not necessarily true", "It is not necessarily true",
-                                  "The statement is false", "**False**", "It does not necessarily follow"])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "False",
+        "no",
+        "invalid",
+        "Not true",
+        "It does not follow",
+        "incorrect.",
+        "Not necessarily",
+        "not necessarily true",
+        "It is not necessarily true",
+        "The statement is false",
+        "**False**",
+        "It does not necessarily follow",
+    ],
+)
 def test_verify_accepts_false_forms(said):
     assert get_checker("syllogisms")(f"Answer: {said}", "false")
     assert not get_checker("syllogisms")(f"Answer: {said}", "true")
@@ -177,13 +219,24 @@ def test_verify_rejects_non_answers(said):
 direction = get_checker("relational_carddir")
 
 
-@pytest.mark.parametrize("said", ["south-west", "South West", "southwest", "SW", "The bar is south-west of the mall",
-                                  "**south_west**"])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "south-west",
+        "South West",
+        "southwest",
+        "SW",
+        "The bar is south-west of the mall",
+        "**south_west**",
+    ],
+)
 def test_direction_accepts_forms(said):
     assert direction(f"Answer: {said}", "south-west")
 
 
-@pytest.mark.parametrize("said", ["south", "west", "north-east", "south or west", "south-west or north", "sw-ish"])
+@pytest.mark.parametrize(
+    "said", ["south", "west", "north-east", "south or west", "south-west or north", "sw-ish"]
+)
 def test_direction_rejects_near_misses(said):
     assert not direction(f"Answer: {said}", "south-west")
 
@@ -202,16 +255,32 @@ def test_unknown_task_falls_back_to_exact_match():
     assert get_checker("my_task")("Answer: Paris", "paris")
 
 
-@pytest.mark.parametrize("response", ["Answer: \\frac{6}{1-\\frac{3}{4}}", "\\boxed{\\dfrac{6}{1 - \\frac{3}{4}}}",
-                                      "Answer: $\\frac{6}{1-\\tfrac{3}{4}}$"])
+@pytest.mark.parametrize(
+    "response",
+    [
+        "Answer: \\frac{6}{1-\\frac{3}{4}}",
+        "\\boxed{\\dfrac{6}{1 - \\frac{3}{4}}}",
+        "Answer: $\\frac{6}{1-\\tfrac{3}{4}}$",
+    ],
+)
 def test_game24_reads_latex_fractions(response):
     assert game24(response, "1 3 4 6") and not game24(response, "1 3 4 7")
 
 
-@pytest.mark.parametrize("response, expected", [
-    ("**Answer:** 101", "101"), ("Answer: **101**", "101"), ("**Answer**: 101", "101"), ("Answer: ***101***", "101"),
-    ("Answer: `x + 1`", "x + 1"), ("Answer: $$24$$.", "24"), ("Answer: \\[ 7 \\]", "7"), ("**Answer:**", None),
-    ("Answer: 2*3*4*1", "2*3*4*1")])
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("**Answer:** 101", "101"),
+        ("Answer: **101**", "101"),
+        ("**Answer**: 101", "101"),
+        ("Answer: ***101***", "101"),
+        ("Answer: `x + 1`", "x + 1"),
+        ("Answer: $$24$$.", "24"),
+        ("Answer: \\[ 7 \\]", "7"),
+        ("**Answer:**", None),
+        ("Answer: 2*3*4*1", "2*3*4*1"),
+    ],
+)
 def test_extract_answer_strips_markdown_and_math_wrappers(response, expected):
     from experiments.data.answers import extract_answer
 

@@ -1,4 +1,5 @@
 """Items tables against independent computations from the raw mirror files (csv module, numpy)."""
+
 from __future__ import annotations
 
 import csv
@@ -32,9 +33,11 @@ def _trimmed_mean(rts: list[float]) -> tuple[float, float]:
     logs = [math.log(r) for r in rts]
     if len(rts) >= 3:
         n, kept = len(rts), []
-        cutoff = st.t.ppf(1 - st.norm.sf(3), n - 2) * math.sqrt(1 + 1 / (n - 1))  # 99.73% prediction interval
+        cutoff = st.t.ppf(1 - st.norm.sf(3), n - 2) * math.sqrt(
+            1 + 1 / (n - 1)
+        )  # 99.73% prediction interval
         for i, (r, x) in enumerate(zip(rts, logs, strict=True)):
-            others = logs[:i] + logs[i + 1:]
+            others = logs[:i] + logs[i + 1 :]
             if abs(x - statistics.mean(others)) <= cutoff * statistics.stdev(others):
                 kept.append(r)
         rts = kept
@@ -56,7 +59,9 @@ def test_trimming_small_item_by_hand():
     # n = 4: cutoff t(0.99865, df 2) * sqrt(1 + 1/3) = 19.21 * 1.155 = 22.2 SDs of the other three.
     # 1, 2, 3, 4 s: 1 s is 1.0594 / 0.3482 = 3.0 SDs from the others -> kept (a fixed 3 SD dropped it)
     row = _costs([1.0, 2.0, 3.0, 4.0])
-    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx((2.5, np.std([1, 2, 3, 4], ddof=1)))
+    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx(
+        (2.5, np.std([1, 2, 3, 4], ddof=1))
+    )
     # 1, 1.1, 1.2, 60 s: 60 s is (ln 60 - 0.0953) / 0.0953 = 42 SDs from the others -> dropped
     assert _costs([1.0, 1.1, 1.2, 60.0])["human_rt_s"] == pytest.approx(1.1)
     assert _costs([1.0, 1000.0])["human_rt_s"] == pytest.approx(500.5)  # below 3 RTs: no trimming
@@ -66,17 +71,28 @@ def test_trimming_drops_a_calibrated_share_of_normal_log_rts():
     rng = np.random.default_rng(0)
     for n in (3, 5, 20):
         logs = rng.normal(size=(4000, n))
-        trials = pd.DataFrame({"item_id": np.repeat(np.arange(4000), n), "rt_s": np.exp(logs.ravel()),
-                               "correct": True})
+        trials = pd.DataFrame(
+            {
+                "item_id": np.repeat(np.arange(4000), n),
+                "rt_s": np.exp(logs.ravel()),
+                "correct": True,
+            }
+        )
         kept = item_costs(trials, source="test")
-        dropped = 1 - np.isclose(kept["human_rt_s"].to_numpy(), np.exp(logs).mean(1), rtol=1e-12).mean()  # items touched
-        assert dropped < 0.005 * n  # ~0.27% of RTs each (0.8% of items at n = 3); a fixed 3 SD of the others: 25%
+        dropped = (
+            1 - np.isclose(kept["human_rt_s"].to_numpy(), np.exp(logs).mean(1), rtol=1e-12).mean()
+        )  # items touched
+        assert (
+            dropped < 0.005 * n
+        )  # ~0.27% of RTs each (0.8% of items at n = 3); a fixed 3 SD of the others: 25%
 
 
 def test_trimming_leaves_an_item_without_outliers_alone():
     rts = [2.0, 2.5, 3.0, 2.2, 2.8, 2.4]
     row = _costs(rts)
-    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx((np.mean(rts), np.std(rts, ddof=1)))
+    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx(
+        (np.mean(rts), np.std(rts, ddof=1))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +131,10 @@ def test_binary_items_per_operator_from_raw_files(binary_trials, data_dir):
     distinct = {(r[6], r[0]) for r in binary_trials}
     per_op = Counter(op for op, _ in distinct)
     items = load_items("binary", data_dir)
-    assert items["task"].value_counts().to_dict() == {"binary_add": per_op["ADD"], "binary_sub": per_op["SUBTRACT"]}
+    assert items["task"].value_counts().to_dict() == {
+        "binary_add": per_op["ADD"],
+        "binary_sub": per_op["SUBTRACT"],
+    }
     assert items["n_human"].sum() == 8100
 
 
@@ -147,7 +166,9 @@ def test_binary_trimming_drops_a_far_outlier(binary_trials, data_dir):
     for r in binary_trials:
         if r[1] == "True":
             by_item[(r[6], r[0])].append(float(r[2]))
-    trimmed = {k: v for k, v in by_item.items() if _trimmed_mean(v)[0] != pytest.approx(statistics.mean(v))}
+    trimmed = {
+        k: v for k, v in by_item.items() if _trimmed_mean(v)[0] != pytest.approx(statistics.mean(v))
+    }
     assert trimmed, "the data hold at least one item that the trimming rule changes"
     (op, operands), rts = next(iter(trimmed.items()))
     bits = operands.strip("[]").replace(", ", "")
@@ -172,7 +193,10 @@ def _closure_entails(premises: list[str], conclusion: str) -> bool:
     return ((x, y) if side == "Left" else (y, x)) in left
 
 
-@pytest.mark.parametrize(("file", "task", "dropped"), [("3ps.csv", "relational_3ps", 0), ("4ps.csv", "relational_4ps", 2)])
+@pytest.mark.parametrize(
+    ("file", "task", "dropped"),
+    [("3ps.csv", "relational_3ps", 0), ("4ps.csv", "relational_4ps", 2)],
+)
 def test_relational_verify_references_follow_from_the_premises(file, task, dropped, data_dir):
     items = load_items("relational", data_dir)
     items = items[items["task"] == task]
@@ -189,10 +213,17 @@ def test_relational_verify_references_follow_from_the_premises(file, task, dropp
 
 
 def test_relational_3ps_one_item_rt_and_accuracy_by_hand(data_dir):
-    rows = [r for r in _rows(data_dir / CCOBRA / "3ps.csv")
-            if r["task"] == "Left;A;B/Right;C;B" and r["choices"] == "Right;C;A"]
+    rows = [
+        r
+        for r in _rows(data_dir / CCOBRA / "3ps.csv")
+        if r["task"] == "Left;A;B/Right;C;B" and r["choices"] == "Right;C;A"
+    ]
     correct = [float(r["rt_ms"]) / 1000 for r in rows if r["response"] == "True"]
-    item = load_items("relational", data_dir).set_index("item_id").loc["relational_3ps/Left;A;B/Right;C;B|Right;C;A"]
+    item = (
+        load_items("relational", data_dir)
+        .set_index("item_id")
+        .loc["relational_3ps/Left;A;B/Right;C;B|Right;C;A"]
+    )
     assert item["answer"] == "true"
     assert item["human_accuracy"] == pytest.approx(len(correct) / len(rows))
     assert item["human_rt_s"] == pytest.approx(_trimmed_mean(correct)[0])
@@ -211,29 +242,52 @@ def test_carddir_references_are_the_modal_human_answer(data_dir):
     for item_id, answer in card["answer"].items():
         assert responses[item_id].most_common(1)[0][0] == answer
         assert card.loc[item_id, "human_accuracy"] == pytest.approx(
-            responses[item_id][answer] / sum(responses[item_id].values()))
+            responses[item_id][answer] / sum(responses[item_id].values())
+        )
 
 
 def test_carddir_rt_is_total_time_over_correct_trials(data_dir):
-    rows = [r for r in _rows(data_dir / CCOBRA / "Ragni2018_carddir.csv")
-            if [p.split(";")[0] for p in r["task"].split("/")] == ["north", "north"]]
-    rts = [(float(r["p1_rt"]) + float(r["p2_rt"]) + float(r["rt_ms"])) / 1000
-           for r in rows if r["response"].split(";")[0] == "south"]
-    item = load_items("relational", data_dir).set_index("item_id").loc["relational_carddir/north,north"]
+    rows = [
+        r
+        for r in _rows(data_dir / CCOBRA / "Ragni2018_carddir.csv")
+        if [p.split(";")[0] for p in r["task"].split("/")] == ["north", "north"]
+    ]
+    rts = [
+        (float(r["p1_rt"]) + float(r["p2_rt"]) + float(r["rt_ms"])) / 1000
+        for r in rows
+        if r["response"].split(";")[0] == "south"
+    ]
+    item = (
+        load_items("relational", data_dir)
+        .set_index("item_id")
+        .loc["relational_carddir/north,north"]
+    )
     assert item["human_rt_s"] == pytest.approx(_trimmed_mean(rts)[0])
 
 
 def test_syllogisms_counts_and_one_item_by_hand(data_dir):
-    rows = _rows(data_dir / "CognitiveComputationLab/cogmods/syllogistic/student_projects/2021_wiens/data/data.csv")
+    rows = _rows(
+        data_dir
+        / "CognitiveComputationLab/cogmods/syllogistic/student_projects/2021_wiens/data/data.csv"
+    )
     with pytest.warns(UserWarning, match="dropped 1 repeated"):
         items = load_items("syllogisms", data_dir).set_index("item_id")
     assert len(items) == len({(r["task"], r["choices"]) for r in rows}) == 15
     # participant 106 saw the flower item twice (and never the ant item): one trial is dropped
-    assert items["n_human"].sum() == len({(r["id"], r["task"], r["choices"]) for r in rows}) == len(rows) - 1
+    assert (
+        items["n_human"].sum()
+        == len({(r["id"], r["task"], r["choices"]) for r in rows})
+        == len(rows) - 1
+    )
     flower = [r for r in rows if r["task"] == "All;flower;water/No;computer;flower"]
-    assert items.loc["syllogisms/All;flower;water/No;computer;flower|No;computer;water", "n_human"] == len(flower) - 1
+    assert (
+        items.loc["syllogisms/All;flower;water/No;computer;flower|No;computer;water", "n_human"]
+        == len(flower) - 1
+    )
     sel = [r for r in rows if r["task"] == "All;bat;mammal/No;mammal;fly"]
-    correct = np.array([float(r["response_time"]) / 1000 for r in sel if r["response"] == r["truth"]])
+    correct = np.array(
+        [float(r["response_time"]) / 1000 for r in sel if r["response"] == r["truth"]]
+    )
     item = items.loc["syllogisms/All;bat;mammal/No;mammal;fly|All;bat;fly"]
     assert item["answer"] == "false"
     assert "All bat are mammal." in item["prompt"] and "No mammal are fly." in item["prompt"]
@@ -243,15 +297,17 @@ def test_syllogisms_counts_and_one_item_by_hand(data_dir):
 
 def test_syllogisms_keep_each_participants_earliest_repeat(tmp_path):
     path = tmp_path / "data.csv"
-    pd.DataFrame({
-        "id": [1, 1, 2, 1],
-        "sequence": [9, 3, 1, 4],
-        "task": ["All;a;b/All;b;c"] * 3 + ["No;a;b/All;c;a"],
-        "choices": ["All;a;c"] * 3 + ["No;c;b"],
-        "response": [True, False, True, True],
-        "truth": [True, True, True, True],
-        "response_time": [1000, 4000, 2000, 3000],
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "id": [1, 1, 2, 1],
+            "sequence": [9, 3, 1, 4],
+            "task": ["All;a;b/All;b;c"] * 3 + ["No;a;b/All;c;a"],
+            "choices": ["All;a;c"] * 3 + ["No;c;b"],
+            "response": [True, False, True, True],
+            "truth": [True, True, True, True],
+            "response_time": [1000, 4000, 2000, 3000],
+        }
+    ).to_csv(path, index=False)
     with pytest.warns(UserWarning, match="dropped 1 repeated"):
         items = syllogisms.load({syllogisms.FILE: path}).set_index("item_id")
     item = items.loc["syllogisms/All;a;b/All;b;c|All;a;c"]

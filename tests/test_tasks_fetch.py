@@ -1,4 +1,5 @@
 """Fetching: mirror folders and pooch downloads from a loopback HTTP server, checksums enforced."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,7 +47,9 @@ def test_urls_point_at_the_pinned_commit_and_encode_odd_names():
     assert len(binary.files) == 180
     assert all(len(sha) == 64 for spec in DATASETS.values() for sha in spec.files.values())
     url = binary.url(BACKSLASH_FILE)
-    assert url.startswith(f"https://raw.githubusercontent.com/{binary.repo}/{binary.commit}/user_data/")
+    assert url.startswith(
+        f"https://raw.githubusercontent.com/{binary.repo}/{binary.commit}/user_data/"
+    )
     assert url.endswith("KOREAN%20HISTORY%5C.result")
 
 
@@ -66,7 +69,9 @@ def test_tampered_mirror_file_is_refused_naming_it(data_dir, tmp_path):
 def test_missing_mirror_file_names_path_and_url(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_items("game24", tmp_path)
-    assert str(tmp_path / "princeton-nlp/tree-of-thought-llm/src/tot/data/24/24.csv") in str(err.value)
+    assert str(tmp_path / "princeton-nlp/tree-of-thought-llm/src/tot/data/24/24.csv") in str(
+        err.value
+    )
     assert DATASETS["game24"].url("src/tot/data/24/24.csv") in str(err.value)
 
 
@@ -102,8 +107,11 @@ def test_download_of_a_backslash_name(data_dir, server, tmp_path, monkeypatch):
     monkeypatch.setenv("HANDAN_CACHE", str(tmp_path / "cache"))
     binary = DATASETS["binary"]
     _copy(data_dir, binary, BACKSLASH_FILE, root)
-    spec = dataclasses.replace(binary, base_url=f"{base}{binary.repo}/",
-                               files={BACKSLASH_FILE: binary.files[BACKSLASH_FILE]})
+    spec = dataclasses.replace(
+        binary,
+        base_url=f"{base}{binary.repo}/",
+        files={BACKSLASH_FILE: binary.files[BACKSLASH_FILE]},
+    )
     local = fetch(spec)[BACKSLASH_FILE]
     assert local.read_bytes() == (data_dir / binary.repo / BACKSLASH_FILE).read_bytes()
 

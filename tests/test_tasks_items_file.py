@@ -1,4 +1,5 @@
 """User Items files: valid files load, bad ones fail with line and column."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -16,7 +17,9 @@ def _write(tmp_path, body: str, name: str = "items.csv"):
 
 
 def test_valid_csv_loads_with_contract_dtypes(tmp_path):
-    items = load_items_file(_write(tmp_path, "a,t,What is 2+2?,4,1.5,0.9,10,3\nb,t,Say hi,hi,2.5,1.0,8,2\n"))
+    items = load_items_file(
+        _write(tmp_path, "a,t,What is 2+2?,4,1.5,0.9,10,3\nb,t,Say hi,hi,2.5,1.0,8,2\n")
+    )
     assert list(items["item_id"]) == ["a", "b"]
     assert items["human_rt_s"].tolist() == [1.5, 2.5]
     assert str(items["n_human"].dtype) == "Int64" and items["feat_len"].tolist() == [3, 2]
@@ -53,14 +56,21 @@ def test_duplicate_item_id_names_both_lines(tmp_path):
 
 def test_missing_rt_is_kept_and_non_positive_rt_refused(tmp_path):
     items = load_items_file(_write(tmp_path, "a,t,p,4,1.5,0.9,10,3\nb,t,p,4,,0.9,10,3\n"))
-    assert list(items["item_id"]) == ["a", "b"] and items["human_rt_s"].isna().tolist() == [False, True]
+    assert list(items["item_id"]) == ["a", "b"] and items["human_rt_s"].isna().tolist() == [
+        False,
+        True,
+    ]
     for rt in ("0", "-2"):
-        with pytest.raises(ValueError, match=r"line 3, column 'human_rt_s': .* not a positive time"):
+        with pytest.raises(
+            ValueError, match=r"line 3, column 'human_rt_s': .* not a positive time"
+        ):
             load_items_file(_write(tmp_path, f"a,t,p,4,1.5,0.9,10,3\nb,t,p,4,{rt},0.9,10,3\n"))
 
 
 def test_parquet_and_missing_columns(tmp_path):
-    frame = pd.DataFrame({"item_id": ["x"], "task": ["t"], "prompt": ["p"], "answer": ["a"], "human_rt_s": [1.0]})
+    frame = pd.DataFrame(
+        {"item_id": ["x"], "task": ["t"], "prompt": ["p"], "answer": ["a"], "human_rt_s": [1.0]}
+    )
     frame.to_parquet(tmp_path / "ok.parquet")
     assert load_items_file(tmp_path / "ok.parquet")["human_rt_s"].tolist() == [1.0]
     frame.drop(columns="answer").to_parquet(tmp_path / "bad.parquet")

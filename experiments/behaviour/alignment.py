@@ -95,8 +95,10 @@ def correlate(
             boot_hi=float(boot.confidence_interval.high),
         )
         if not (np.isfinite(row["boot_lo"]) and np.isfinite(row["boot_hi"])):
-            row["reason"] = (f"n={len(x)}: the BCa bootstrap CI is undefined (too few distinct "
-                             "resamples); the Fisher-z CI stands")
+            row["reason"] = (
+                f"n={len(x)}: the BCa bootstrap CI is undefined (too few distinct "
+                "resamples); the Fisher-z CI stands"
+            )
     return row
 
 

@@ -70,7 +70,9 @@ def item_effects(traces: pd.DataFrame) -> pd.DataFrame:
         items = pd.MultiIndex.from_frame(mt[["task", "item_id"]].drop_duplicates())
         per_item = (
             mt[~mt["censored"]]
-            .pivot_table(index=["task", "item_id"], columns="correct", values="log_tokens", aggfunc="mean")
+            .pivot_table(
+                index=["task", "item_id"], columns="correct", values="log_tokens", aggfunc="mean"
+            )
             .reindex(index=items, columns=[True, False])
             .sort_index()
         )

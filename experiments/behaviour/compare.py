@@ -135,7 +135,12 @@ def task_slices(both: pd.DataFrame):
     for task, tb in both.groupby("task", sort=True):
         yield task, tb, *(tb[c].to_numpy() for c in cols), len(tb)
     c = centred(both, cols)
-    yield POOLED, both, *(c[col].to_numpy() for col in cols), len(both) - max(both["task"].nunique() - 1, 0)
+    yield (
+        POOLED,
+        both,
+        *(c[col].to_numpy() for col in cols),
+        len(both) - max(both["task"].nunique() - 1, 0),
+    )
 
 
 def compare_models(
@@ -143,8 +148,12 @@ def compare_models(
 ) -> list[dict]:
     """Per-task and pooled comparison rows of model ``a`` against model ``b``."""
     return [
-        {"model_a": a, "model_b": b, "task": task,
-         **compare_on(cost_a, cost_b, human, n_eff=n_eff, n_boot=n_boot, rng=rng)}
+        {
+            "model_a": a,
+            "model_b": b,
+            "task": task,
+            **compare_on(cost_a, cost_b, human, n_eff=n_eff, n_boot=n_boot, rng=rng),
+        }
         for task, _, cost_a, cost_b, human, n_eff in task_slices(paired(costs, a, b))
     ]
 

@@ -136,7 +136,15 @@ def item_costs(items: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
 
 def paired(costs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """Items that models ``a`` and ``b`` both answered, side by side (suffixes ``_a``, ``_b``)."""
-    cols = ["item_id", "cost", "mean_tokens", "accuracy", "majority_correct", "n_samples", "n_censored"]
+    cols = [
+        "item_id",
+        "cost",
+        "mean_tokens",
+        "accuracy",
+        "majority_correct",
+        "n_samples",
+        "n_censored",
+    ]
     left = costs.loc[costs["model"] == a, cols + ["task", "human_cost"]]
     right = costs.loc[costs["model"] == b, cols]
     return left.merge(right, on="item_id", suffixes=("_a", "_b"))

@@ -69,9 +69,13 @@ def inflation_row(frame: pd.DataFrame) -> dict:
     student, b = reference)."""
     x, y = frame["mean_tokens_b"].to_numpy(float), frame["mean_tokens_a"].to_numpy(float)
     pos = (x > 0) & (y > 0)
-    row = {"n": len(frame), "n_zero": int((~pos).sum()), "reason": "",
-           "censored_student": frame["n_censored_a"].sum() / frame["n_samples_a"].sum(),
-           "censored_reference": frame["n_censored_b"].sum() / frame["n_samples_b"].sum()}
+    row = {
+        "n": len(frame),
+        "n_zero": int((~pos).sum()),
+        "reason": "",
+        "censored_student": frame["n_censored_a"].sum() / frame["n_samples_a"].sum(),
+        "censored_reference": frame["n_censored_b"].sum() / frame["n_samples_b"].sum(),
+    }
     if len(frame) < 3 or np.ptp(x) == 0:
         row["reason"] = (
             "fewer than 3 shared items"
@@ -95,7 +99,9 @@ def inflation_row(frame: pd.DataFrame) -> dict:
     )
     kept = frame[pos]
     if np.ptp(centred(kept, ["human_cost"]).to_numpy()) == 0:
-        row["reason"] = "human cost identical on every item of a task; constant-multiplier test undefined"
+        row["reason"] = (
+            "human cost identical on every item of a task; constant-multiplier test undefined"
+        )
         return row
     _, d, d_lo, d_hi, p = ols_slope(kept["human_cost"], logratio, strata=kept["task"])
     row.update(logratio_vs_difficulty_slope=d, lr_slope_lo=d_lo, lr_slope_hi=d_hi, p_constant=p)

@@ -66,9 +66,18 @@ def transfer_table(costs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.Data
     for student, baseline in pairs:
         both = paired(costs, student, baseline)
         if both.empty:
-            rows.append({"student": student, "baseline": baseline, "task": POOLED, "n": 0,
-                         "reason": "no overlapping items"})
+            rows.append(
+                {
+                    "student": student,
+                    "baseline": baseline,
+                    "task": POOLED,
+                    "n": 0,
+                    "reason": "no overlapping items",
+                }
+            )
             continue
-        rows += [{"student": student, "baseline": baseline, "task": task, **_row(*piece)}
-                 for task, *piece in task_slices(both)]
+        rows += [
+            {"student": student, "baseline": baseline, "task": task, **_row(*piece)}
+            for task, *piece in task_slices(both)
+        ]
     return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)

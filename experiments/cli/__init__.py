@@ -1,5 +1,6 @@
 """The `handan` command: one module per command group, each with ``register(app)`` (the one
 registration pattern). Heavy imports stay inside the command bodies, so `handan --help` is instant."""
+
 from __future__ import annotations
 
 import typer

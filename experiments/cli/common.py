@@ -1,5 +1,6 @@
 """What the CLI modules share: options defined once (model, items, data folder, generation
 settings, device) and the one place where handan's own errors become one line and exit code 2."""
+
 from __future__ import annotations
 
 import errno
@@ -12,30 +13,44 @@ import typer
 from rich.console import Console
 
 from experiments.errors import HandanError
+from experiments.generation.config import GenerationSettings
 
 console = Console(stderr=True)
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registry name (see `handan models`) or a spec .yaml")]
-ItemsOpt = Annotated[str, typer.Option("--items", help="Items table (.parquet/.csv) or a dataset name (`handan data list`)")]
-DataDirOpt = Annotated[Path | None, typer.Option(
-    "--data-dir", envvar="HANDAN_DATA_DIR",
-    help="Local mirror of the human data (OWNER/REPO/PATH layout); default: download from the pinned commit")]
-DeviceOpt = Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu)")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Registry name (see `handan models`) or a spec .yaml")
+]
+ItemsOpt = Annotated[
+    str,
+    typer.Option(
+        "--items", help="Items table (.parquet/.csv) or a dataset name (`handan data list`)"
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="HANDAN_DATA_DIR",
+        help="Local mirror of the human data (OWNER/REPO/PATH layout); default: download from the pinned commit",
+    ),
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="torch device (default: cuda if available, else cpu)")
+]
 DtypeOpt = Annotated[str | None, typer.Option(help="model dtype (default: the spec's)")]
 # generation settings: the defaults are experiments.generation.GenerationSettings', validated there
 SamplesOpt = Annotated[int, typer.Option(help="samples per item")]
 MaxNewTokensOpt = Annotated[int | None, typer.Option(help="token budget (default: the spec's)")]
-TemperatureOpt = Annotated[float | None, typer.Option(help="sampling temperature, 0 = greedy (default: the spec's)")]
+TemperatureOpt = Annotated[
+    float | None, typer.Option(help="sampling temperature, 0 = greedy (default: the spec's)")
+]
 TopPOpt = Annotated[float | None, typer.Option(help="nucleus sampling mass (default: the spec's)")]
 SeedOpt = Annotated[int, typer.Option(help="run seed")]
 BatchSizeOpt = Annotated[int, typer.Option(help="sequences per batch")]
 
 
-def generation_default(field: str) -> Any:
-    """The default of a generation setting (``GenerationSettings``), for a CLI option."""
-    from experiments.generation.config import GenerationSettings
-
-    return GenerationSettings.model_fields[field].default
+#: the generation defaults, for the CLI options' defaults (defined once, in GenerationSettings)
+GENERATION_DEFAULTS = GenerationSettings()
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,15 +66,21 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from err
         except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors())
-            console.print(f"[bold red]error:[/] invalid setting ({problems})", highlight=False, soft_wrap=True)
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors()
+            )
+            console.print(
+                f"[bold red]error:[/] invalid setting ({problems})", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(code=2) from err
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise
-            console.print(f"[bold red]error:[/] the disk is full (writing {err.filename or 'a file'}); files are "
-                          "written whole or not at all, so free some space and rerun the same command: "
-                          "generation and recording resume after the last complete batch")
+            console.print(
+                f"[bold red]error:[/] the disk is full (writing {err.filename or 'a file'}); files are "
+                "written whole or not at all, so free some space and rerun the same command: "
+                "generation and recording resume after the last complete batch"
+            )
             raise typer.Exit(code=2) from err
 
     return wrapper

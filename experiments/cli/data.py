@@ -1,4 +1,5 @@
 """`handan data ...`: list, fetch, export and summarise the human-cost datasets."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,11 @@ from experiments.errors import InputError
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="HANDAN_DATA_DIR",
-                 help="Mirror folder (OWNER/REPO/PATH layout); default: download from the pinned commit."),
+    typer.Option(
+        "--data-dir",
+        envvar="HANDAN_DATA_DIR",
+        help="Mirror folder (OWNER/REPO/PATH layout); default: download from the pinned commit.",
+    ),
 ]
 Name = Annotated[str, typer.Argument(help="Dataset name (see `handan data list`).")]
 
@@ -30,9 +34,13 @@ def list_datasets() -> None:
 
     table = Table("name", "items", "tasks", "source", "licence")
     for spec in DATASETS.values():
-        table.add_row(spec.name, str(sum(spec.n_items.values())),
-                      ", ".join(f"{t} ({n})" for t, n in spec.n_items.items()),
-                      f"{spec.repo}@{spec.commit[:12]}", spec.licence)
+        table.add_row(
+            spec.name,
+            str(sum(spec.n_items.values())),
+            ", ".join(f"{t} ({n})" for t, n in spec.n_items.items()),
+            f"{spec.repo}@{spec.commit[:12]}",
+            spec.licence,
+        )
     Console(width=200).print(table)
 
 
@@ -82,13 +90,28 @@ def show_dataset(name: Name, data_dir: DataDir = None) -> None:
     from experiments.data import load_items
 
     items = load_items(name, data_dir)
-    table = Table("task", "items", "with RT", "RT min", "RT q25", "RT median", "RT q75", "RT max",
-                  "accuracy mean", title=f"{name}: human cost (seconds)")
+    table = Table(
+        "task",
+        "items",
+        "with RT",
+        "RT min",
+        "RT q25",
+        "RT median",
+        "RT q75",
+        "RT max",
+        "accuracy mean",
+        title=f"{name}: human cost (seconds)",
+    )
     for task, group in items.groupby("task", sort=True):
         rt = group["human_rt_s"].dropna()
         q = rt.quantile([0, 0.25, 0.5, 0.75, 1]).tolist() if len(rt) else [float("nan")] * 5
-        table.add_row(str(task), str(len(group)), str(len(rt)), *(f"{v:.2f}" for v in q),
-                      f"{group['human_accuracy'].mean():.3f}")
+        table.add_row(
+            str(task),
+            str(len(group)),
+            str(len(rt)),
+            *(f"{v:.2f}" for v in q),
+            f"{group['human_accuracy'].mean():.3f}",
+        )
     Console(width=200).print(table)
 
 

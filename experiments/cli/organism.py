@@ -1,4 +1,5 @@
 """`handan organism ...`: train the model organism and describe the trained checkpoints."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,9 @@ organism_app = typer.Typer(
 @organism_app.command("train")
 @friendly_errors
 def train(
-    out: Annotated[Path | None, typer.Option(
-        help="output folder (default: the shipped checkpoints folder)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default: the shipped checkpoints folder)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of every stage")] = 0,
     fast: Annotated[bool, typer.Option(help="tiny budget (seconds per stage), for tests")] = False,
     device: Annotated[str, typer.Option(help="where to train: cpu or cuda")] = "cpu",
@@ -44,8 +46,12 @@ def train(
 @organism_app.command("info")
 @friendly_errors
 def info(
-    root: Annotated[Path | None, typer.Option(
-        "--dir", help="folder written by `handan organism train` (default: the shipped one)")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="folder written by `handan organism train` (default: the shipped one)"
+        ),
+    ] = None,
 ) -> None:
     """Sizes, accuracies and reasoning-length statistics of trained organism checkpoints."""
     import json
@@ -59,11 +65,23 @@ def info(
     checkpoint_dir("teacher", folder)  # names the fix when nothing was trained there
     summary_path = folder / "training.json"
     if not summary_path.exists():
-        raise MissingInput(f"{summary_path} is missing; rerun `handan organism train --out {folder}`")
+        raise MissingInput(
+            f"{summary_path} is missing; rerun `handan organism train --out {folder}`"
+        )
     summary = json.loads(summary_path.read_text())
-    table = Table(title=f"organism in {folder} (seed {summary['seed']}, budget {summary['budget']})")
-    for column in ("role", "MB", "acc add", "acc sub", "reasoning tokens mean (sd)",
-                   "range", "rho carries", "rho work cols"):
+    table = Table(
+        title=f"organism in {folder} (seed {summary['seed']}, budget {summary['budget']})"
+    )
+    for column in (
+        "role",
+        "MB",
+        "acc add",
+        "acc sub",
+        "reasoning tokens mean (sd)",
+        "range",
+        "rho carries",
+        "rho work cols",
+    ):
         table.add_column(column)
     for role, result in summary["models"].items():
         size = (folder / role / "model.safetensors").stat().st_size / 2**20
@@ -73,10 +91,14 @@ def info(
             return "-" if rt[key] is None else f"{rt[key]:.2f}"
 
         table.add_row(
-            role, f"{size:.1f}", f"{result['accuracy'].get('binary_add', float('nan')):.3f}",
+            role,
+            f"{size:.1f}",
+            f"{result['accuracy'].get('binary_add', float('nan')):.3f}",
             f"{result['accuracy'].get('binary_sub', float('nan')):.3f}",
-            f"{rt['mean']:.1f} ({rt['sd']:.1f})", f"{rt['min']}-{rt['max']}",
-            rho("spearman_feat_carries"), rho("spearman_feat_work_columns"),
+            f"{rt['mean']:.1f} ({rt['sd']:.1f})",
+            f"{rt['min']}-{rt['max']}",
+            rho("spearman_feat_carries"),
+            rho("spearman_feat_work_columns"),
         )
     console = Console()
     console.print(table)

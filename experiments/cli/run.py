@@ -1,4 +1,5 @@
 """`handan run CONFIG.yaml` and `handan demo`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,13 +9,20 @@ import typer
 
 from experiments.cli.common import friendly_errors
 
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @friendly_errors
     def run(
-        config: Annotated[Path, typer.Argument(help="Run config YAML (see experiments/pipeline/configs/)")],
-        out: Annotated[Path | None, typer.Option(help="Output folder (overrides the config's `out`)")] = None,
-        data_dir: Annotated[Path | None, typer.Option(envvar="HANDAN_DATA_DIR", help="Human-data mirror")] = None,
+        config: Annotated[
+            Path, typer.Argument(help="Run config YAML (see experiments/pipeline/configs/)")
+        ],
+        out: Annotated[
+            Path | None, typer.Option(help="Output folder (overrides the config's `out`)")
+        ] = None,
+        data_dir: Annotated[
+            Path | None, typer.Option(envvar="HANDAN_DATA_DIR", help="Human-data mirror")
+        ] = None,
     ) -> None:
         """Run the whole pipeline for the models and datasets of CONFIG."""
         from experiments.pipeline import RunConfig, run_pipeline
@@ -26,9 +34,15 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def demo(
         out: Annotated[Path, typer.Option(help="Output folder")] = Path("handan-demo"),
-        fast: Annotated[bool, typer.Option(help="Fewer samples/permutations: a quick smoke run")] = False,
-        retrain: Annotated[bool, typer.Option(help="Retrain the organism into OUT/organism first")] = False,
-        data_dir: Annotated[Path | None, typer.Option(envvar="HANDAN_DATA_DIR", help="Human-data mirror")] = None,
+        fast: Annotated[
+            bool, typer.Option(help="Fewer samples/permutations: a quick smoke run")
+        ] = False,
+        retrain: Annotated[
+            bool, typer.Option(help="Retrain the organism into OUT/organism first")
+        ] = False,
+        data_dir: Annotated[
+            Path | None, typer.Option(envvar="HANDAN_DATA_DIR", help="Human-data mirror")
+        ] = None,
     ) -> None:
         """The whole hypothesis test on the model organism, offline: generation with capture,
         behaviour, probes, steering and a report in OUT/report.md."""

@@ -1,5 +1,6 @@
 """`handan steer`: the causal test — add a direction to the residual stream and measure how long
 the model thinks (dose-response over alpha, controls: random directions of equal norm)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Annotated
 import typer
 
 from experiments.cli.common import (
+    GENERATION_DEFAULTS,
     BatchSizeOpt,
     DataDirOpt,
     DeviceOpt,
@@ -20,7 +22,6 @@ from experiments.cli.common import (
     TemperatureOpt,
     TopPOpt,
     friendly_errors,
-    generation_default,
 )
 from experiments.errors import InputError, MissingInput
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS
@@ -31,7 +32,9 @@ def parse_alphas(text: str) -> list[float]:
     try:
         alphas = [float(a) for a in text.split(",") if a.strip()]
     except ValueError as err:
-        raise InputError(f"--alphas {text!r} is not a comma-separated list of numbers, e.g. -2,-1,0,1,2") from err
+        raise InputError(
+            f"--alphas {text!r} is not a comma-separated list of numbers, e.g. -2,-1,0,1,2"
+        ) from err
     if not any(a != 0 for a in alphas):
         raise InputError(f"--alphas {text!r} has no non-zero strength; e.g. -2,-1,0,1,2")
     return alphas
@@ -47,7 +50,9 @@ def read_item_ids(path: Path) -> set[str]:
         return {line.strip() for line in path.read_text().splitlines() if line.strip()}
     table = read_table(path)
     if "item_id" not in table:
-        raise InputError(f"--exclude-items {path} has no item_id column; pass a table with one, or a .txt of ids")
+        raise InputError(
+            f"--exclude-items {path} has no item_id column; pass a table with one, or a .txt of ids"
+        )
     return set(table["item_id"].astype(str))
 
 
@@ -58,22 +63,45 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def steer(
         model: ModelOpt,
-        direction: Annotated[list[Path], typer.Option(help="direction file (probes.directions.save_direction); repeatable")],
+        direction: Annotated[
+            list[Path],
+            typer.Option(help="direction file (probes.directions.save_direction); repeatable"),
+        ],
         items: ItemsOpt,
         out: Annotated[Path, typer.Option(help="output folder")],
-        alphas: Annotated[str, typer.Option(help="strengths in units of the mean residual norm, e.g. -2,-1,0,1,2")] = "-2,-1,0,1,2",
-        site: Annotated[str | None, typer.Option(help="site to steer (default: the directions' metadata)")] = None,
-        positions: Annotated[str, typer.Option(
-            help="where the vector is added: prompt (every prompt token), prompt_end, generated or all")] = DEFAULT_STEER_POSITIONS,
-        n_random: Annotated[int, typer.Option(min=0, help="random unit directions as controls")] = 3,
-        scale: Annotated[str, typer.Option(help="'auto' (mean residual norm at the site over the items' prompts) or a number")] = "auto",
-        exclude_items: Annotated[Path | None, typer.Option(help="item ids to hold out (.txt or table), besides the directions' fitted items")] = None,
-        samples: SamplesOpt = generation_default("samples"),
+        alphas: Annotated[
+            str, typer.Option(help="strengths in units of the mean residual norm, e.g. -2,-1,0,1,2")
+        ] = "-2,-1,0,1,2",
+        site: Annotated[
+            str | None, typer.Option(help="site to steer (default: the directions' metadata)")
+        ] = None,
+        positions: Annotated[
+            str,
+            typer.Option(
+                help="where the vector is added: prompt (every prompt token), prompt_end, generated or all"
+            ),
+        ] = DEFAULT_STEER_POSITIONS,
+        n_random: Annotated[
+            int, typer.Option(min=0, help="random unit directions as controls")
+        ] = 3,
+        scale: Annotated[
+            str,
+            typer.Option(
+                help="'auto' (mean residual norm at the site over the items' prompts) or a number"
+            ),
+        ] = "auto",
+        exclude_items: Annotated[
+            Path | None,
+            typer.Option(
+                help="item ids to hold out (.txt or table), besides the directions' fitted items"
+            ),
+        ] = None,
+        samples: SamplesOpt = GENERATION_DEFAULTS.samples,
         max_new_tokens: MaxNewTokensOpt = None,
         temperature: TemperatureOpt = None,
         top_p: TopPOpt = None,
-        seed: SeedOpt = generation_default("seed"),
-        batch_size: BatchSizeOpt = generation_default("batch_size"),
+        seed: SeedOpt = GENERATION_DEFAULTS.seed,
+        batch_size: BatchSizeOpt = GENERATION_DEFAULTS.batch_size,
         n_boot: Annotated[int, typer.Option(min=100)] = 2000,
         device: DeviceOpt = None,
         dtype: DtypeOpt = None,
@@ -93,24 +121,39 @@ def register(app: typer.Typer) -> None:
         from hooks.sites import d_model
 
         spec = get_spec(model)
-        cfg = GenerationSettings(samples=samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                                 top_p=top_p, seed=seed, batch_size=batch_size).resolve(spec)
+        cfg = GenerationSettings(
+            samples=samples,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            batch_size=batch_size,
+        ).resolve(spec)
         alpha_list = parse_alphas(alphas)
         vectors, site, fitted = load_directions(direction, model=spec.name, site=site)
         excluded = read_item_ids(exclude_items) if exclude_items else set()
         table = items_from(items, data_dir)
         kept = table[~table["item_id"].astype(str).isin(fitted | excluded)].reset_index(drop=True)
         if len(kept) == 0:
-            raise InputError(f"all {len(table)} items were used to fit the directions or excluded; "
-                             "pass items the directions were not fitted on")
-        typer.echo(f"steering on {len(kept)} held-out items; held out {len(table) - len(kept)} of {len(table)} "
-                   f"({len(fitted)} fitted ids in the direction metadata, {len(excluded)} from --exclude-items)")
+            raise InputError(
+                f"all {len(table)} items were used to fit the directions or excluded; "
+                "pass items the directions were not fitted on"
+            )
+        typer.echo(
+            f"steering on {len(kept)} held-out items; held out {len(table) - len(kept)} of {len(table)} "
+            f"({len(fitted)} fitted ids in the direction metadata, {len(excluded)} from --exclude-items)"
+        )
         if not fitted and not excluded:
-            typer.echo("warning: the direction metadata lists no fitted items (key item_ids); pass "
-                       "--exclude-items with the items the directions were fitted on", err=True)
+            typer.echo(
+                "warning: the direction metadata lists no fitted items (key item_ids); pass "
+                "--exclude-items with the items the directions were fitted on",
+                err=True,
+            )
         net, tokenizer = load_model(spec, device=device, dtype=dtype)
         if scale == "auto":
-            acts = prompt_end_activations(net, tokenizer, spec, kept["prompt"].tolist(), site, batch_size=batch_size)
+            acts = prompt_end_activations(
+                net, tokenizer, spec, kept["prompt"].tolist(), site, batch_size=batch_size
+            )
             norm = float(np.linalg.norm(acts.astype(np.float64), axis=1).mean())
         else:
             try:
@@ -119,11 +162,24 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"--scale {scale!r}: pass 'auto' or a positive number") from err
         for k, vec in enumerate(random_directions(d_model(net), n_random, seed)):
             vectors[f"random{k}"] = vec
-        steering = run_steering(net, tokenizer, spec, kept, directions=vectors, site=site, positions=positions,
-                                alphas=alpha_list, scale=norm, config=cfg, out=out)
+        steering = run_steering(
+            net,
+            tokenizer,
+            spec,
+            kept,
+            directions=vectors,
+            site=site,
+            positions=positions,
+            alphas=alpha_list,
+            scale=norm,
+            config=cfg,
+            out=out,
+        )
         paths = write_steering_outputs(steering, out, items=kept, n_boot=n_boot, seed=seed)
         summary = pd.read_csv(paths["summary"])
         typer.echo(f"{spec.name} steered at {site}|{positions}, scale {norm:.3g}; wrote {out}")
         for row in summary.itertuples():
-            typer.echo(f"  {row.direction}: slope {row.slope:+.3f} [{row.slope_lo:+.3f}, {row.slope_hi:+.3f}] "
-                       f"log-tokens/alpha, p={row.p:.3g}, accuracy change {row.acc_change:+.3f}/alpha")
+            typer.echo(
+                f"  {row.direction}: slope {row.slope:+.3f} [{row.slope_lo:+.3f}, {row.slope_hi:+.3f}] "
+                f"log-tokens/alpha, p={row.p:.3g}, accuracy change {row.acc_change:+.3f}/alpha"
+            )

@@ -1,4 +1,5 @@
 """`handan store ...`: inspect an activation store (see hooks/store.py for its layout)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,9 @@ import typer
 
 from experiments.cli.common import friendly_errors
 
-store_app = typer.Typer(help="Inspect activation stores written by `handan record`.",
-                        no_args_is_help=True)
+store_app = typer.Typer(
+    help="Inspect activation stores written by `handan record`.", no_args_is_help=True
+)
 
 
 @store_app.command("info")

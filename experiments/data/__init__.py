@@ -5,6 +5,7 @@
 - ``load_items_file(path)``: a user CSV/TSV/parquet already in the Items contract.
 - ``get_checker(task)``: ``checker(response, reference) -> bool``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

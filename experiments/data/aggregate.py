@@ -19,6 +19,7 @@ Rule (units: seconds):
 4. ``human_rt_s`` = mean of the kept RTs, ``human_rt_sd`` = their sample SD (ddof=1; NaN below two
    RTs). An item without a usable correct RT keeps NaN for both.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -70,7 +71,9 @@ def item_costs(trials: pd.DataFrame, *, source: str) -> pd.DataFrame:
     log_rt = np.log(rts["rt_s"])
     keep = log_rt.groupby(rts["item_id"], group_keys=False).apply(_keep_leave_one_out)
     kept = rts[keep.reindex(rts.index).astype(bool)]
-    rt_stats = kept.groupby("item_id")["rt_s"].agg(human_rt_s="mean", human_rt_sd=lambda s: s.std(ddof=1))
+    rt_stats = kept.groupby("item_id")["rt_s"].agg(
+        human_rt_s="mean", human_rt_sd=lambda s: s.std(ddof=1)
+    )
     acc = trials.groupby("item_id")["correct"].agg(human_accuracy="mean", n_human="size")
     out = acc.join(rt_stats, how="left").reset_index()
     out["human_accuracy"] = out["human_accuracy"].astype("float64")

@@ -1,4 +1,5 @@
 """Final-answer extraction shared by every task checker and by generation."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,9 @@ def _last_boxed(text: str) -> str | None:
 
 
 # Markdown and LaTeX wrappers models put around a final answer: **bold**, `code`, $...$, \(...\), \[...\]
-_WRAPPER = re.compile(r"^(?:(\*{1,3}|_{1,2}|`+|\$+)\s*(.*?)\s*\1|\\\((.*?)\\\)|\\\[(.*?)\\\])$", re.DOTALL)
+_WRAPPER = re.compile(
+    r"^(?:(\*{1,3}|_{1,2}|`+|\$+)\s*(.*?)\s*\1|\\\((.*?)\\\)|\\\[(.*?)\\\])$", re.DOTALL
+)
 
 
 def extract_answer(response: str) -> str | None:
@@ -36,7 +39,9 @@ def extract_answer(response: str) -> str | None:
         if not matches:
             return None
         found = matches[-1].splitlines()[0] if matches[-1] else ""
-        found = re.sub(r"^\s*(?:\*\*|__)(?=\s|$)", "", found)  # the closing marks of a bold "**Answer:**"
+        found = re.sub(
+            r"^\s*(?:\*\*|__)(?=\s|$)", "", found
+        )  # the closing marks of a bold "**Answer:**"
     found = found.strip()
     if found.endswith("."):
         found = found[:-1].rstrip()

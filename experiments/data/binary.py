@@ -9,6 +9,7 @@ Items: one per (operator, a, b); tasks ``binary_add`` / ``binary_sub``; prompt a
 follows :mod:`experiments.data.aggregate` with RT = solving time in seconds. ``feat_carries`` is
 the data's carry (borrow) count, checked against :func:`carries` on load.
 """
+
 from __future__ import annotations
 
 import re
@@ -77,19 +78,31 @@ def read_trials(paths: dict[str, Path]) -> pd.DataFrame:
 def load(paths: dict[str, Path]) -> pd.DataFrame:
     """Items table for ``binary_add`` and ``binary_sub`` (see the module docstring)."""
     trials = read_trials(paths)
-    ours = [carries(op, a, b) for op, a, b in zip(trials["op"], trials["a"], trials["b"], strict=True)]
+    ours = [
+        carries(op, a, b) for op, a, b in zip(trials["op"], trials["a"], trials["b"], strict=True)
+    ]
     mismatch = trials["carries"].to_numpy() != ours
     if mismatch.any():
-        raise InputError(f"binary result files: {int(mismatch.sum())} trials whose carries column "
-                         "disagrees with the digit-by-digit count; the files are not the pinned ones")
-    trials["item_id"] = [binary_format.item_id(op, a, b, BITS)
-                         for op, a, b in zip(trials["op"], trials["a"], trials["b"])]
+        raise InputError(
+            f"binary result files: {int(mismatch.sum())} trials whose carries column "
+            "disagrees with the digit-by-digit count; the files are not the pinned ones"
+        )
+    trials["item_id"] = [
+        binary_format.item_id(op, a, b, BITS)
+        for op, a, b in zip(trials["op"], trials["a"], trials["b"])
+    ]
     costs = item_costs(trials, source="binary")
     first = trials.drop_duplicates("item_id").set_index("item_id")
     first = first.loc[costs["item_id"]]
     return costs.assign(
         task=first["op"].map(binary_format.TASKS).to_numpy(),
-        prompt=[binary_format.prompt(op, a, b) for op, a, b in zip(first["op"], first["a"], first["b"], strict=True)],
-        answer=[binary_format.answer(op, a, b) for op, a, b in zip(first["op"], first["a"], first["b"], strict=True)],
+        prompt=[
+            binary_format.prompt(op, a, b)
+            for op, a, b in zip(first["op"], first["a"], first["b"], strict=True)
+        ],
+        answer=[
+            binary_format.answer(op, a, b)
+            for op, a, b in zip(first["op"], first["a"], first["b"], strict=True)
+        ],
         feat_carries=first["carries"].astype("int64").to_numpy(),
     )

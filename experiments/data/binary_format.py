@@ -3,6 +3,7 @@
 Shared by the human-data loader (`binary_add`, `binary_sub` items) and the model organism,
 so that the organism is trained on exactly the prompts the items table carries.
 """
+
 from __future__ import annotations
 
 from experiments.errors import InputError

@@ -1,5 +1,6 @@
 """Answer checkers keyed by task: ``checker(response_after_think, reference_answer) -> bool``.
 Each extracts the final answer with :func:`experiments.data.answers.extract_answer`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

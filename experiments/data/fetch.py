@@ -1,5 +1,6 @@
 """Local copies of a dataset's files: from a mirror folder (``OWNER/REPO/PATH`` layout) or
 downloaded with pooch from the pinned upstream commit into a cache; sha256-checked either way."""
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,13 @@ def _from_mirror(spec: DatasetSpec, path: str, sha256: str, data_dir: Path) -> P
 def _download(spec: DatasetSpec, path: str, sha256: str) -> Path:
     folder = cache_dir() / spec.repo / spec.commit
     try:
-        local = pooch.retrieve(spec.url(path), known_hash=f"sha256:{sha256}",
-                               fname=quote(path, safe=""), path=folder, progressbar=False)
+        local = pooch.retrieve(
+            spec.url(path),
+            known_hash=f"sha256:{sha256}",
+            fname=quote(path, safe=""),
+            path=folder,
+            progressbar=False,
+        )
     except ValueError as err:  # pooch's hash mismatch; it deletes the bad download
         raise InputError(
             f"checksum mismatch for {path} downloaded from {spec.url(path)} (expected sha256 "
@@ -63,9 +69,13 @@ def fetch(spec: DatasetSpec, data_dir: str | Path | None = None) -> dict[str, Pa
     and ValueError (naming the file) for a checksum mismatch."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     if root is not None and not root.is_dir():
-        raise MissingInput(f"data folder {root} does not exist; pass an existing mirror folder "
-                                f"(layout OWNER/REPO/PATH) or unset {DATA_DIR_ENV} to download")
+        raise MissingInput(
+            f"data folder {root} does not exist; pass an existing mirror folder "
+            f"(layout OWNER/REPO/PATH) or unset {DATA_DIR_ENV} to download"
+        )
     return {
-        path: _from_mirror(spec, path, sha, root) if root is not None else _download(spec, path, sha)
+        path: _from_mirror(spec, path, sha, root)
+        if root is not None
+        else _download(spec, path, sha)
         for path, sha in spec.files.items()
     }

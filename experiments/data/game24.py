@@ -7,6 +7,7 @@ published), ``n_human`` unknown (NA). The file's ``Rank`` column is left out: it
 by solve time, so as a ``feat_*`` baseline it would be the target itself.
 The reference answer is the puzzle itself (``"1 1 4 6"``); any expression that reaches 24 is right.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,8 +33,20 @@ _BINOPS = {
 }
 # Typographic and LaTeX spellings of the four operations that models write.
 _SPELLINGS = {
-    "\\times": "*", "\\cdot": "*", "\\div": "/", "×": "*", "·": "*", "÷": "/", "−": "-",
-    "–": "-", "\\left": "", "\\right": "", "[": "(", "]": ")", "{": "(", "}": ")",
+    "\\times": "*",
+    "\\cdot": "*",
+    "\\div": "/",
+    "×": "*",
+    "·": "*",
+    "÷": "/",
+    "−": "-",
+    "–": "-",
+    "\\left": "",
+    "\\right": "",
+    "[": "(",
+    "]": ")",
+    "{": "(",
+    "}": ")",
 }
 
 
@@ -51,7 +64,9 @@ _FRAC = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
 
 
 def _normalise(expression: str) -> str:
-    while (unfolded := _FRAC.sub(r"((\1)/(\2))", expression)) != expression:  # innermost \frac first
+    while (
+        unfolded := _FRAC.sub(r"((\1)/(\2))", expression)
+    ) != expression:  # innermost \frac first
         expression = unfolded
     for spelling, op in _SPELLINGS.items():
         expression = expression.replace(spelling, op)

@@ -1,5 +1,6 @@
 """Bring-your-own human data: read a CSV / TSV / parquet file already in the Items contract
 (e.g. the OSF item-level data of de Varda et al.) with errors that say where the problem is."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,15 +18,21 @@ def _read(path: Path) -> tuple[pd.DataFrame, str, int]:
     """The raw table (text columns as str), the word for a position, and the offset from a
     0-based row index to that position (a CSV header is line 1, so row 0 is line 2)."""
     if not path.exists():
-        raise MissingInput(f"{path} does not exist; pass the path of a .csv, .tsv or .parquet Items file")
+        raise MissingInput(
+            f"{path} does not exist; pass the path of a .csv, .tsv or .parquet Items file"
+        )
     if path.suffix == ".parquet":
         return pd.read_parquet(path), "row", 1
     if path.suffix not in {".csv", ".tsv"}:
-        raise InputError(f"{path}: unknown table format {path.suffix!r}; use .csv, .tsv or .parquet")
+        raise InputError(
+            f"{path}: unknown table format {path.suffix!r}; use .csv, .tsv or .parquet"
+        )
     try:
         table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str)
     except pd.errors.ParserError as err:
-        raise InputError(f"{path}: malformed row ({err}); every line needs one value per header column") from err
+        raise InputError(
+            f"{path}: malformed row ({err}); every line needs one value per header column"
+        ) from err
     return table, "line", 2
 
 
@@ -43,32 +50,46 @@ def load_items_file(path: str | Path) -> pd.DataFrame:
     table, where, offset = _read(path)
     missing = [c for c in ITEM_REQUIRED if c not in table.columns]
     if missing:
-        raise InputError(f"{path} lacks required column(s) {missing}; an Items file needs "
-                         f"{list(ITEM_REQUIRED)} and, for human cost, human_rt_s (seconds)")
+        raise InputError(
+            f"{path} lacks required column(s) {missing}; an Items file needs "
+            f"{list(ITEM_REQUIRED)} and, for human cost, human_rt_s (seconds)"
+        )
     for col in ITEM_REQUIRED:
         empty = table[col].isna() | (table[col].astype(str).str.strip() == "")
         if empty.any():
-            raise InputError(f"{path}, {where} {empty.idxmax() + offset}, column {col!r}: empty value; "
-                             "every item needs item_id, task, prompt and answer")
+            raise InputError(
+                f"{path}, {where} {empty.idxmax() + offset}, column {col!r}: empty value; "
+                "every item needs item_id, task, prompt and answer"
+            )
     for col in [c for c in _NUMERIC if c in table.columns]:
         values = pd.to_numeric(table[col], errors="coerce")
         bad = values.isna() & table[col].notna()
         if bad.any():
             i = bad.idxmax()
-            raise InputError(f"{path}, {where} {i + offset}, column {col!r}: {table[col][i]!r} is not a number")
+            raise InputError(
+                f"{path}, {where} {i + offset}, column {col!r}: {table[col][i]!r} is not a number"
+            )
         table[col] = values.astype("float64")
     if "human_accuracy" in table.columns:
         bad = ~table["human_accuracy"].between(0, 1) & table["human_accuracy"].notna()
         if bad.any():
-            raise InputError(f"{path}, {where} {bad.idxmax() + offset}, column 'human_accuracy': "
-                             f"{table['human_accuracy'][bad.idxmax()]} is outside [0, 1]; give a proportion")
+            raise InputError(
+                f"{path}, {where} {bad.idxmax() + offset}, column 'human_accuracy': "
+                f"{table['human_accuracy'][bad.idxmax()]} is outside [0, 1]; give a proportion"
+            )
     if "n_human" in table.columns:
         n = table["n_human"]
         bad = n.notna() & ((n < 0) | (n % 1 != 0))
         if bad.any():
-            raise InputError(f"{path}, {where} {bad.idxmax() + offset}, column 'n_human': {n[bad.idxmax()]} "
-                             "is not a count; give a non-negative integer")
-    for col in [c for c in table.columns if c.startswith("feat_") and not pd.api.types.is_numeric_dtype(table[c])]:
+            raise InputError(
+                f"{path}, {where} {bad.idxmax() + offset}, column 'n_human': {n[bad.idxmax()]} "
+                "is not a count; give a non-negative integer"
+            )
+    for col in [
+        c
+        for c in table.columns
+        if c.startswith("feat_") and not pd.api.types.is_numeric_dtype(table[c])
+    ]:
         values = pd.to_numeric(table[col], errors="coerce")
         if not (values.isna() & table[col].notna()).any():  # an all-numeric feature becomes numbers
             table[col] = values
@@ -76,11 +97,15 @@ def load_items_file(path: str | Path) -> pd.DataFrame:
     if dup.any():
         first = table.loc[dup, "item_id"].iloc[0]
         at = [i + offset for i in table.index[table["item_id"] == first]]
-        raise InputError(f"{path}: item_id {first!r} appears on {where}s {at}; item_id must be unique")
+        raise InputError(
+            f"{path}: item_id {first!r} appears on {where}s {at}; item_id must be unique"
+        )
     if "human_rt_s" in table.columns:
         bad = table["human_rt_s"].notna() & ~valid_rt(table["human_rt_s"])
         if bad.any():
-            raise InputError(f"{path}, {where} {bad.idxmax() + offset}, column 'human_rt_s': "
-                             f"{table['human_rt_s'][bad.idxmax()]} is not a positive time in seconds; "
-                             "leave it empty where no human time is known")
+            raise InputError(
+                f"{path}, {where} {bad.idxmax() + offset}, column 'human_rt_s': "
+                f"{table['human_rt_s'][bad.idxmax()]} is not a positive time in seconds; "
+                "leave it empty where no human time is known"
+            )
     return validate_items(table, source=str(path))

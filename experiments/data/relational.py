@@ -20,6 +20,7 @@ the reference. RT = time from the onset of the first premise to the response, in
 for 3ps/4ps (timestamps from the first premise, ``PremTime1`` = 0), ``p1_rt + p2_rt + rt_ms`` for
 carddir (per-screen durations).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -33,22 +34,42 @@ from experiments.data.aggregate import item_costs
 from experiments.data.answers import extract_answer
 
 DATA = "benchmarks/relational/data"
-FILES = {"3ps": f"{DATA}/3ps.csv", "4ps": f"{DATA}/4ps.csv", "carddir": f"{DATA}/Ragni2018_carddir.csv"}
+FILES = {
+    "3ps": f"{DATA}/3ps.csv",
+    "4ps": f"{DATA}/4ps.csv",
+    "carddir": f"{DATA}/Ragni2018_carddir.csv",
+}
 TASKS = {"3ps": "relational_3ps", "4ps": "relational_4ps", "carddir": "relational_carddir"}
 
 DIRECTIONS = {
-    "north": (0, 1), "north-east": (1, 1), "east": (1, 0), "south-east": (1, -1),
-    "south": (0, -1), "south-west": (-1, -1), "west": (-1, 0), "north-west": (-1, 1),
+    "north": (0, 1),
+    "north-east": (1, 1),
+    "east": (1, 0),
+    "south-east": (1, -1),
+    "south": (0, -1),
+    "south-west": (-1, -1),
+    "west": (-1, 0),
+    "north-west": (-1, 1),
 }
 _BY_VECTOR = {v: k for k, v in DIRECTIONS.items()}
-_ABBREVIATIONS = {"n": "north", "ne": "north-east", "e": "east", "se": "south-east",
-                  "s": "south", "sw": "south-west", "w": "west", "nw": "north-west"}
+_ABBREVIATIONS = {
+    "n": "north",
+    "ne": "north-east",
+    "e": "east",
+    "se": "south-east",
+    "s": "south",
+    "sw": "south-west",
+    "w": "west",
+    "nw": "north-west",
+}
 _DIRECTION_WORD = re.compile(r"\b(north|south)[\s_-]?(east|west)\b|\b(north|south|east|west)\b")
 
 _TRUE = {"true", "yes", "valid", "correct", "follows", "t", "y"}
 _FALSE = {"false", "no", "invalid", "incorrect", "f", "n"}
-_NEGATION = re.compile(r"not (?:necessarily )?(?:true|valid|correct)|not necessarily|"
-                       r"(?:it )?does not (?:necessarily )?follow")
+_NEGATION = re.compile(
+    r"not (?:necessarily )?(?:true|valid|correct)|not necessarily|"
+    r"(?:it )?does not (?:necessarily )?follow"
+)
 _SUBJECT = re.compile(r"^(?:the statement|the conclusion|it|this|that) (?:is )?")
 
 
@@ -130,30 +151,40 @@ def entailed(premises: list[str], conclusion: str) -> bool:
     def holds(order: tuple[str, ...], side: str, x: str, y: str) -> bool:
         return (order.index(x) < order.index(y)) == (side == "Left")
 
-    models = [o for o in itertools.permutations(objects) if all(holds(o, *r) for r in relations[:-1])]
+    models = [
+        o for o in itertools.permutations(objects) if all(holds(o, *r) for r in relations[:-1])
+    ]
     return bool(models) and all(holds(o, *relations[-1]) for o in models)
 
 
-def _verify_items(raw: pd.DataFrame, task: str, truth_column: str, rt_ms: pd.Series) -> pd.DataFrame:
+def _verify_items(
+    raw: pd.DataFrame, task: str, truth_column: str, rt_ms: pd.Series
+) -> pd.DataFrame:
     premises = raw["task"].str.split("/")
-    trials = pd.DataFrame({
-        "item_id": task + "/" + raw["task"] + "|" + raw["choices"],
-        "premises": premises,
-        "conclusion": raw["choices"],
-        "reference": raw[truth_column].astype(int).astype(bool),
-        "rt_s": rt_ms / 1000.0,
-    })
+    trials = pd.DataFrame(
+        {
+            "item_id": task + "/" + raw["task"] + "|" + raw["choices"],
+            "premises": premises,
+            "conclusion": raw["choices"],
+            "reference": raw[truth_column].astype(int).astype(bool),
+            "rt_s": rt_ms / 1000.0,
+        }
+    )
     trials["correct"] = raw["response"].astype(str).str.lower().eq("true") == trials["reference"]
-    logical = pd.Series([entailed(p, c) for p, c in zip(trials["premises"], trials["conclusion"], strict=True)],
-                        index=trials.index)
+    logical = pd.Series(
+        [entailed(p, c) for p, c in zip(trials["premises"], trials["conclusion"], strict=True)],
+        index=trials.index,
+    )
     trials = trials[logical == trials["reference"]]
     costs = item_costs(trials, source=task)
     first = trials.drop_duplicates("item_id").set_index("item_id").loc[costs["item_id"]]
     intro = "Objects are placed in a row from left to right."
     return costs.assign(
         task=task,
-        prompt=[verify_prompt([_left_right(p) for p in ps], _left_right(c), intro=intro)
-                for ps, c in zip(first["premises"], first["conclusion"], strict=True)],
+        prompt=[
+            verify_prompt([_left_right(p) for p in ps], _left_right(c), intro=intro)
+            for ps, c in zip(first["premises"], first["conclusion"], strict=True)
+        ],
         answer=np.where(first["reference"], "true", "false"),
         feat_n_premises=first["premises"].str.len().to_numpy(),
     )
@@ -165,15 +196,19 @@ def _carddir_items(raw: pd.DataFrame) -> pd.DataFrame:
     premises = raw["task"].str.split("/")
     d1, d2 = premises.str[0].str.split(";").str[0], premises.str[1].str.split(";").str[0]
     reference = [carddir_reference(a, b) for a, b in zip(d1, d2, strict=True)]
-    trials = pd.DataFrame({
-        "item_id": task + "/" + d1 + "," + d2,
-        "premises": premises,
-        "question": raw["question"],
-        "reference": reference,
-        "rt_s": (raw["p1_rt"] + raw["p2_rt"] + raw["rt_ms"]) / 1000.0,
-    })
+    trials = pd.DataFrame(
+        {
+            "item_id": task + "/" + d1 + "," + d2,
+            "premises": premises,
+            "question": raw["question"],
+            "reference": reference,
+            "rt_s": (raw["p1_rt"] + raw["p2_rt"] + raw["rt_ms"]) / 1000.0,
+        }
+    )
     trials = trials[trials["reference"].notna()]
-    trials["correct"] = raw.loc[trials.index, "response"].str.split(";").str[0] == trials["reference"]
+    trials["correct"] = (
+        raw.loc[trials.index, "response"].str.split(";").str[0] == trials["reference"]
+    )
     costs = item_costs(trials, source=task)
     first = trials.drop_duplicates("item_id").set_index("item_id").loc[costs["item_id"]]
     options = ", ".join(DIRECTIONS)
@@ -198,8 +233,11 @@ def load(paths: dict[str, Path]) -> pd.DataFrame:
     three = pd.read_csv(paths[FILES["3ps"]])
     four = pd.read_csv(paths[FILES["4ps"]])
     card = pd.read_csv(paths[FILES["carddir"]])
-    return pd.concat([
-        _verify_items(three, TASKS["3ps"], "korrekt", three["rt_ms"]),
-        _verify_items(four, TASKS["4ps"], "logicallycorrect", four["rt_ms"]),
-        _carddir_items(card),
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            _verify_items(three, TASKS["3ps"], "korrekt", three["rt_ms"]),
+            _verify_items(four, TASKS["4ps"], "logicallycorrect", four["rt_ms"]),
+            _carddir_items(card),
+        ],
+        ignore_index=True,
+    )

@@ -28,6 +28,7 @@ The key is kept as published: human correctness (hence the correct-trial RTs) is
 same key, so people and models are graded alike; human accuracy on these items partly measures
 agreement with the study's reading, not only reasoning.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -42,15 +43,21 @@ from experiments.errors import InputError
 
 TASK = "syllogisms"
 FILE = "syllogistic/student_projects/2021_wiens/data/data.csv"
-_TEMPLATES = {"All": "All {} are {}.", "Some": "Some {} are {}.", "No": "No {} are {}.",
-              "Some not": "Some {} are not {}."}
+_TEMPLATES = {
+    "All": "All {} are {}.",
+    "Some": "Some {} are {}.",
+    "No": "No {} are {}.",
+    "Some not": "Some {} are not {}.",
+}
 
 
 def sentence(statement: str) -> str:
     """English for one CCOBRA syllogistic statement such as ``Some not;animal;cold-blooded``."""
     quantifier, x, y = statement.split(";")
     if quantifier not in _TEMPLATES:
-        raise InputError(f"unknown quantifier {quantifier!r} in {statement!r}; expected {sorted(_TEMPLATES)}")
+        raise InputError(
+            f"unknown quantifier {quantifier!r} in {statement!r}; expected {sorted(_TEMPLATES)}"
+        )
     return _TEMPLATES[quantifier].format(x, y)
 
 
@@ -67,20 +74,24 @@ def load(paths: dict[str, Path]) -> pd.DataFrame:
         )
         raw = raw[~repeated]
     truth = raw["truth"].astype(str).str.lower().eq("true")
-    trials = pd.DataFrame({
-        "item_id": TASK + "/" + raw["task"] + "|" + raw["choices"],
-        "premises": raw["task"].str.split("/"),
-        "conclusion": raw["choices"],
-        "reference": truth,
-        "rt_s": raw["response_time"] / 1000.0,
-        "correct": raw["response"].astype(str).str.lower().eq("true") == truth,
-    })
+    trials = pd.DataFrame(
+        {
+            "item_id": TASK + "/" + raw["task"] + "|" + raw["choices"],
+            "premises": raw["task"].str.split("/"),
+            "conclusion": raw["choices"],
+            "reference": truth,
+            "rt_s": raw["response_time"] / 1000.0,
+            "correct": raw["response"].astype(str).str.lower().eq("true") == truth,
+        }
+    )
     costs = item_costs(trials, source=TASK)
     first = trials.drop_duplicates("item_id").set_index("item_id").loc[costs["item_id"]]
     intro = "Assume the premises are true."
     return costs.assign(
         task=TASK,
-        prompt=[verify_prompt([sentence(p) for p in ps], sentence(c), intro=intro)
-                for ps, c in zip(first["premises"], first["conclusion"], strict=True)],
+        prompt=[
+            verify_prompt([sentence(p) for p in ps], sentence(c), intro=intro)
+            for ps, c in zip(first["premises"], first["conclusion"], strict=True)
+        ],
         answer=np.where(first["reference"], "true", "false"),
     )

@@ -5,6 +5,7 @@ left ``None`` takes the spec's recommended value. ``GenerationSettings.resolve(s
 ``GenerationConfig.from_spec(spec, **overrides)``, the same path) gives the frozen
 ``GenerationConfig`` that generation runs with and that traces metadata and store manifests record.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,7 +50,11 @@ class GenerationConfig:
         set_ = {k: v for k, v in overrides.items() if v is not None}
         user = GenerationSettings.model_validate({**_USER.model_dump(), **set_})
         s = spec.sampling
-        return cls(samples=user.samples, seed=user.seed, batch_size=user.batch_size,
-                   max_new_tokens=user.max_new_tokens or s.max_new_tokens,
-                   temperature=s.temperature if user.temperature is None else user.temperature,
-                   top_p=user.top_p or s.top_p)
+        return cls(
+            samples=user.samples,
+            seed=user.seed,
+            batch_size=user.batch_size,
+            max_new_tokens=user.max_new_tokens or s.max_new_tokens,
+            temperature=s.temperature if user.temperature is None else user.temperature,
+            top_p=user.top_p or s.top_p,
+        )

@@ -1,4 +1,5 @@
 """The traces file on disk: parquet written atomically, generation settings in its metadata."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def existing_traces(path: Path, meta: dict) -> pd.DataFrame:
         return pd.DataFrame(columns=list(TRACE_COLUMNS))
     old = read_traces_meta(path)
     if old is None:
-        raise SettingsMismatch(f"{path} exists and was not written by `handan generate`; choose another --out")
+        raise SettingsMismatch(
+            f"{path} exists and was not written by `handan generate`; choose another --out"
+        )
     if old.get("model") != meta["model"]:
         raise SettingsMismatch(
             f"{path} holds traces of model {old.get('model')!r}, not {meta['model']!r}; "

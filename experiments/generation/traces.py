@@ -5,6 +5,7 @@ generator seeded by (seed, b), so a resumed run reproduces an uninterrupted one 
 each batch the store shard is written, then the traces parquet is rewritten atomically (tmp +
 rename): a kill loses at most the batch in flight, and a rerun skips every complete batch.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,16 +22,40 @@ from experiments.generation.config import GenerationConfig
 from experiments.models.specs import ModelSpec
 
 
-def store_manifest(spec_name: str, model, sites: Sequence[str], positions: Sequence[str],
-                   dtype: str, config: GenerationConfig, prompt_format: dict, weights: dict) -> dict:
+def store_manifest(
+    spec_name: str,
+    model,
+    sites: Sequence[str],
+    positions: Sequence[str],
+    dtype: str,
+    config: GenerationConfig,
+    prompt_format: dict,
+    weights: dict,
+) -> dict:
     from hooks.sites import d_model, n_layers
 
-    payload = dict(model=spec_name, sites=list(sites), positions=list(positions), dtype=dtype,
-                   generation=asdict(config), prompt_format=prompt_format, weights=weights)
+    payload = dict(
+        model=spec_name,
+        sites=list(sites),
+        positions=list(positions),
+        dtype=dtype,
+        generation=asdict(config),
+        prompt_format=prompt_format,
+        weights=weights,
+    )
     config_hash = stable_hash(payload)
-    return dict(model=spec_name, config_hash=config_hash, sites=list(sites), positions=list(positions),
-                dtype=dtype, d_model=int(d_model(model)), n_layers=int(n_layers(model)),
-                generation=asdict(config), prompt_format=prompt_format, weights=weights)
+    return dict(
+        model=spec_name,
+        config_hash=config_hash,
+        sites=list(sites),
+        positions=list(positions),
+        dtype=dtype,
+        d_model=int(d_model(model)),
+        n_layers=int(n_layers(model)),
+        generation=asdict(config),
+        prompt_format=prompt_format,
+        weights=weights,
+    )
 
 
 def generate_traces(
@@ -70,19 +95,27 @@ def generate_traces(
     think = think_tokens(tokenizer, spec.think_open, spec.think_close, model=spec.name)
     eos_ids = eos_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    prompt_format = dict(chat_template=spec.chat_template, system_prompt=spec.system_prompt,
-                         template_kwargs=spec.template_kwargs)
+    prompt_format = dict(
+        chat_template=spec.chat_template,
+        system_prompt=spec.system_prompt,
+        template_kwargs=spec.template_kwargs,
+    )
     # where the weights come from: a model retrained under the same name must not resume old traces
     weights = dict(source=spec.source, revision=spec.revision)
     meta = dict(model=spec.name, **asdict(config), **prompt_format, **weights)
     done = tracefile.existing_traces(out, meta)
     done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
 
-    prompts = encode_prompts(tokenizer, items["prompt"].tolist(), chat_template=spec.chat_template,
-                             system_prompt=spec.system_prompt, template_kwargs=spec.template_kwargs)
+    prompts = encode_prompts(
+        tokenizer,
+        items["prompt"].tolist(),
+        chat_template=spec.chat_template,
+        system_prompt=spec.system_prompt,
+        template_kwargs=spec.template_kwargs,
+    )
     by_id = dict(zip(items["item_id"], range(len(items))))
     keys = [(iid, s) for iid in items["item_id"] for s in range(config.samples)]
-    batches = [keys[i:i + config.batch_size] for i in range(0, len(keys), config.batch_size)]
+    batches = [keys[i : i + config.batch_size] for i in range(0, len(keys), config.batch_size)]
     device = next(model.parameters()).device
 
     with contextlib.ExitStack() as stack:
@@ -98,7 +131,9 @@ def generate_traces(
                 raise InputError("recording needs at least one site, e.g. --sites resid_post.0")
             rec = Recorder(model, sites)  # checks the sites before the store is touched
             store_dtype = normalise_dtype(store_dtype)
-            manifest = store_manifest(spec.name, model, sites, positions, store_dtype, config, prompt_format, weights)
+            manifest = store_manifest(
+                spec.name, model, sites, positions, store_dtype, config, prompt_format, weights
+            )
             st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
             stored = st.completed()
             done_keys &= stored
@@ -111,36 +146,73 @@ def generate_traces(
         if context is not None:
             stack.enter_context(context())
         bar = stack.enter_context(Progress(disable=not progress))
-        task_bar = bar.add_task(f"generate {spec.name}", total=len(keys),
-                                completed=len(keys) - sum(len(b) for _, b in todo))
+        task_bar = bar.add_task(
+            f"generate {spec.name}",
+            total=len(keys),
+            completed=len(keys) - sum(len(b) for _, b in todo),
+        )
         for b, batch in todo:
             ids = [prompts[by_id[iid]] for iid, _ in batch]
             gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + b)
-            capture = st is not None and not set(batch) <= stored  # a rerun may find it stored already
+            capture = (
+                st is not None and not set(batch) <= stored
+            )  # a rerun may find it stored already
             cap = Capture(rec, sites, positions, ids, think, device) if capture else None
-            outs = generate_batch(model, ids, max_new_tokens=config.max_new_tokens, eos_ids=eos_ids,
-                                  pad_id=pad_id, temperature=config.temperature, top_p=config.top_p,
-                                  generator=gen, observer=cap)
+            outs = generate_batch(
+                model,
+                ids,
+                max_new_tokens=config.max_new_tokens,
+                eos_ids=eos_ids,
+                pad_id=pad_id,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                generator=gen,
+                observer=cap,
+            )
             new = []
             for (iid, sample), p, g in zip(batch, ids, outs):
                 item = items.iloc[by_id[iid]]
                 acc = account(p, g, think, eos_ids, tokenizer.decode)
                 body = [t for t in g if t not in eos_ids]
-                response = tokenizer.decode(body[acc.response_start:], skip_special_tokens=True) if acc.finished_thinking else ""
-                new.append(dict(
-                    model=spec.name, item_id=iid, task=item["task"], sample=sample,
-                    prompt_tokens=len(p), reasoning_tokens=acc.reasoning_tokens,
-                    answer_tokens=acc.answer_tokens, finished_thinking=acc.finished_thinking,
-                    response=response,
-                    correct=bool(acc.finished_thinking and checker(item["task"])(response, item["answer"])),
-                    text=tokenizer.decode(body),
-                ))
+                response = (
+                    tokenizer.decode(body[acc.response_start :], skip_special_tokens=True)
+                    if acc.finished_thinking
+                    else ""
+                )
+                new.append(
+                    dict(
+                        model=spec.name,
+                        item_id=iid,
+                        task=item["task"],
+                        sample=sample,
+                        prompt_tokens=len(p),
+                        reasoning_tokens=acc.reasoning_tokens,
+                        answer_tokens=acc.answer_tokens,
+                        finished_thinking=acc.finished_thinking,
+                        response=response,
+                        correct=bool(
+                            acc.finished_thinking
+                            and checker(item["task"])(response, item["answer"])
+                        ),
+                        text=tokenizer.decode(body),
+                    )
+                )
             if cap is not None:
                 captured = cap.collect(outs, eos_ids, getattr(torch, st.dtype))
                 index = pd.DataFrame(
-                    [dict(model=spec.name, item_id=batch[r][0], sample=batch[r][1], site=site,
-                          position=pos, token_index=tok)
-                     for site in sites for (r, pos, tok) in captured.entries])
+                    [
+                        dict(
+                            model=spec.name,
+                            item_id=batch[r][0],
+                            sample=batch[r][1],
+                            site=site,
+                            position=pos,
+                            token_index=tok,
+                        )
+                        for site in sites
+                        for (r, pos, tok) in captured.entries
+                    ]
+                )
                 st.append(index, captured.vectors)
             rows.append(pd.DataFrame(new))
             table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS)

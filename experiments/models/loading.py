@@ -1,4 +1,5 @@
 """Turn a ModelSpec into an HF model and tokenizer, failing fast and clearly when weights are absent."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -73,7 +74,9 @@ def load_model(spec: ModelSpec, *, device: str | None = None, dtype: str | None 
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
-        raise InputError(f"model {spec.name!r}: unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
+        raise InputError(
+            f"model {spec.name!r}: unsupported dtype {dtype!r}; use float32, bfloat16 or float16"
+        )
     if dtype == "bfloat16" and torch.device(device).type == "cpu":
         raise InputError(
             f"model {spec.name!r}: dtype bfloat16 on CPU is not supported by handan; "
@@ -85,8 +88,10 @@ def load_model(spec: ModelSpec, *, device: str | None = None, dtype: str | None 
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=getattr(torch, dtype),
-            device_map=spec.device_map, **kwargs,
+            where,
+            dtype=getattr(torch, dtype),
+            device_map=spec.device_map,
+            **kwargs,
         )
     except OSError as err:
         raise MissingInput(

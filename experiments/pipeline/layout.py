@@ -4,6 +4,7 @@ The stages, the report and the CLI commands that write the same files (``handan 
 ``handan steer``, ``handan behaviour``) take their file names from here or from the modules whose
 tables they are (``experiments.behaviour.OUTPUT_FILES``, ``experiments.steering.outputs``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

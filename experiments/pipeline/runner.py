@@ -11,6 +11,7 @@ traces (hence the store), model specs, generation settings, the teacher/student/
 triples — and steering's also covers the probes stage's hash (it steers at the best probe site)
 and ``behaviour.n_boot``: a change anywhere upstream reruns the stages downstream of it.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,10 @@ class Stages:
         try:
             self.done: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
         except json.JSONDecodeError as err:
-            raise InputError(f"{path} is not valid JSON ({err}); delete it and rerun: every stage "
-                             "then reruns (generation resumes from its files)") from err
+            raise InputError(
+                f"{path} is not valid JSON ({err}); delete it and rerun: every stage "
+                "then reruns (generation resumes from its files)"
+            ) from err
         self.timings: dict[str, float] = {}
         self.reused: set[str] = set()
 
@@ -49,8 +52,15 @@ class Stages:
 
         atomic_write(self.path, json.dumps(self.done, indent=2).encode())
 
-    def run(self, name: str, inputs: Any, outputs: list[Path], fn: Callable[[], Any], *,
-            always: bool = False) -> str:
+    def run(
+        self,
+        name: str,
+        inputs: Any,
+        outputs: list[Path],
+        fn: Callable[[], Any],
+        *,
+        always: bool = False,
+    ) -> str:
         """Run ``fn`` unless the stage last ran on the same ``inputs`` and its ``outputs`` exist;
         returns the stage's hash (for the stages that read its outputs)."""
         key = stable_hash(inputs)
@@ -83,28 +93,56 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     run.config.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     book = Stages(run.stages)
     # always rebuilt (cheap): a dataset file edited in place must reach the later stages
-    book.run("items", cfg.model_dump(include={"data_dir", "datasets", "tasks", "max_items_per_task"}),
-             [run.items], lambda: stages.build_items(cfg, run.items), always=True)
+    book.run(
+        "items",
+        cfg.model_dump(include={"data_dir", "datasets", "tasks", "max_items_per_task"}),
+        [run.items],
+        lambda: stages.build_items(cfg, run.items),
+        always=True,
+    )
     items = pd.read_parquet(run.items)
     console.print(f"[bold]items[/]: {len(items)} across {items['task'].nunique()} tasks")
 
     specs = stages.resolve_specs(cfg)
     pairing = stages.triples(cfg, specs)  # before generation: a pairing error costs nothing
     gen_settings = cfg.model_dump(include={"generation", "record", "model_sources"})
-    book.run("generation", [gen_settings, list(specs)], [run.traces],
-             lambda: stages.generate_all(cfg, specs, items, run, progress), always=True)
+    book.run(
+        "generation",
+        [gen_settings, list(specs)],
+        [run.traces],
+        lambda: stages.generate_all(cfg, specs, items, run, progress),
+        always=True,
+    )
     traces = pd.read_parquet(run.traces)
-    data = stable_hash([gen_settings, [s.model_dump() for s in specs.values()], pairing, items.to_json(),
-                        traces.to_json()])  # what every later stage reads (hashed once: traces can be large)
+    data = stable_hash(
+        [
+            gen_settings,
+            [s.model_dump() for s in specs.values()],
+            pairing,
+            items.to_json(),
+            traces.to_json(),
+        ]
+    )  # what every later stage reads (hashed once: traces can be large)
 
-    book.run("behaviour", [cfg.behaviour.model_dump(), data], [run.behaviour_file("alignment")],
-             lambda: stages.behaviour_stage(cfg, specs, pairing, items, traces, run))
-    probes_key = book.run("probes", [cfg.probes.model_dump(), data], [run.probe_sweep],
-                          lambda: stages.probe_stage(cfg, specs, pairing, items, traces, run, progress))
+    book.run(
+        "behaviour",
+        [cfg.behaviour.model_dump(), data],
+        [run.behaviour_file("alignment")],
+        lambda: stages.behaviour_stage(cfg, specs, pairing, items, traces, run),
+    )
+    probes_key = book.run(
+        "probes",
+        [cfg.probes.model_dump(), data],
+        [run.probe_sweep],
+        lambda: stages.probe_stage(cfg, specs, pairing, items, traces, run, progress),
+    )
     if cfg.steering.enabled:
-        book.run("steering", [cfg.steering.model_dump(), cfg.behaviour.n_boot, probes_key],
-                 [run.steering_summary],
-                 lambda: stages.steering_stage(cfg, specs, pairing, items, traces, run, progress))
+        book.run(
+            "steering",
+            [cfg.steering.model_dump(), cfg.behaviour.n_boot, probes_key],
+            [run.steering_summary],
+            lambda: stages.steering_stage(cfg, specs, pairing, items, traces, run, progress),
+        )
 
     start = time.perf_counter()
     summary = write_report(cfg, run, book.timings, book.reused)

@@ -1,5 +1,6 @@
 """The stages of a run (see ``experiments.pipeline.runner``); each reads and writes the files of
 the run folder (``experiments.pipeline.layout``)."""
+
 from __future__ import annotations
 
 import gc
@@ -22,15 +23,24 @@ def build_items(cfg: RunConfig, path: Path) -> None:
     from experiments.contracts import validate_items
     from experiments.data import items_from
 
-    items = pd.concat([items_from(entry, cfg.data_dir) for entry in cfg.datasets], ignore_index=True)
+    items = pd.concat(
+        [items_from(entry, cfg.data_dir) for entry in cfg.datasets], ignore_index=True
+    )
     if cfg.tasks:
         unknown = sorted(set(cfg.tasks) - set(items["task"]))
         if unknown:
-            raise InputError(f"tasks {unknown} are not in the datasets {cfg.datasets}; they have {sorted(set(items['task']))}")
+            raise InputError(
+                f"tasks {unknown} are not in the datasets {cfg.datasets}; they have {sorted(set(items['task']))}"
+            )
         items = items[items["task"].isin(cfg.tasks)]
     if cfg.max_items_per_task:
         key = items["item_id"].map(lambda s: hashlib.sha1(s.encode()).hexdigest())
-        items = items.assign(_k=key).sort_values("_k").groupby("task", sort=False).head(cfg.max_items_per_task)
+        items = (
+            items.assign(_k=key)
+            .sort_values("_k")
+            .groupby("task", sort=False)
+            .head(cfg.max_items_per_task)
+        )
         items = items.drop(columns="_k").sort_index()
     from experiments.contracts import write_parquet_atomic
 
@@ -46,18 +56,24 @@ def resolve_specs(cfg: RunConfig) -> dict[str, ModelSpec]:
         if spec.name in cfg.model_sources:
             spec = spec.model_copy(update={"source": cfg.model_sources[spec.name]})
         specs[spec.name] = spec
-    for key, names in (("model_sources", cfg.model_sources), ("steering.models", cfg.steering.models or [])):
+    for key, names in (
+        ("model_sources", cfg.model_sources),
+        ("steering.models", cfg.steering.models or []),
+    ):
         unknown = sorted(set(names) - set(specs))
         if unknown:
-            raise InputError(f"{key} names {unknown}, which are not among the run's models {sorted(specs)}")
+            raise InputError(
+                f"{key} names {unknown}, which are not among the run's models {sorted(specs)}"
+            )
     return specs
 
 
-def generate_all(cfg: RunConfig, specs: dict[str, ModelSpec], items: pd.DataFrame, run: RunLayout,
-                 progress: bool) -> None:
+def generate_all(
+    cfg: RunConfig, specs: dict[str, ModelSpec], items: pd.DataFrame, run: RunLayout, progress: bool
+) -> None:
     """Traces + activation store for every model (resumed), then the run's traces table."""
     from experiments.contracts import TRACE_COLUMNS, write_parquet_atomic
-    from experiments.generation import generate_traces
+    from experiments.generation.traces import generate_traces
     from experiments.models.loading import load_model
     from hooks.sites import expand_sites
 
@@ -65,11 +81,21 @@ def generate_all(cfg: RunConfig, specs: dict[str, ModelSpec], items: pd.DataFram
     run.model_traces("").parent.mkdir(exist_ok=True)
     for name, spec in specs.items():
         model, tokenizer = load_model(spec, device=cfg.device)
-        tables.append(generate_traces(
-            model, tokenizer, spec, items, config=cfg.generation.resolve(spec), out=run.model_traces(name),
-            store=run.store(name), sites=expand_sites(model, cfg.record.sites),
-            positions=cfg.record.positions, store_dtype=cfg.record.dtype, progress=progress,
-        ))
+        tables.append(
+            generate_traces(
+                model,
+                tokenizer,
+                spec,
+                items,
+                config=cfg.generation.resolve(spec),
+                out=run.model_traces(name),
+                store=run.store(name),
+                sites=expand_sites(model, cfg.record.sites),
+                positions=cfg.record.positions,
+                store_dtype=cfg.record.dtype,
+                progress=progress,
+            )
+        )
         del model
         gc.collect()
     write_parquet_atomic(pd.concat(tables, ignore_index=True).astype(TRACE_COLUMNS), run.traces)
@@ -92,18 +118,36 @@ def triples(cfg: RunConfig, specs: dict[str, ModelSpec]) -> list[dict]:
     return triples_from_roles(roles) if {"teacher", "student"} <= set(roles.values()) else []
 
 
-def behaviour_stage(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame, traces: pd.DataFrame,
-                    run: RunLayout) -> None:
+def behaviour_stage(
+    cfg: RunConfig,
+    specs,
+    pairing: list[dict],
+    items: pd.DataFrame,
+    traces: pd.DataFrame,
+    run: RunLayout,
+) -> None:
     from experiments.behaviour import analyse, write_behaviour_outputs
 
-    results = analyse(items, traces, triples=pairing,
-                      roles={n: s.role for n, s in specs.items() if s.role} or None,
-                      n_boot=cfg.behaviour.n_boot, seed=cfg.generation.seed)
+    results = analyse(
+        items,
+        traces,
+        triples=pairing,
+        roles={n: s.role for n, s in specs.items() if s.role} or None,
+        n_boot=cfg.behaviour.n_boot,
+        seed=cfg.generation.seed,
+    )
     write_behaviour_outputs(results, run.behaviour, figures_dir=run.figures)
 
 
-def probe_stage(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame, traces: pd.DataFrame,
-                run: RunLayout, progress: bool) -> None:
+def probe_stage(
+    cfg: RunConfig,
+    specs,
+    pairing: list[dict],
+    items: pd.DataFrame,
+    traces: pd.DataFrame,
+    run: RunLayout,
+    progress: bool,
+) -> None:
     """Probe sweeps for every model × target, contrasts within each triple, figures.
     A target a model cannot have (e.g. its own reasoning length when it never reasons) is
     listed in ``probes/skipped.csv`` with the reason instead of failing the run."""
@@ -123,9 +167,19 @@ def probe_stage(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame,
             store = ActivationStore(run.store(name))
             for target in p.targets:
                 try:
-                    table, pred = sweep_store(store, items, traces, target, model=name, positions=p.positions,
-                                              cv=p.cv, n_permutations=p.n_permutations, n_boot=p.n_boot,
-                                              seed=cfg.generation.seed, dtype=p.dtype)
+                    table, pred = sweep_store(
+                        store,
+                        items,
+                        traces,
+                        target,
+                        model=name,
+                        positions=p.positions,
+                        cv=p.cv,
+                        n_permutations=p.n_permutations,
+                        n_boot=p.n_boot,
+                        seed=cfg.generation.seed,
+                        dtype=p.dtype,
+                    )
                     tables.append(table)
                     preds[(name, target)] = (table, pred)
                 except NotProbeable as err:
@@ -135,14 +189,23 @@ def probe_stage(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame,
         raise InputError(f"no probe could be fitted: {skipped}")
     sweep = pd.concat(tables, ignore_index=True)
     sweep.to_csv(run.probe_sweep, index=False)
-    pd.DataFrame(skipped, columns=["model", "target", "reason"]).to_csv(run.probe_skipped, index=False)
+    pd.DataFrame(skipped, columns=["model", "target", "reason"]).to_csv(
+        run.probe_skipped, index=False
+    )
     contrasts = []
     for t in pairing:
         for a, b in [("teacher", "student"), ("student", "baseline"), ("teacher", "baseline")]:
             for target in p.targets:
                 if (t[a], target) in preds and (t.get(b), target) in preds:
                     (ta, pa), (tb, pb) = preds[(t[a], target)], preds[(t[b], target)]
-                    c = compare(ta, tb, predictions_a=pa, predictions_b=pb, n_boot=p.n_boot, seed=cfg.generation.seed)
+                    c = compare(
+                        ta,
+                        tb,
+                        predictions_a=pa,
+                        predictions_b=pb,
+                        n_boot=p.n_boot,
+                        seed=cfg.generation.seed,
+                    )
                     contrasts.append(c.assign(model_a=t[a], model_b=t[b], target=target))
     if contrasts:
         pd.concat(contrasts, ignore_index=True).to_csv(run.probe_compare, index=False)
@@ -157,7 +220,9 @@ def held_out(item_ids: pd.Series, share: float) -> pd.Series:
     """True for the items held out from direction fitting: a fixed, content-free split by the sha1
     of the item id (the same items whatever the run)."""
     # salted, so it is independent of the sha1 order that `max_items_per_task` subsamples by
-    h = item_ids.map(lambda s: int(hashlib.sha1(f"holdout:{s}".encode()).hexdigest()[:8], 16) / 16**8)
+    h = item_ids.map(
+        lambda s: int(hashlib.sha1(f"holdout:{s}".encode()).hexdigest()[:8], 16) / 16**8
+    )
     return h < share
 
 
@@ -166,16 +231,30 @@ def _best_site(run: RunLayout, model: str, target: str, position: str) -> str:
     prompt position feeds only the unembedding (no later layer reads it, and the KV cache is built
     from layer inputs), so steering it can change nothing but the first generated token."""
     sweep = pd.read_csv(run.probe_sweep)
-    rows = sweep[(sweep.model == model) & (sweep.target == target) & (sweep.position == position)
-                 & ~sweep.site.str.startswith("baseline:") & (sweep.depth < 1)]
+    rows = sweep[
+        (sweep.model == model)
+        & (sweep.target == target)
+        & (sweep.position == position)
+        & ~sweep.site.str.startswith("baseline:")
+        & (sweep.depth < 1)
+    ]
     if rows.empty:
-        raise InputError(f"no probe of {target!r} at {position!r} below the last layer for {model}; "
-                         "set steering.site explicitly")
+        raise InputError(
+            f"no probe of {target!r} at {position!r} below the last layer for {model}; "
+            "set steering.site explicitly"
+        )
     return str(rows.loc[rows.score.idxmax(), "site"])
 
 
-def steering_stage(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFrame, traces: pd.DataFrame,
-                   run: RunLayout, progress: bool) -> None:
+def steering_stage(
+    cfg: RunConfig,
+    specs,
+    pairing: list[dict],
+    items: pd.DataFrame,
+    traces: pd.DataFrame,
+    run: RunLayout,
+    progress: bool,
+) -> None:
     """Fit the `target` direction (and the `control_target` one) on the items not held out, then
     steer each model on the held-out items along it, its control and random directions.
     Generations are cached under ``runs/{model}/{condition}``, the condition being a hash of the
@@ -200,8 +279,10 @@ def steering_stage(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFra
     test = held_out(items["item_id"], s.holdout)
     fit_ids, test_items = set(items.loc[~test, "item_id"]), items[test]
     if not fit_ids or test_items.empty:
-        raise InputError(f"steering.holdout={s.holdout} leaves {len(fit_ids)} items to fit the direction and "
-                         f"{len(test_items)} to steer; use more items or a holdout nearer 0.5")
+        raise InputError(
+            f"steering.holdout={s.holdout} leaves {len(fit_ids)} items to fit the direction and "
+            f"{len(test_items)} to steer; use more items or a holdout nearer 0.5"
+        )
     tables = []
     for name in names:
         store = ActivationStore(run.store(name))
@@ -215,30 +296,76 @@ def steering_stage(cfg: RunConfig, specs, pairing: list[dict], items: pd.DataFra
             keep = pd.Series(ids).isin(fit_ids & set(y.index)).to_numpy()
             vector = fit_direction(X[keep], y.loc[ids[keep]].to_numpy(), method=s.method)
             directions[direction_name(target)] = vector
-            save_direction(run.direction(name, direction_name(target)), vector,
-                           dict(model=name, site=site, position=s.position, target=target, method=s.method,
-                                n=int(keep.sum()), item_ids=sorted(ids[keep].tolist())))
-        for k, vector in enumerate(random_directions(X.shape[1], s.n_random, seed=cfg.generation.seed)):
+            save_direction(
+                run.direction(name, direction_name(target)),
+                vector,
+                dict(
+                    model=name,
+                    site=site,
+                    position=s.position,
+                    target=target,
+                    method=s.method,
+                    n=int(keep.sum()),
+                    item_ids=sorted(ids[keep].tolist()),
+                ),
+            )
+        for k, vector in enumerate(
+            random_directions(X.shape[1], s.n_random, seed=cfg.generation.seed)
+        ):
             directions[f"random{k}"] = vector
         spec = specs[name]
         config = cfg.generation.resolve(spec, samples=s.samples)
         scale = residual_norm(store, site, s.position, item_ids=items["item_id"])
-        condition = stable_hash([site, s.inject, scale, asdict(config),
-                           {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in directions.items()}])
+        condition = stable_hash(
+            [
+                site,
+                s.inject,
+                scale,
+                asdict(config),
+                {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in directions.items()},
+            ]
+        )
         model, tokenizer = load_model(spec, device=cfg.device)
-        tables.append(run_steering(model, tokenizer, spec, test_items, directions=directions, site=site,
-                                   positions=s.inject, alphas=s.alphas, scale=scale, config=config,
-                                   out=run.steering_run(name, condition), progress=progress))
+        tables.append(
+            run_steering(
+                model,
+                tokenizer,
+                spec,
+                test_items,
+                directions=directions,
+                site=site,
+                positions=s.inject,
+                alphas=s.alphas,
+                scale=scale,
+                config=config,
+                out=run.steering_run(name, condition),
+                progress=progress,
+            )
+        )
         del model
         gc.collect()
     steering_table = pd.concat(tables, ignore_index=True)
-    outputs.write_steering_outputs(steering_table, run.steering, items=items, n_boot=cfg.behaviour.n_boot, seed=cfg.generation.seed)
+    outputs.write_steering_outputs(
+        steering_table,
+        run.steering,
+        items=items,
+        n_boot=cfg.behaviour.n_boot,
+        seed=cfg.generation.seed,
+    )
     for f in run.steering.glob("dose_response.*"):
         if f.suffix in {".png", ".svg"}:
             (run.figures / f"steering_{f.name}").write_bytes(f.read_bytes())
-    contrasts = [compare_slopes(steering_table, t["teacher"], t["student"], n_boot=cfg.behaviour.n_boot,
-                                seed=cfg.generation.seed)
-                 for t in pairing if {t["teacher"], t["student"]} <= set(names)]
+    contrasts = [
+        compare_slopes(
+            steering_table,
+            t["teacher"],
+            t["student"],
+            n_boot=cfg.behaviour.n_boot,
+            seed=cfg.generation.seed,
+        )
+        for t in pairing
+        if {t["teacher"], t["student"]} <= set(names)
+    ]
     if contrasts:
         pd.concat(contrasts, ignore_index=True).to_csv(run.slope_contrast, index=False)
     else:  # a previous run's contrasts must not stay beside this run's tables

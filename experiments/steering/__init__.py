@@ -4,6 +4,7 @@
 - ``summarise_steering`` / ``dose_response`` / ``compare_slopes`` / ``human_alignment``: its statistics;
 - ``plot_dose_response``: the figure.
 """
+
 from experiments.steering.analysis import (
     compare_slopes,
     dose_response,
@@ -19,6 +20,15 @@ from experiments.steering.experiment import (
 )
 from experiments.steering.figures import plot_dose_response
 
-__all__ = ["STEERING_COLUMNS", "compare_slopes", "dose_response", "human_alignment", "plot_dose_response",
-           "prompt_end_activations", "random_directions", "residual_norm", "run_steering",
-           "summarise_steering"]
+__all__ = [
+    "STEERING_COLUMNS",
+    "compare_slopes",
+    "dose_response",
+    "human_alignment",
+    "plot_dose_response",
+    "prompt_end_activations",
+    "random_directions",
+    "residual_norm",
+    "run_steering",
+    "summarise_steering",
+]

@@ -16,6 +16,7 @@ resumable by ``generate_traces``) next to ``alpha={alpha}.json`` (the condition:
 scale, alpha, the vector's sha256), which a rerun must match; ``runs/_unsteered/alpha=0.parquet``
 (its condition is only the model: a rerun at another site, positions or scale reuses it).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,17 @@ from experiments.generation import GenerationConfig
 from experiments.models.specs import ModelSpec
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS
 
-STEERING_COLUMNS = ["model", "direction", "alpha", "item_id", "task", "sample", "reasoning_tokens",
-                    "finished_thinking", "correct"]
+STEERING_COLUMNS = [
+    "model",
+    "direction",
+    "alpha",
+    "item_id",
+    "task",
+    "sample",
+    "reasoning_tokens",
+    "finished_thinking",
+    "correct",
+]
 UNSTEERED = "_unsteered"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -51,20 +61,24 @@ def random_directions(d: int, n: int, seed: int = 0) -> np.ndarray:
     return g / np.linalg.norm(g, axis=1, keepdims=True)
 
 
-def residual_norm(store, site: str, position: str = "prompt_end", *,
-                  item_ids: Sequence[str] | None = None) -> float:
+def residual_norm(
+    store, site: str, position: str = "prompt_end", *, item_ids: Sequence[str] | None = None
+) -> float:
     """Mean L2 norm of the vectors an ``ActivationStore`` holds for ``site`` at ``position``
     (of the items ``item_ids`` only, when given: a store may hold items a run no longer uses)."""
     X, index = store.load(site, position)
     if item_ids is not None:
         X = X[index["item_id"].astype(str).isin(set(map(str, item_ids))).to_numpy()]
     if len(X) == 0:
-        raise InputError(f"the store holds no vectors for {site}|{position}; record them with `handan record`")
+        raise InputError(
+            f"the store holds no vectors for {site}|{position}; record them with `handan record`"
+        )
     return float(np.linalg.norm(np.asarray(X, dtype=np.float64), axis=1).mean())
 
 
-def prompt_end_activations(model, tokenizer, spec: ModelSpec, prompts: Sequence[str], site: str, *,
-                           batch_size: int = 32) -> np.ndarray:
+def prompt_end_activations(
+    model, tokenizer, spec: ModelSpec, prompts: Sequence[str], site: str, *, batch_size: int = 32
+) -> np.ndarray:
     """Activations ``[n, d]`` (float32) of ``site`` at the last prompt token of each prompt, from one
     left-padded forward per batch (position ids from the attention mask, as in generation)."""
     import torch
@@ -72,14 +86,19 @@ def prompt_end_activations(model, tokenizer, spec: ModelSpec, prompts: Sequence[
     from hooks.engines.hf_loop import encode_prompts, left_pad
     from hooks.recorder import Recorder
 
-    ids = encode_prompts(tokenizer, list(prompts), chat_template=spec.chat_template,
-                         system_prompt=spec.system_prompt, template_kwargs=spec.template_kwargs)
+    ids = encode_prompts(
+        tokenizer,
+        list(prompts),
+        chat_template=spec.chat_template,
+        system_prompt=spec.system_prompt,
+        template_kwargs=spec.template_kwargs,
+    )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     out = []
     with torch.inference_mode(), Recorder(model, [site], positions=slice(-1, None)) as rec:
         for i in range(0, len(ids), batch_size):
-            x, mask, pos = left_pad(ids[i:i + batch_size], pad, device)
+            x, mask, pos = left_pad(ids[i : i + batch_size], pad, device)
             model(input_ids=x, attention_mask=mask, position_ids=pos)
             out.append(rec.activations[site][:, 0].float().cpu().numpy())
     return np.concatenate(out)
@@ -87,12 +106,16 @@ def prompt_end_activations(model, tokenizer, spec: ModelSpec, prompts: Sequence[
 
 def _unit(name: str, vector: np.ndarray, width: int) -> np.ndarray:
     if not _NAME.match(name) or name == UNSTEERED:
-        raise InputError(f"direction name {name!r} must be a file-name-safe word (letters, digits, _ . + -), "
-                         f"not {UNSTEERED!r}")
+        raise InputError(
+            f"direction name {name!r} must be a file-name-safe word (letters, digits, _ . + -), "
+            f"not {UNSTEERED!r}"
+        )
     vector = np.asarray(vector, dtype=np.float64)
     if vector.shape != (width,):
-        raise InputError(f"direction {name!r} has shape {vector.shape} but the site has width {width}; "
-                         f"fit it on this model's activations at this site")
+        raise InputError(
+            f"direction {name!r} has shape {vector.shape} but the site has width {width}; "
+            f"fit it on this model's activations at this site"
+        )
     norm = np.linalg.norm(vector)
     if not np.isfinite(norm) or norm == 0:
         raise InputError(f"direction {name!r} is zero or not finite; pass a unit vector")
@@ -106,8 +129,10 @@ def _check_condition(path: Path, condition: dict) -> None:
         old = json.loads(meta.read_text())
         diff = sorted(k for k in condition if old.get(k) != condition[k])
         if diff:
-            raise SettingsMismatch(f"{path} was generated under another condition (differs in {diff}); "
-                                  "use another --out or delete that file")
+            raise SettingsMismatch(
+                f"{path} was generated under another condition (differs in {diff}); "
+                "use another --out or delete that file"
+            )
     else:
         meta.parent.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(condition, sort_keys=True))
@@ -138,7 +163,7 @@ def run_steering(
     """
     import torch
 
-    from experiments.generation import generate_traces
+    from experiments.generation.traces import generate_traces
     from hooks.interventions import STEER_POSITIONS, Steer
     from hooks.sites import d_model, resolve_site
 
@@ -159,14 +184,35 @@ def run_steering(
         folder, ctx = (UNSTEERED, None) if alpha == 0 else (name, alpha)
         path = out / "runs" / folder / f"alpha={alpha:g}.parquet"
         vec = None if ctx is None else alpha * scale * units[name]
-        steered = {} if vec is None else dict(  # the unsteered run depends on none of these
-            site=site, positions=positions, scale=float(scale),
-            sha256=hashlib.sha256(units[name].tobytes()).hexdigest())
+        steered = (
+            {}
+            if vec is None
+            else dict(  # the unsteered run depends on none of these
+                site=site,
+                positions=positions,
+                scale=float(scale),
+                sha256=hashlib.sha256(units[name].tobytes()).hexdigest(),
+            )
+        )
         _check_condition(path, dict(model=spec.name, alpha=alpha, direction=folder, **steered))
-        context = None if vec is None else (
-            lambda: Steer(model, site, torch.as_tensor(vec, dtype=dtype), positions=positions))
-        return generate_traces(model, tokenizer, spec, items, config=config, out=path,
-                               checker=checker, context=context, progress=progress)
+        context = (
+            None
+            if vec is None
+            else (
+                lambda: Steer(model, site, torch.as_tensor(vec, dtype=dtype), positions=positions)
+            )
+        )
+        return generate_traces(
+            model,
+            tokenizer,
+            spec,
+            items,
+            config=config,
+            out=path,
+            checker=checker,
+            context=context,
+            progress=progress,
+        )
 
     base = condition("", 0.0)
     frames = []

@@ -4,6 +4,7 @@
 alpha (units of the residual norm at the site), one line per direction with its 95% bootstrap band
 over items. Random-direction controls (names starting ``random``) are drawn grey and dashed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,13 @@ from experiments.errors import InputError
 from experiments.figures import save_figure, subplots
 
 
-def plot_dose_response(dose: pd.DataFrame, out_dir: str | Path, *, name: str = "dose_response",
-                       title: str | None = None) -> list[Path]:
+def plot_dose_response(
+    dose: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    name: str = "dose_response",
+    title: str | None = None,
+) -> list[Path]:
     """Write ``{name}.png`` and ``{name}.svg`` from a ``dose_response`` table; returns the paths."""
 
     import matplotlib
@@ -34,9 +40,15 @@ def plot_dose_response(dose: pd.DataFrame, out_dir: str | Path, *, name: str = "
             control = str(direction).startswith("random")
             style = dict(color="0.6", ls="--", lw=1) if control else dict(color=next(colours), lw=2)
             ax.plot(d["alpha"], d["mean_log_tokens"], marker="o", ms=3, label=direction, **style)
-            ax.fill_between(d["alpha"], d["lo"], d["hi"], color=style["color"], alpha=0.15 if control else 0.25)
+            ax.fill_between(
+                d["alpha"], d["lo"], d["hi"], color=style["color"], alpha=0.15 if control else 0.25
+            )
         ax.axvline(0, color="k", lw=0.5)
-        ax.set(title=model, xlabel="alpha (x mean residual norm)", ylabel="mean log(1 + reasoning tokens)")
+        ax.set(
+            title=model,
+            xlabel="alpha (x mean residual norm)",
+            ylabel="mean log(1 + reasoning tokens)",
+        )
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)

@@ -1,6 +1,7 @@
 """Files in and out of a steering run: direction files → named unit vectors (+ site, fitted items);
 steering table → ``steering.csv``, ``steering_summary.csv``, ``dose_response.csv``,
 ``human_alignment.csv`` (when items carry human RTs) and the dose-response figure."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,8 +20,9 @@ DOSE_CSV = "dose_response.csv"
 ALIGNMENT_CSV = "human_alignment.csv"
 
 
-def load_directions(paths: Sequence[str | Path], *, model: str, site: str | None = None
-                    ) -> tuple[dict[str, np.ndarray], str, set[str]]:
+def load_directions(
+    paths: Sequence[str | Path], *, model: str, site: str | None = None
+) -> tuple[dict[str, np.ndarray], str, set[str]]:
     """Read direction files (``probes.directions.save_direction``).
 
     Returns (name → vector, site, item ids the directions were fitted on). The name is the
@@ -31,28 +33,38 @@ def load_directions(paths: Sequence[str | Path], *, model: str, site: str | None
     from probes.directions import load_direction
 
     if not paths:
-        raise InputError("no --direction given; pass a direction file written by probes.directions.save_direction")
+        raise InputError(
+            "no --direction given; pass a direction file written by probes.directions.save_direction"
+        )
     vectors: dict[str, np.ndarray] = {}
     fitted: set[str] = set()
     for path in map(Path, paths):
         vector, meta = load_direction(path)
         if meta.get("model") not in (None, model):
-            raise InputError(f"{path} was fitted on model {meta['model']!r}, not {model!r}; "
-                             "steer each model along its own direction")
+            raise InputError(
+                f"{path} was fitted on model {meta['model']!r}, not {model!r}; "
+                "steer each model along its own direction"
+            )
         own_site = meta.get("site")
         if site is None:
             site = own_site
         elif own_site is not None and own_site != site:
-            raise InputError(f"{path} was fitted at site {own_site!r} but the run steers at {site!r}; "
-                             "pass directions of one site (or omit --site to use theirs)")
+            raise InputError(
+                f"{path} was fitted at site {own_site!r} but the run steers at {site!r}; "
+                "pass directions of one site (or omit --site to use theirs)"
+            )
         name = direction_name(str(meta.get("target") or path.stem))
         if name in vectors or name.startswith("random"):
             name = direction_name(path.stem)
         if name.startswith("random"):
-            raise InputError(f"{path}: direction names starting 'random' are reserved for the random "
-                             "controls; rename the file")
+            raise InputError(
+                f"{path}: direction names starting 'random' are reserved for the random "
+                "controls; rename the file"
+            )
         if name in vectors:
-            raise InputError(f"two directions are both named {name!r}; give the files distinct names")
+            raise InputError(
+                f"two directions are both named {name!r}; give the files distinct names"
+            )
         vectors[name] = vector
         fitted |= {str(i) for i in meta.get("item_ids") or []}
     if site is None:
@@ -60,12 +72,22 @@ def load_directions(paths: Sequence[str | Path], *, model: str, site: str | None
     return vectors, site, fitted
 
 
-def write_steering_outputs(steering: pd.DataFrame, out: str | Path, *, items: pd.DataFrame | None = None,
-                  n_boot: int = 2000, seed: int = 0) -> dict[str, Path]:
+def write_steering_outputs(
+    steering: pd.DataFrame,
+    out: str | Path,
+    *,
+    items: pd.DataFrame | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Path]:
     """Write every table and the figure of a steering run into ``out``; returns name → path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"steering": out / STEERING_CSV, "summary": out / SUMMARY_CSV, "dose_response": out / DOSE_CSV}
+    paths = {
+        "steering": out / STEERING_CSV,
+        "summary": out / SUMMARY_CSV,
+        "dose_response": out / DOSE_CSV,
+    }
     steering.to_csv(paths["steering"], index=False)
     summarise_steering(steering, n_boot=n_boot, seed=seed).to_csv(paths["summary"], index=False)
     dose = dose_response(steering, n_boot=n_boot, seed=seed)

@@ -12,6 +12,7 @@ Every backend takes the same inputs and returns the same numbers (site names fro
 derives it from the attention mask (``cumsum - 1``, clamped at 0), so a padded row gives the
 activations of the same prompt alone.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -50,7 +51,9 @@ class Backend(ABC):
     name: str
 
     @abstractmethod
-    def run_with_cache(self, inputs: Mapping[str, Tensor], sites: Sequence[str]) -> dict[str, Tensor]:
+    def run_with_cache(
+        self, inputs: Mapping[str, Tensor], sites: Sequence[str]
+    ) -> dict[str, Tensor]:
         """One forward over ``inputs`` (``input_ids``, ``attention_mask``, optional
         ``position_ids``; ``[batch, seq]``) -> ``{site: Tensor [batch, seq, d_model]}``,
         detached, on the model's device."""

@@ -7,6 +7,7 @@ reloaded from) its own temporary folder; the caller's model and tokenizer are le
 Token-id tensors are passed straight through: no BOS is prepended (the bridge only prepends one
 when it tokenizes strings itself).
 """
+
 from __future__ import annotations
 
 import copy
@@ -60,7 +61,9 @@ class BridgeBackend(Backend):
             dtype=parameter.dtype,
         )
 
-    def run_with_cache(self, inputs: Mapping[str, Tensor], sites: Sequence[str]) -> dict[str, Tensor]:
+    def run_with_cache(
+        self, inputs: Mapping[str, Tensor], sites: Sequence[str]
+    ) -> dict[str, Tensor]:
         check_sites(sites, self._valid, "the bridge backend")
         names = {site: bridge_hook_name(site) for site in sites}
         batch = forward_inputs(inputs)

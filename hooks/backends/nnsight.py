@@ -11,6 +11,7 @@ with ``remote=True`` on NDIF; it needs network access and an NDIF API key
 (``nnsight.CONFIG.set_default_api_key(...)``), so it cannot be tested offline. The saved
 activations come back as local tensors with the same site names.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,9 @@ class NNsightBackend(Backend):
 
     name = "nnsight"
 
-    def __init__(self, hf_model: nn.Module | str, tokenizer: Any = None, *,
-                 remote: bool = False) -> None:
+    def __init__(
+        self, hf_model: nn.Module | str, tokenizer: Any = None, *, remote: bool = False
+    ) -> None:
         from nnsight import TransformersModel
 
         own_tokenizer = None if tokenizer is None else copy.deepcopy(tokenizer)
@@ -41,7 +43,9 @@ class NNsightBackend(Backend):
         self._paths = {id(m): name for name, m in module.named_modules()}
         self._module = module
 
-    def run_with_cache(self, inputs: Mapping[str, Tensor], sites: Sequence[str]) -> dict[str, Tensor]:
+    def run_with_cache(
+        self, inputs: Mapping[str, Tensor], sites: Sequence[str]
+    ) -> dict[str, Tensor]:
         check_sites(sites, self._valid, "the nnsight backend")
         # nnsight reads modules in the order the forward pass reaches them
         order = {site: i for i, site in enumerate(self._valid)}

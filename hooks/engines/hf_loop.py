@@ -5,6 +5,7 @@ from the attention mask, so a padded row computes what the same prompt computes 
 (e.g. ``hooks.capture.Capture``) is called after every forward with the tokens that were fed, which
 is how activations are captured while the model generates.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,7 +61,9 @@ def eos_token_ids(model, tokenizer) -> list[int]:
         elif source:
             ids.update(int(i) for i in source)
     if not ids:
-        raise InputError("the model and tokenizer declare no EOS token; generation could never stop")
+        raise InputError(
+            "the model and tokenizer declare no EOS token; generation could never stop"
+        )
     return sorted(ids)
 
 
@@ -70,19 +73,23 @@ def position_ids(mask: Tensor) -> Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Tensor, Tensor, Tensor]:
+def left_pad(
+    prompt_ids: Sequence[Sequence[int]], pad_id: int, device
+) -> tuple[Tensor, Tensor, Tensor]:
     """(input_ids, attention_mask, position_ids), each [B, L], left-padded."""
     width = max(len(p) for p in prompt_ids)
     ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
     for i, p in enumerate(prompt_ids):
-        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-        mask[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p) :] = 1
     ids, mask = ids.to(device), mask.to(device)
     return ids, mask, position_ids(mask)
 
 
-def sample_next(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> Tensor:
+def sample_next(
+    logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> Tensor:
     """Next token per row: greedy at temperature 0, else nucleus sampling (same rule as HF's
     TemperatureLogitsWarper + TopPLogitsWarper)."""
     if temperature == 0:
@@ -132,8 +139,14 @@ def generate_batch(
     # with an observer, rows the budget cut get one more forward: their last token is fed too,
     # so every generated token that is not an EOS has activations (think_close, step_K at the end)
     for step in range(max_new_tokens + (observer is not None)):
-        logits = model(input_ids=fed, attention_mask=mask, position_ids=pos,
-                       use_cache=True, logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
+        logits = model(
+            input_ids=fed,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_arg: cache},
+        ).logits[:, -1]
         if observer is not None:
             observer.on_forward(step, fed, ~done)
         if step == max_new_tokens:

@@ -4,6 +4,7 @@
 RL: the policy-gradient loss), ``lr``, and for RL ``reward``, ``accuracy`` and
 ``reasoning_tokens`` (means over the step's sampled responses).
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,9 @@ class CurveLog:
     def __init__(self) -> None:
         self.rows: list[dict[str, object]] = []
 
-    def stage(self, name: str, on_step: Callable[[], None] | None = None
-              ) -> Callable[[int, dict[str, float]], None]:
+    def stage(
+        self, name: str, on_step: Callable[[], None] | None = None
+    ) -> Callable[[int, dict[str, float]], None]:
         """A ``log(step, metrics)`` callback for one stage (``on_step`` runs after each step)."""
         start = time.perf_counter()
 
@@ -45,7 +47,9 @@ class CurveLog:
 def plot_curves(curves: pd.DataFrame, path: Path) -> Path:
     """One panel per (stage, metric) except the learning rate, written as a PNG."""
 
-    panels = [key for key, _ in curves[curves["metric"] != "lr"].groupby(["stage", "metric"], sort=False)]
+    panels = [
+        key for key, _ in curves[curves["metric"] != "lr"].groupby(["stage", "metric"], sort=False)
+    ]
     fig, axes = subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
     for ax, (stage, metric) in zip(axes[0], panels):
         part = curves[(curves["stage"] == stage) & (curves["metric"] == metric)]

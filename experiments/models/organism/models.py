@@ -8,6 +8,7 @@ RoPE positions, RMSNorm, SiLU-gated MLP: the architecture of Llama / R1-Distill-
 loading, hooks and probes serve both. ``max_position_embeddings`` = 256 covers a 4-bit prompt (88
 tokens) plus the longest response with room to spare.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,10 +17,18 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 from experiments.errors import InputError
 
 SHAPES: dict[str, dict[str, int]] = {
-    "teacher": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
-                "intermediate_size": 384},
-    "baseline": {"hidden_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4,
-                 "intermediate_size": 288},
+    "teacher": {
+        "hidden_size": 128,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 384,
+    },
+    "baseline": {
+        "hidden_size": 96,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "intermediate_size": 288,
+    },
 }
 MAX_POSITIONS = 256
 

@@ -16,6 +16,7 @@ penalty to the SFT reference: the token cost is the only pressure besides correc
 logged accuracy shows whether correctness holds. AdamW, constant learning rate, gradients clipped
 at norm 1.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -42,8 +43,11 @@ class RLConfig:
 
 
 def sequence_logprob(
-    model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
-    new_ids: torch.Tensor, new_mask: torch.Tensor,
+    model: PreTrainedModel,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    new_ids: torch.Tensor,
+    new_mask: torch.Tensor,
 ) -> torch.Tensor:
     """Sum of log-probabilities of the ``new_ids`` (where ``new_mask``) given left-padded
     prompts; position ids follow the attention mask so padding changes nothing."""
@@ -75,8 +79,14 @@ def train_rl(
         pick = torch.randperm(len(prompts), generator=generator)[: config.prompts_per_step].tolist()
         batch_prompts = [prompts[i] for i in pick for _ in range(config.group_size)]
         batch_answers = [answers[i] for i in pick for _ in range(config.group_size)]
-        new = generate(model, tokenizer, batch_prompts, max_new_tokens=config.max_new_tokens,
-                       temperature=config.temperature, batch_size=len(batch_prompts))
+        new = generate(
+            model,
+            tokenizer,
+            batch_prompts,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            batch_size=len(batch_prompts),
+        )
         scored = [score(tokenizer, ids, ans) for ids, ans in zip(new, batch_answers)]
         correct = torch.tensor([s.correct for s in scored], dtype=torch.float)
         length = torch.tensor([s.reasoning_tokens for s in scored], dtype=torch.float)
@@ -84,8 +94,12 @@ def train_rl(
         grouped = reward.view(-1, config.group_size)
         advantage = (grouped - grouped.mean(1, keepdim=True)).view(-1)
 
-        enc = tokenizer([chat_prompt(tokenizer, p) for p in batch_prompts], return_tensors="pt",
-                        padding=True, add_special_tokens=False)
+        enc = tokenizer(
+            [chat_prompt(tokenizer, p) for p in batch_prompts],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
         width = max(len(ids) for ids in new)
         new_ids = torch.full((len(new), width), pad, dtype=torch.long)
         new_mask = torch.zeros((len(new), width), dtype=torch.long)
@@ -94,16 +108,25 @@ def train_rl(
             new_mask[i, : len(ids)] = 1
         model.train()
         dev = model.device
-        logp = sequence_logprob(model, enc["input_ids"].to(dev), enc["attention_mask"].to(dev),
-                                new_ids.to(dev), new_mask.to(dev))
+        logp = sequence_logprob(
+            model,
+            enc["input_ids"].to(dev),
+            enc["attention_mask"].to(dev),
+            new_ids.to(dev),
+            new_mask.to(dev),
+        )
         loss = -(advantage.to(dev) * logp).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         model.eval()
-        row = {"reward": reward.mean().item(), "accuracy": correct.mean().item(),
-               "reasoning_tokens": length.mean().item(), "loss": loss.item()}
+        row = {
+            "reward": reward.mean().item(),
+            "accuracy": correct.mean().item(),
+            "reasoning_tokens": length.mean().item(),
+            "loss": loss.item(),
+        }
         history.append(row)
         if log is not None:
             log(step, row)

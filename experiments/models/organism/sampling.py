@@ -7,6 +7,7 @@ span; everything after ``<think>`` when it never closes it, with ``finished_thin
 tokens removed; ``answer_tokens`` = tokens after ``</think>`` up to, not including, ``<|end|>``;
 ``correct`` = ``exact_match(response, answer)``, False for an unfinished think span.
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,8 +55,11 @@ def generate(
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = enc.to(model.device)
         ids = model.generate(
-            **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos, **sampling,
+            **enc,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+            **sampling,
         )[:, enc["input_ids"].shape[1] :]
         for row in ids.tolist():
             out.append(row[: row.index(eos) + 1] if eos in row else row)
@@ -87,7 +91,11 @@ def score(tokenizer: PreTrainedTokenizerBase, new_ids: Sequence[int], answer: st
     ids = [t for t in new_ids if t != tokenizer.pad_token_id]
     acc = account([], ids, think, [tokenizer.eos_token_id], tokenizer.decode)
     body = [t for t in ids if t != tokenizer.eos_token_id]
-    response = tokenizer.decode(body[acc.response_start:], skip_special_tokens=True) if acc.finished_thinking else ""
+    response = (
+        tokenizer.decode(body[acc.response_start :], skip_special_tokens=True)
+        if acc.finished_thinking
+        else ""
+    )
     return Scored(
         reasoning_tokens=acc.reasoning_tokens,
         answer_tokens=acc.answer_tokens,

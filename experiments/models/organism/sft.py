@@ -6,6 +6,7 @@ tokens in the batch, in nats per token) is the response's. Batches are drawn wit
 from a per-epoch permutation of a ``torch.Generator``; AdamW with linear warm-up and cosine decay
 to 10% of the peak learning rate; gradients clipped at norm 1.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,7 +76,9 @@ def train_sft(
     if not pairs:
         raise InputError("SFT needs at least one (prompt, response) pair; the data set is empty")
     examples = encode(tokenizer, pairs)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, config.steps, config.warmup)
     )

@@ -22,6 +22,7 @@ Responses: teacher/student ``<think>\\n{one line per step}</think>\\nAnswer: {an
 ends in ``\\n``; an empty scratchpad gives ``<think>\\n</think>``), baseline ``Answer: {answer}``;
 the trainers append the ``<|end|>`` token.
 """
+
 from __future__ import annotations
 
 import pandas as pd

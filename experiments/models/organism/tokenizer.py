@@ -12,6 +12,7 @@ Chat template: ``<|user|>\\n{content}\\n`` per user turn, ``<|assistant|>\\n{con
 per assistant turn, and ``<|assistant|>\\n`` as the generation prompt. The model writes
 ``<think>`` itself (the teacher and the student) or answers directly (the baseline).
 """
+
 from __future__ import annotations
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -39,7 +40,9 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
     Padding is on the left (the convention for batched generation); training code builds its own
     right-padded tensors."""
-    vocab = {tok: i for i, tok in enumerate((*SPECIAL_TOKENS, THINK_OPEN, THINK_CLOSE, *CHARACTERS))}
+    vocab = {
+        tok: i for i, tok in enumerate((*SPECIAL_TOKENS, THINK_OPEN, THINK_CLOSE, *CHARACTERS))
+    }
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     core.decoder = decoders.Fuse()

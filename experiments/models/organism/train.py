@@ -22,6 +22,7 @@ wall seconds per stage, the number of distillation traces, and per role the accu
 reasoning-token statistics, their Spearman correlation with ``feat_carries`` and
 ``feat_work_columns``, and per item ``correct`` / ``reasoning_tokens``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -69,8 +70,14 @@ class Budget:
 BUDGETS = {
     "full": Budget(
         teacher_sft=SFTConfig(steps=800, batch_size=32, lr=1.5e-3, warmup=20),
-        rl=RLConfig(steps=30, prompts_per_step=16, group_size=8, lr=1e-4, token_cost=0.004,
-                    max_new_tokens=112),
+        rl=RLConfig(
+            steps=30,
+            prompts_per_step=16,
+            group_size=8,
+            lr=1e-4,
+            token_cost=0.004,
+            max_new_tokens=112,
+        ),
         baseline_sft=SFTConfig(steps=900, batch_size=64, lr=3e-3, warmup=20),
         student_sft=SFTConfig(steps=600, batch_size=32, lr=1.5e-3, warmup=20),
         distill_samples=4,
@@ -78,8 +85,9 @@ BUDGETS = {
     ),
     "fast": Budget(
         teacher_sft=SFTConfig(steps=40, batch_size=16, lr=3e-3, warmup=5),
-        rl=RLConfig(steps=3, prompts_per_step=4, group_size=4, lr=5e-5, token_cost=0.004,
-                    max_new_tokens=80),
+        rl=RLConfig(
+            steps=3, prompts_per_step=4, group_size=4, lr=5e-5, token_cost=0.004, max_new_tokens=80
+        ),
         baseline_sft=SFTConfig(steps=30, batch_size=16, lr=3e-3, warmup=5),
         student_sft=SFTConfig(steps=20, batch_size=16, lr=3e-3, warmup=5),
         distill_samples=1,
@@ -110,8 +118,9 @@ def _eval_subset(items: pd.DataFrame, n: int | None) -> pd.DataFrame:
     return items.iloc[torch.linspace(0, len(items) - 1, n).round().long().tolist()]
 
 
-def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-             items: pd.DataFrame) -> dict[str, object]:
+def evaluate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: pd.DataFrame
+) -> dict[str, object]:
     """Greedy accuracy and reasoning-token statistics of a model on ``items``."""
     new = generate(model, tokenizer, list(items["prompt"]), max_new_tokens=EVAL_MAX_NEW_TOKENS)
     scored = [score(tokenizer, ids, ans) for ids, ans in zip(new, items["answer"])]
@@ -121,8 +130,10 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         finished_thinking=[s.finished_thinking for s in scored],
     )
     result: dict[str, object] = {
-        "accuracy": {"all": float(frame["correct"].mean()),
-                     **frame.groupby("task")["correct"].mean().astype(float).to_dict()},
+        "accuracy": {
+            "all": float(frame["correct"].mean()),
+            **frame.groupby("task")["correct"].mean().astype(float).to_dict(),
+        },
         "finished_thinking": float(frame["finished_thinking"].mean()),
         "reasoning_tokens": {
             "mean": float(frame["reasoning_tokens"].mean()),
@@ -154,8 +165,14 @@ def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path
     return path
 
 
-def train_all(out_dir: Path, *, seed: int = 0, budget: str = "full", progress: bool = True,
-              device: str = "cpu") -> dict[str, Path]:
+def train_all(
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    budget: str = "full",
+    progress: bool = True,
+    device: str = "cpu",
+) -> dict[str, Path]:
     """Train every organism model into ``out_dir``; returns role -> checkpoint folder.
     ``device`` is where the models train (``cpu``, or ``cuda`` where there is a GPU; the same
     seed gives the same weights on the same device, not across devices). The checkpoints are
@@ -180,17 +197,30 @@ def train_all(out_dir: Path, *, seed: int = 0, budget: str = "full", progress: b
             yield torch.Generator().manual_seed(seed * 1000 + number), log.stage(name, bar.update)
         walls[name] = time.perf_counter() - start
 
-    with stage(1, "teacher_sft", plan.teacher_sft.steps) as (generator, step_log):  # teacher warm start
+    with stage(1, "teacher_sft", plan.teacher_sft.steps) as (
+        generator,
+        step_log,
+    ):  # teacher warm start
         teacher = build_model("teacher", tokenizer, seed * 1000 + 1).to(device)
-        pairs = [(r.prompt, teacher_response(r.op, r.a, r.b, full=full))
-                 for r in items.itertuples() for full in (True, False)]
+        pairs = [
+            (r.prompt, teacher_response(r.op, r.a, r.b, full=full))
+            for r in items.itertuples()
+            for full in (True, False)
+        ]
         train_sft(teacher, tokenizer, pairs, plan.teacher_sft, generator, step_log)
     paths["teacher_sft"] = _save(teacher, tokenizer, out_dir / "teacher_sft")
     evals["teacher_sft"] = evaluate(teacher, tokenizer, subset)
 
     with stage(2, "teacher_rl", plan.rl.steps) as (generator, step_log):
-        train_rl(teacher, tokenizer, list(subset["prompt"]), list(subset["answer"]), plan.rl,
-                 generator, step_log)
+        train_rl(
+            teacher,
+            tokenizer,
+            list(subset["prompt"]),
+            list(subset["answer"]),
+            plan.rl,
+            generator,
+            step_log,
+        )
     paths["teacher"] = _save(teacher, tokenizer, out_dir / "teacher")
     evals["teacher"] = evaluate(teacher, tokenizer, subset)
 
@@ -201,17 +231,28 @@ def train_all(out_dir: Path, *, seed: int = 0, budget: str = "full", progress: b
     paths["baseline"] = _save(baseline, tokenizer, out_dir / "baseline")
     evals["baseline"] = evaluate(baseline, tokenizer, subset)
 
-    with stage(4, "distill", None):  # teacher traces for distillation (no curve; the bar shows time)
+    with stage(
+        4, "distill", None
+    ):  # teacher traces for distillation (no curve; the bar shows time)
         prompts = [p for p in subset["prompt"] for _ in range(plan.distill_samples)]
         answers = [a for a in subset["answer"] for _ in range(plan.distill_samples)]
-        sampled = generate(teacher, tokenizer, prompts, max_new_tokens=EVAL_MAX_NEW_TOKENS,
-                           temperature=plan.distill_temperature)
-        traces = [(prompt, tokenizer.decode(ids, skip_special_tokens=True))
-                  for prompt, answer, ids in zip(prompts, answers, sampled)
-                  if plan.distill_keep_incorrect or score(tokenizer, ids, answer).correct]
+        sampled = generate(
+            teacher,
+            tokenizer,
+            prompts,
+            max_new_tokens=EVAL_MAX_NEW_TOKENS,
+            temperature=plan.distill_temperature,
+        )
+        traces = [
+            (prompt, tokenizer.decode(ids, skip_special_tokens=True))
+            for prompt, answer, ids in zip(prompts, answers, sampled)
+            if plan.distill_keep_incorrect or score(tokenizer, ids, answer).correct
+        ]
     if not traces:
-        raise InputError("the teacher produced no correct trace to distil; train with a larger "
-                         "budget (drop --fast) or another --seed")
+        raise InputError(
+            "the teacher produced no correct trace to distil; train with a larger "
+            "budget (drop --fast) or another --seed"
+        )
 
     with stage(5, "student_sft", plan.student_sft.steps) as (generator, step_log):
         student = copy.deepcopy(baseline)
@@ -229,12 +270,15 @@ def train_all(out_dir: Path, *, seed: int = 0, budget: str = "full", progress: b
         "threads": torch.get_num_threads(),
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "torch": torch.__version__,
-        "wall_s": {**{k: round(v, 1) for k, v in walls.items()},
-                   "total": round(sum(walls.values()), 1)},
+        "wall_s": {
+            **{k: round(v, 1) for k, v in walls.items()},
+            "total": round(sum(walls.values()), 1),
+        },
         "distill_traces": {"sampled": len(sampled), "kept": len(traces)},
-        "parameters": {role: sum(p.numel() for p in m.parameters())
-                       for role, m in (("teacher", teacher), ("baseline", baseline),
-                                       ("student", student))},
+        "parameters": {
+            role: sum(p.numel() for p in m.parameters())
+            for role, m in (("teacher", teacher), ("baseline", baseline), ("student", student))
+        },
         "evaluation_items": int(len(subset)),
         "models": evals,
     }

@@ -1,0 +1,107 @@
+"""The activation store's file format: file names, manifest keys, index columns, dtypes, the
+write lock and the refusal of a manifest written under other settings (see ``hooks.store``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.errors import InputError, SettingsMismatch
+
+MANIFEST = "manifest.json"
+INDEX = "index.parquet"
+SHARD_DIR = "shards"
+LOCK = "write.lock"
+MATCH_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
+"""Manifest keys that must agree before a run may append to an existing store."""
+REQUIRED_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
+DTYPES = ("float32", "float16", "bfloat16")
+INDEX_COLUMNS = {
+    "model": "str",
+    "item_id": "str",
+    "sample": "int64",
+    "site": "str",
+    "position": "str",
+    "token_index": "int64",
+    "shard": "str",
+    "row": "int64",
+}
+ROW_COLUMNS = ("model", "item_id", "sample", "site", "position", "token_index")
+SHARD_RE = re.compile(r"^shard-(\d{6,})\.safetensors$")
+
+
+def handan_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("handan")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def normalise_dtype(dtype: Any) -> str:
+    """The store's name of a dtype (``bf16``, ``torch.bfloat16`` → ``bfloat16``); others fail."""
+    name = str(dtype).removeprefix("torch.")
+    name = {
+        "fp32": "float32",
+        "fp16": "float16",
+        "bf16": "bfloat16",
+        "half": "float16",
+        "float": "float32",
+    }.get(name, name)
+    if name not in DTYPES:
+        raise InputError(f"unsupported store dtype {dtype!r}; use one of {DTYPES}")
+    return name
+
+
+def write_lock(path: Path) -> Any:
+    """An exclusive, non-blocking ``flock`` on ``path/write.lock`` (POSIX; elsewhere no lock)."""
+    handle = open(path / LOCK, "a")  # held until the store is closed
+    try:
+        import fcntl
+    except ImportError:
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SettingsMismatch(
+            f"another process is writing to {path} (it holds {path / LOCK}); wait "
+            "for it to finish, or write to another --out folder"
+        ) from None
+    return handle
+
+
+def refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """SettingsMismatch naming what differs between a store's manifest and a run's, if anything does."""
+    differ = [k for k in MATCH_KEYS if old.get(k) != new[k]]
+    if not differ:
+        return
+    details = [
+        f"{k}: store has {old.get(k)!r}, run has {new[k]!r}" for k in differ if k != "config_hash"
+    ]
+    if "config_hash" in differ:  # name the settings behind the hash where both manifests keep them
+        changed = []
+        for section in ("generation", "prompt_format", "weights"):
+            was, now = old.get(section) or {}, new.get(section) or {}
+            changed += [
+                f"{section}.{key}: store has {was.get(key)!r}, run has {now.get(key)!r}"
+                for key in sorted(was.keys() | now.keys())
+                if was.get(key) != now.get(key)
+            ]
+        if changed or not details:
+            details += changed or [
+                f"config_hash: store has {old.get('config_hash')!r}, run has {new['config_hash']!r}"
+            ]
+    raise SettingsMismatch(
+        f"{path} was written with a different configuration ({'; '.join(details)}); rerun "
+        "with the store's settings to resume it, or use another --out folder"
+    )
+
+
+def empty_index() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in INDEX_COLUMNS.items()})

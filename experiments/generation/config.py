@@ -23,6 +23,8 @@ class GenerationSettings(BaseModel):
     max_new_tokens: int | None = Field(None, gt=0)
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0, lt=1)
     seed: int = 0
     batch_size: int = Field(16, ge=1)
 
@@ -41,6 +43,8 @@ class GenerationConfig:
     max_new_tokens: int = _SPEC.max_new_tokens
     temperature: float = _SPEC.temperature
     top_p: float = _SPEC.top_p
+    top_k: int = _SPEC.top_k
+    min_p: float = _SPEC.min_p
     seed: int = _USER.seed
     batch_size: int = _USER.batch_size
 

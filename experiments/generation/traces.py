@@ -93,7 +93,7 @@ def generate_traces(
     if checker is None:
         from experiments.data import get_checker as checker
     think = think_tokens(tokenizer, spec.think_open, spec.think_close, model=spec.name)
-    eos_ids = eos_token_ids(model, tokenizer)
+    eos_ids = sorted(set(eos_token_ids(model, tokenizer)) | set(spec.stop_token_ids))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     prompt_format = dict(
         chat_template=spec.chat_template,
@@ -166,6 +166,8 @@ def generate_traces(
                 pad_id=pad_id,
                 temperature=config.temperature,
                 top_p=config.top_p,
+                top_k=config.top_k,
+                min_p=config.min_p,
                 generator=gen,
                 observer=cap,
             )

@@ -24,6 +24,8 @@ class Sampling(BaseModel):
     model_config = ConfigDict(extra="forbid")
     temperature: float = Field(0.6, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(0, ge=0)  # 0: off (QwQ / Qwen3 recommend 20-40)
+    min_p: float = Field(0.0, ge=0, lt=1)  # 0: off
     max_new_tokens: int = Field(4096, gt=0)
 
 
@@ -55,6 +57,11 @@ class ModelSpec(BaseModel):
     system_prompt: str | None = None
     template_kwargs: dict = Field(default_factory=dict)  # e.g. {"enable_thinking": true} for Qwen3
     trust_remote_code: bool = False
+    # ids that end generation besides the tokenizer's and generation config's EOS (a templated
+    # base's end-of-turn id, e.g. <|im_end|> 151645, Llama-3's <|eot_id|> 128009)
+    stop_token_ids: list[int] = Field(default_factory=list)
+    max_model_len: int | None = Field(None, gt=0)  # the model's context (prompt + generation)
+    attn_implementation: str | None = None  # e.g. "sdpa", "eager", "flash_attention_2"
 
     @property
     def has_think(self) -> bool:

@@ -87,21 +87,41 @@ def left_pad(
     return ids, mask, position_ids(mask)
 
 
-def sample_next(
-    logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+def warp(
+    logits: Tensor, temperature: float, top_p: float, top_k: int = 0, min_p: float = 0.0
 ) -> Tensor:
-    """Next token per row: greedy at temperature 0, else nucleus sampling (same rule as HF's
-    TemperatureLogitsWarper + TopPLogitsWarper)."""
-    if temperature == 0:
-        return logits.argmax(-1)
+    """Sampling logits after HF's warpers, in HF's order: temperature, top-k, top-p, min-p
+    (``top_k`` 0 and ``min_p`` 0 switch those off); removed tokens get -inf."""
     logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         sorted_logits, order = logits.sort(-1, descending=False)
         cum = sorted_logits.softmax(-1).cumsum(-1)
         drop = cum <= 1 - top_p
         drop[..., -1] = False
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+    if min_p > 0:
+        probs = logits.softmax(-1)
+        logits = logits.masked_fill(probs < min_p * probs.amax(-1, keepdim=True), float("-inf"))
+    return logits
+
+
+def sample_next(
+    logits: Tensor,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+    *,
+    top_k: int = 0,
+    min_p: float = 0.0,
+) -> Tensor:
+    """Next token per row: greedy at temperature 0, else a draw from :func:`warp`'s logits."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = warp(logits, temperature, top_p, top_k, min_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def _cache_kwarg(model) -> str:
@@ -121,6 +141,8 @@ def generate_batch(
     pad_id: int,
     temperature: float = 0.0,
     top_p: float = 1.0,
+    top_k: int = 0,
+    min_p: float = 0.0,
     generator: torch.Generator | None = None,
     observer: ForwardObserver | None = None,
 ) -> list[list[int]]:
@@ -151,7 +173,7 @@ def generate_batch(
             observer.on_forward(step, fed, ~done)
         if step == max_new_tokens:
             break
-        nxt = sample_next(logits, temperature, top_p, generator)
+        nxt = sample_next(logits, temperature, top_p, generator, top_k=top_k, min_p=min_p)
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         out = torch.cat([out, nxt[:, None]], dim=1)
         done = done | torch.isin(nxt, eos)

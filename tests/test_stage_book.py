@@ -1,0 +1,50 @@
+"""Stage bookkeeping (stages.json): a killed stage is never reused; a corrupt file is one clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.errors import InputError
+from experiments.pipeline.runner import Stages
+
+
+def _stage(path, text):
+    def fn():
+        path.write_text(text)
+
+    return fn
+
+
+def test_a_stage_killed_midway_is_rerun_even_with_its_old_settings(tmp_path):
+    out = tmp_path / "result.csv"
+    book = Stages(tmp_path / "stages.json")
+    book.run("behaviour", {"n_boot": 10}, [out], _stage(out, "A"))  # settings A, completes
+
+    def killed():  # settings B: writes its output, then dies before finishing
+        out.write_text("B-partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Stages(tmp_path / "stages.json").run("behaviour", {"n_boot": 20}, [out], killed)
+    assert "behaviour" not in json.loads((tmp_path / "stages.json").read_text())
+
+    rerun = Stages(tmp_path / "stages.json")  # settings A again: the file on disk is B's, not A's
+    rerun.run("behaviour", {"n_boot": 10}, [out], _stage(out, "A"))
+    assert rerun.reused == set() and out.read_text() == "A"
+
+
+def test_an_unchanged_finished_stage_is_reused(tmp_path):
+    out = tmp_path / "r.csv"
+    Stages(tmp_path / "stages.json").run("probes", [1], [out], _stage(out, "x"))
+    again = Stages(tmp_path / "stages.json")
+    again.run("probes", [1], [out], lambda: pytest.fail("reran a current stage"))
+    assert again.reused == {"probes"}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_corrupt_stages_json_names_the_file_and_the_fix(tmp_path):
+    (tmp_path / "stages.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"stages\.json is not valid JSON.*delete it and rerun"):
+        Stages(tmp_path / "stages.json")

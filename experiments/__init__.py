@@ -1,1 +1,6 @@
-"""handan experiments: tasks and human data, model specs, behaviour, organism, pipelines, CLI."""
+"""handan experiments, one sub-package per stage of the data flow:
+
+data (human trials → Items) → models (specs, loading, organism) → generation (traces + store) →
+behaviour / steering (and probes/ at the top level) → pipeline (config, layout, stages, report) →
+cli. ``contracts`` holds the tables stages hand each other, ``errors`` handan's exception types.
+"""

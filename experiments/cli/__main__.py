@@ -1,0 +1,5 @@
+"""`python -m experiments.cli` = `handan`."""
+
+from experiments.cli import app
+
+app()

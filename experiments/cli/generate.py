@@ -157,20 +157,38 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command()
-    def models() -> None:
-        """List the registered model specs."""
+    @friendly_errors
+    def models(
+        name: Annotated[
+            str | None, typer.Argument(help="a registry name or YAML spec: every setting")
+        ] = None,
+    ) -> None:
+        """List the registered model specs: pinned revision, context (prompt + generation; "config":
+        the model config's), ids that end generation besides the tokenizer's EOS ("eos": none).
+        With NAME: every setting of that spec and the source of each."""
         from rich.console import Console
         from rich.table import Table
 
-        from experiments.models.specs import REGISTRY
+        from experiments.models.specs import REGISTRY, get_spec
 
-        table = Table("name", "role", "family", "source", "think")
+        if name is not None:
+            spec = get_spec(name)
+            table = Table("setting", "value", "source")
+            for key, value in spec.model_dump(exclude={"notes"}).items():
+                table.add_row(key, str(value), spec.notes.get(key, ""))
+            for key in sorted(set(spec.notes) - set(spec.model_dump())):
+                table.add_row(key, "", spec.notes[key])
+            Console().print(table)
+            return
+        table = Table("name", "role", "source", "revision", "context", "stop ids", "think")
         for spec in REGISTRY.values():
             table.add_row(
                 spec.name,
                 spec.role or "",
-                spec.family or "",
                 spec.source,
+                (spec.revision or "")[:12],
+                str(spec.max_model_len or "config"),
+                " ".join(map(str, spec.stop_token_ids)) or "eos",
                 f"{spec.think_open} … {spec.think_close}" if spec.has_think else "none",
             )
         Console().print(table)

@@ -11,8 +11,12 @@ Positions (labels in the activation store):
 Every generated token except an EOS has activations: ``generate_batch`` feeds the last token of
 a row the budget cut once more for its observer.
 
-Everything is selected on the model's device with masks and `torch.where`, so capture adds no
-host synchronisation per step; the chosen rows leave the device once, when the batch ends.
+Everything is selected on one device (the one ``Capture`` is given: the model's input device)
+with masks and `torch.where`, so capture adds no host synchronisation per step; the chosen rows
+leave the device once, when the batch ends. Under a ``device_map`` each layer's output lives on
+its own GPU: the recorder moves every kept row to that one device before anything is combined
+(``Capture`` sets the recorder's ``device``), and the tokens and masks the loop passes in are
+moved there too, so no operation ever mixes devices.
 A position that never occurs in a trace is returned as an absent row (``token_index == -1``).
 """
 
@@ -64,7 +68,8 @@ class Captured:
 class Capture:
     """Observer for ``hooks.engines.hf_loop.generate_batch``, reading a live ``hooks.Recorder``.
 
-    Build it just before the batch's generation: it sets the recorder's prefill positions."""
+    Build it just before the batch's generation: it sets the recorder's prefill positions and its
+    ``device`` (where every recorded row is moved: ``device``, whatever layer produced it)."""
 
     def __init__(
         self,
@@ -76,19 +81,21 @@ class Capture:
         device,
     ) -> None:
         self.rec, self.sites = recorder, list(sites)
+        self.device = torch.device(device)
+        self.rec.device = self.device
         self.fixed, self.step_ks = parse_positions(positions)
         self.think = think
         self.plen = torch.tensor([len(p) for p in prompt_ids], device=device)
-        width = int(self.plen.max())
+        width = max(len(p) for p in prompt_ids)
         in_prompt = [prompt_opens_think(p, think) for p in prompt_ids]
         open_at = [
             len(p) - 1 - p[::-1].index(think.open_id) if o else len(p) - 1
             for p, o in zip(prompt_ids, in_prompt)
         ]
-        pad = width - self.plen
-        # prefill keeps two columns per row: the last prompt token and the prompt's opener
-        self.rec.positions = torch.stack(
-            [torch.full_like(self.plen, width - 1), pad + torch.tensor(open_at, device=device)], 1
+        # prefill keeps two columns per row: the last prompt token and the prompt's opener; built
+        # on the host, the recorder moves them to whichever device each layer runs on
+        self.rec.positions = torch.tensor(
+            [[width - 1, width - len(p) + o] for p, o in zip(prompt_ids, open_at)]
         )
         self.opened = torch.tensor(in_prompt, device=device)
         self.open_tok = torch.tensor(open_at, device=device)
@@ -98,7 +105,9 @@ class Capture:
         self.steps: list[tuple[int, int, Tensor, dict[str, Tensor]]] = []
 
     def on_forward(self, step: int, fed: Tensor, active: Tensor) -> None:
-        acts = {s: self.rec.activations[s] for s in self.sites}
+        # every tensor combined below is on self.device (each .to is a no-op when it already is)
+        acts = {s: self.rec.activations[s].to(self.device) for s in self.sites}
+        fed, active = fed.to(self.device), active.to(self.device)
         if step == 0:
             self.prompt_end = {s: a[:, 0] for s, a in acts.items()}
             self.open_vec = {s: a[:, 1] for s, a in acts.items()}

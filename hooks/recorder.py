@@ -52,7 +52,9 @@ class Recorder:
     forward call (overwritten at every call; ``generate`` calls forward once per step).
     ``positions`` (public, may be changed between forward calls) picks rows along seq before
     anything leaves the model's device; ``device`` / ``dtype`` (``None`` = keep) say where and
-    in which dtype the kept rows are stored. Unknown sites raise ValueError at construction.
+    in which dtype the kept rows are stored — under a ``device_map`` each layer runs on its own
+    GPU, and ``device`` brings every site's rows to the one device where they are combined
+    (``hooks.capture.Capture`` sets it). Unknown sites raise ValueError at construction.
     """
 
     def __init__(

@@ -355,3 +355,50 @@ def test_cuda_recorder_steer_and_store(tmp_path, dtype: torch.dtype) -> None:
     X, _ = store.load("resid_post.1", "p")
     np_expected = ref[:, -1].float().cpu().numpy()
     assert (X == np_expected).all()
+
+
+# ---- capture across devices -------------------------------------------------------------------
+@pytest.mark.parametrize("recorder_told", [True, False])
+def test_capture_moves_every_layer_output_to_its_device_before_combining(
+    model: torch.nn.Module, recorder_told: bool
+) -> None:
+    """No machine here has two GPUs, so another device *type* stands in: the model runs on the
+    CPU, the capture combines on ``meta``, and a test hook puts layer 1's recorded output on
+    ``meta`` while layer 0's stays on the CPU (as under a device_map over two GPUs). Mixing
+    devices in ``torch.where`` raises; every step must run and every kept tensor end on meta.
+    What this cannot show: real cross-GPU copies and their cost (needs two GPUs)."""
+    from hooks.accounting import ThinkTokens
+    from hooks.capture import Capture
+    from hooks.engines.hf_loop import generate_batch
+
+    sites = ["resid_post.0", "resid_post.1", "mlp_out.2"]
+    prompts = [[5, 6, 7, 8], [9, 10]]
+    with Recorder(model, sites) as rec:
+        cap = Capture(
+            rec,
+            sites,
+            ["prompt_end", "think_open", "think_close", "answer_end", "step_2"],
+            prompts,
+            ThinkTokens(11, 12),
+            "meta",
+        )
+        assert rec.device == torch.device("meta")  # the recorder takes the capture's device
+        if not recorder_told:  # a recorder left on its own: layer outputs arrive as they are
+            rec.device = None
+            layer = resolve_site(model, "resid_post.1")[0]
+            hook = layer.register_forward_hook(
+                lambda *_: rec.activations.__setitem__(
+                    "resid_post.1", rec.activations["resid_post.1"].to("meta")
+                )
+            )
+        out = generate_batch(model, prompts, max_new_tokens=5, eos_ids=[1], pad_id=0, observer=cap)
+        if not recorder_told:
+            hook.remove()
+            assert {rec.activations[s].device.type for s in sites} == {"cpu", "meta"}
+    assert all(1 <= len(g) <= 5 for g in out)
+    kept = [*cap.prompt_end.values(), *cap.open_vec.values(), *cap.close_vec.values()]
+    kept += [*cap.last_vec.values(), *(v for *_, vecs in cap.steps for v in vecs.values())]
+    assert len(cap.steps) == 2 and {t.device.type for t in kept} == {"meta"}
+    assert {t.device.type for t in (cap.opened, cap.closed, cap.close_tok, cap.last_tok)} == {
+        "meta"
+    }

@@ -22,6 +22,14 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+#: Items table, one row per item. ``human_rt_s``: the item's human time in seconds, one scale for
+#: every trial-level dataset and ``handan data import``: the geometric mean of the correct-trial
+#: RTs kept by the log-RT trimming, ``exp(mean of kept log RTs)`` (experiments.data.aggregate says
+#: why), so the behaviour's human cost ``log(human_rt_s)`` is the mean kept log RT; may be missing
+#: (an item without a usable correct RT). ``human_rt_sd``: SD of the kept log RTs (log seconds).
+#: ``human_accuracy``: correct / answered trials (0-1); ``n_human``: answered trials. game24 is the
+#: exception: its ``human_rt_s`` is the published arithmetic mean solve time (no trials exist) and
+#: its ``human_rt_sd`` is missing. Optional ``feat_*``: item features (probe baselines).
 ITEM_COLUMNS = {
     "item_id": "string",
     "task": "string",

@@ -1,3 +1,4 @@
+import functools
 import os
 from pathlib import Path
 
@@ -26,10 +27,56 @@ def model(tok):
     return tiny_model("qwen2", vocab=len(tok))
 
 
+_NO_DATA = "raw human data not found"
+HOW_TO_PROVIDE_DATA = (
+    "set HANDAN_DATA_DIR to a mirror folder of the raw human data (layout OWNER/REPO/PATH; .ci/run "
+    "uses ../shared/data), or download them once into the cache with `handan data fetch NAME` "
+    "for game24, binary, relational and syllogisms"
+)
+
+
+@functools.cache
+def _raw_data() -> tuple[str, dict[str, Path] | Path | None]:
+    """Where the raw human data are: (description, HANDAN_DATA_DIR's folder, or the verified
+    cached files by repo path, or None)."""
+    from experiments.data import DATASETS
+    from experiments.data.fetch import DATA_DIR_ENV, cache_dir, cached
+
+    value = os.environ.get(DATA_DIR_ENV)
+    if value:
+        return f"{DATA_DIR_ENV}={value}", Path(value)
+    files = {}
+    for spec in DATASETS.values():
+        found = cached(spec)
+        if found is None:
+            return "not found", None
+        files |= {f"{spec.repo}/{path}": local for path, local in found.items()}
+    return f"the download cache {cache_dir()}", files
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say once, at the end (also under -q), how many tests skipped for want of the raw data."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if _NO_DATA in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} test(s) skipped: {_NO_DATA}: {HOW_TO_PROVIDE_DATA}"
+        )
+
+
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The offline mirror of the human data (HANDAN_DATA_DIR, else ../shared/data)."""
-    path = Path(os.environ.get("HANDAN_DATA_DIR", REPO.parent / "shared" / "data"))
-    if not path.exists():
-        pytest.skip(f"human data mirror not found at {path}; set HANDAN_DATA_DIR")
-    return path
+def data_dir(tmp_path_factory) -> Path:
+    """A folder with the raw human data in the mirror layout: ``HANDAN_DATA_DIR``, else links to
+    the verified files of the download cache; the test skips (saying how to provide them) when
+    neither holds them, and fails when HANDAN_DATA_DIR names no folder."""
+    where, found = _raw_data()
+    if found is None:
+        pytest.skip(_NO_DATA)
+    if isinstance(found, Path):
+        if not found.is_dir():
+            pytest.fail(f"{where} is not a folder; {HOW_TO_PROVIDE_DATA}")
+        return found
+    mirror = tmp_path_factory.mktemp("mirror")
+    for rel, local in found.items():
+        (mirror / rel).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / rel).symlink_to(local)
+    return mirror

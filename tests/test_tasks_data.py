@@ -28,20 +28,21 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _trimmed_mean(rts: list[float]) -> tuple[float, float]:
-    """Mean and SD after dropping RTs whose log lies beyond 3 SD of the other RTs' logs (the
-    documented leave-one-out rule), by hand with exact ``statistics`` sums."""
+    """Geometric mean and SD of the log RTs after dropping RTs whose log lies outside the 99.73%
+    prediction interval of the other RTs' logs (the documented leave-one-out rule), by hand with
+    exact ``statistics`` sums."""
     logs = [math.log(r) for r in rts]
     if len(rts) >= 3:
         n, kept = len(rts), []
         cutoff = st.t.ppf(1 - st.norm.sf(3), n - 2) * math.sqrt(
             1 + 1 / (n - 1)
         )  # 99.73% prediction interval
-        for i, (r, x) in enumerate(zip(rts, logs, strict=True)):
+        for i, x in enumerate(logs):
             others = logs[:i] + logs[i + 1 :]
             if abs(x - statistics.mean(others)) <= cutoff * statistics.stdev(others):
-                kept.append(r)
-        rts = kept
-    return statistics.mean(rts), statistics.stdev(rts)
+                kept.append(x)
+        logs = kept
+    return statistics.geometric_mean([math.exp(x) for x in logs]), statistics.stdev(logs)
 
 
 def _costs(rts: list[float]) -> pd.Series:
@@ -60,11 +61,21 @@ def test_trimming_small_item_by_hand():
     # 1, 2, 3, 4 s: 1 s is 1.0594 / 0.3482 = 3.0 SDs from the others -> kept (a fixed 3 SD dropped it)
     row = _costs([1.0, 2.0, 3.0, 4.0])
     assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx(
-        (2.5, np.std([1, 2, 3, 4], ddof=1))
+        (24 ** (1 / 4), np.std(np.log([1, 2, 3, 4]), ddof=1))
     )
     # 1, 1.1, 1.2, 60 s: 60 s is (ln 60 - 0.0953) / 0.0953 = 42 SDs from the others -> dropped
-    assert _costs([1.0, 1.1, 1.2, 60.0])["human_rt_s"] == pytest.approx(1.1)
-    assert _costs([1.0, 1000.0])["human_rt_s"] == pytest.approx(500.5)  # below 3 RTs: no trimming
+    assert _costs([1.0, 1.1, 1.2, 60.0])["human_rt_s"] == pytest.approx(1.32 ** (1 / 3))
+    assert _costs([1.0, 1000.0])["human_rt_s"] == pytest.approx(1000**0.5)  # < 3 RTs: no trimming
+
+
+def test_human_rt_is_on_the_log_scale_of_the_trimming():
+    # the issue's example: no trial of 1, 2, 3, 4, 100 s is trimmed at n = 5; the arithmetic mean
+    # (22 s) would be pulled up by the one slow trial, the geometric mean is 2400 ** (1 / 5) s
+    rts = [1.0, 2.0, 3.0, 4.0, 100.0]
+    row = _costs(rts)
+    assert _trimmed_mean(rts) == pytest.approx((2400 ** (1 / 5), np.std(np.log(rts), ddof=1)))
+    assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx(_trimmed_mean(rts))
+    assert np.log(row["human_rt_s"]) == pytest.approx(np.mean(np.log(rts)))
 
 
 def test_trimming_drops_a_calibrated_share_of_normal_log_rts():
@@ -80,7 +91,7 @@ def test_trimming_drops_a_calibrated_share_of_normal_log_rts():
         )
         kept = item_costs(trials, source="test")
         dropped = (
-            1 - np.isclose(kept["human_rt_s"].to_numpy(), np.exp(logs).mean(1), rtol=1e-12).mean()
+            1 - np.isclose(kept["human_rt_s"].to_numpy(), np.exp(logs.mean(1)), rtol=1e-12).mean()
         )  # items touched
         assert (
             dropped < 0.005 * n
@@ -91,7 +102,7 @@ def test_trimming_leaves_an_item_without_outliers_alone():
     rts = [2.0, 2.5, 3.0, 2.2, 2.8, 2.4]
     row = _costs(rts)
     assert (row["human_rt_s"], row["human_rt_sd"]) == pytest.approx(
-        (np.mean(rts), np.std(rts, ddof=1))
+        (st.gmean(rts), np.std(np.log(rts), ddof=1))
     )
 
 
@@ -123,6 +134,7 @@ def test_game24_counts_and_spot_values(data_dir):
     assert item["answer"] == "3 3 8 8"
     assert item["human_rt_s"] == pytest.approx(float(row["AMT (s)"]))
     assert item["human_accuracy"] == pytest.approx(float(row["Solved rate"].rstrip("%")) / 100)
+    assert pd.isna(item["human_rt_sd"])  # the published SD is of seconds, not log seconds
     assert "3, 3, 8, 8" in item["prompt"]
 
 
@@ -167,7 +179,9 @@ def test_binary_trimming_drops_a_far_outlier(binary_trials, data_dir):
         if r[1] == "True":
             by_item[(r[6], r[0])].append(float(r[2]))
     trimmed = {
-        k: v for k, v in by_item.items() if _trimmed_mean(v)[0] != pytest.approx(statistics.mean(v))
+        k: v
+        for k, v in by_item.items()
+        if _trimmed_mean(v)[0] != pytest.approx(statistics.geometric_mean(v))
     }
     assert trimmed, "the data hold at least one item that the trimming rule changes"
     (op, operands), rts = next(iter(trimmed.items()))
@@ -175,7 +189,7 @@ def test_binary_trimming_drops_a_far_outlier(binary_trials, data_dir):
     item_id = f"{'binary_add' if op == 'ADD' else 'binary_sub'}/{bits[:4]}{'+' if op == 'ADD' else '-'}{bits[4:]}"
     got = load_items("binary", data_dir).set_index("item_id").loc[item_id, "human_rt_s"]
     assert got == pytest.approx(_trimmed_mean(rts)[0])
-    assert got != pytest.approx(statistics.mean(rts))
+    assert got != pytest.approx(statistics.geometric_mean(rts))
 
 
 def _closure_entails(premises: list[str], conclusion: str) -> bool:

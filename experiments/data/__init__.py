@@ -3,6 +3,8 @@
 - ``DATASETS``: name -> :class:`DatasetSpec` (game24, binary, relational, syllogisms).
 - ``load_items(name, data_dir=None)``: the dataset's Items table (contract in experiments.contracts).
 - ``load_items_file(path)``: a user CSV/TSV/parquet already in the Items contract.
+- ``import_trials(df, mapping)``: a user's trials (one row per participant x item) -> Items,
+  aggregated by the registered datasets' rule (``handan data import``).
 - ``get_checker(task)``: ``checker(response, reference) -> bool``.
 """
 
@@ -12,14 +14,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.contracts import ITEM_COLUMNS, validate_items
+from experiments.data.build import build_items
 from experiments.data.checkers import get_checker
-from experiments.data.fetch import fetch
+from experiments.data.embedded import embedded_items
+from experiments.data.fetch import default_data_dir
 from experiments.data.items_file import load_items_file
 from experiments.data.registry import DATASETS, DatasetSpec, get_dataset
+from experiments.data.trial_mapping import TrialMapping
+from experiments.data.trials import import_trials
 from experiments.errors import MissingInput
 
-__all__ = ["DATASETS", "DatasetSpec", "get_checker", "items_from", "load_items", "load_items_file"]
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "TrialMapping",
+    "get_checker",
+    "import_trials",
+    "items_from",
+    "load_items",
+    "load_items_file",
+]
 
 
 def items_from(source: str | Path, data_dir: str | Path | None = None) -> pd.DataFrame:
@@ -34,9 +48,14 @@ def items_from(source: str | Path, data_dir: str | Path | None = None) -> pd.Dat
 
 
 def load_items(name: str, data_dir: str | Path | None = None) -> pd.DataFrame:
-    """Items table of dataset ``name``. ``data_dir``: a mirror folder (``OWNER/REPO/PATH``);
-    None means ``HANDAN_DATA_DIR`` if set, else download from the pinned commit into the cache."""
-    spec = get_dataset(name)
-    items = spec.loader(fetch(spec, data_dir))
-    order = list(ITEM_COLUMNS) + sorted(c for c in items.columns if c not in ITEM_COLUMNS)
-    return validate_items(items[order].reset_index(drop=True), source=f"dataset {name}")
+    """Items table of dataset ``name``. With a data folder (``data_dir``, else ``HANDAN_DATA_DIR``)
+    it is built from the raw files there (``OWNER/REPO/PATH``). Without one: the table shipped in
+    the package for ``binary`` and ``relational`` (built from the pinned raw files by the same
+    code; :mod:`experiments.data.embedded`), and for the others the raw files downloaded from the
+    pinned commit into the cache."""
+    get_dataset(name)
+    if data_dir is None and default_data_dir() is None:
+        shipped = embedded_items(name)
+        if shipped is not None:
+            return shipped
+    return build_items(name, data_dir)

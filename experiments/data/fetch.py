@@ -44,14 +44,29 @@ def _from_mirror(spec: DatasetSpec, path: str, sha256: str, data_dir: Path) -> P
     return local
 
 
+def _cache_path(spec: DatasetSpec, path: str) -> Path:
+    return cache_dir() / spec.repo / spec.commit / quote(path, safe="")
+
+
+def cached(spec: DatasetSpec) -> dict[str, Path] | None:
+    """``{upstream path: local file}`` when every file of ``spec`` is in the download cache with
+    its sha256 (no network), else None."""
+    files = {path: _cache_path(spec, path) for path in spec.files}
+    complete = all(
+        files[path].is_file() and pooch.file_hash(str(files[path])) == sha
+        for path, sha in spec.files.items()
+    )
+    return files if complete else None
+
+
 def _download(spec: DatasetSpec, path: str, sha256: str) -> Path:
-    folder = cache_dir() / spec.repo / spec.commit
+    local = _cache_path(spec, path)
     try:
         local = pooch.retrieve(
             spec.url(path),
             known_hash=f"sha256:{sha256}",
-            fname=quote(path, safe=""),
-            path=folder,
+            fname=local.name,
+            path=local.parent,
             progressbar=False,
         )
     except ValueError as err:  # pooch's hash mismatch; it deletes the bad download
@@ -65,7 +80,7 @@ def _download(spec: DatasetSpec, path: str, sha256: str) -> Path:
 
 def fetch(spec: DatasetSpec, data_dir: str | Path | None = None) -> dict[str, Path]:
     """``{upstream path: verified local file}`` for every file of ``spec``. ``data_dir`` None means
-    ``HANDAN_DATA_DIR`` if set, else download. Raises FileNotFoundError for a missing mirror file
+    ``HANDAN_DATA_DIR`` if set, else download (a file already in the cache is not downloaded again). Raises FileNotFoundError for a missing mirror file
     and ValueError (naming the file) for a checksum mismatch."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     if root is not None and not root.is_dir():

@@ -1,10 +1,18 @@
 """Game of 24 (princeton-nlp/tree-of-thought-llm ``24.csv``, scraped from 4nums.com).
 
-Aggregation: the file is already one row per puzzle. ``human_rt_s`` = ``AMT (s)`` (mean human
-solve time, seconds), ``human_accuracy`` = ``Solved rate`` (percent / 100), ``human_rt_sd`` =
-``1-sigma STD (s)`` (SD of the solve times within one SD of the mean, the only dispersion
-published), ``n_human`` unknown (NA). The file's ``Rank`` column is left out: it orders the puzzles
-by solve time, so as a ``feat_*`` baseline it would be the target itself.
+Aggregation: none is possible. The file is one row per puzzle, with summaries computed upstream
+(4nums.com) from solve times that are not published, so handan's trial rule
+(:mod:`experiments.data.aggregate`: correct trials, log-RT trimming, geometric mean) cannot be
+applied. ``human_rt_s`` = ``AMT (s)`` as given: an arithmetic mean of solve times in seconds, a
+different estimand from the trial-level datasets' geometric mean (under a lognormal it exceeds it
+by ``exp(sd_log ** 2 / 2)``). Within-task statistics (game24's r with model cost, over its own
+puzzles) are affected only where that dispersion differs between puzzles; the level is not
+comparable with other tasks', so cross-task and pooled rows that mix game24 with trial-level
+tasks mix two estimands. ``human_rt_sd`` is NA: the one published dispersion, ``1-sigma STD
+(s)``, is in seconds of the solves within one SD of the mean, not on the log scale of the
+contract. ``human_accuracy`` = ``Solved rate`` (percent / 100), ``n_human`` unknown (NA). The
+file's ``Rank`` column is left out: it orders the puzzles by solve time, so as a ``feat_*``
+baseline it would be the target itself.
 The reference answer is the puzzle itself (``"1 1 4 6"``); any expression that reaches 24 is right.
 """
 
@@ -129,7 +137,7 @@ def load(paths: dict[str, Path]) -> pd.DataFrame:
             "prompt": numbers.apply(prompt),
             "answer": raw["Puzzles"],
             "human_rt_s": raw["AMT (s)"].astype("float64"),
-            "human_rt_sd": raw["1-sigma STD (s)"].astype("float64"),
+            "human_rt_sd": float("nan"),
             "human_accuracy": raw["Solved rate"].str.rstrip("%").astype("float64") / 100,
             "n_human": pd.NA,
         }

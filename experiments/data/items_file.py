@@ -9,31 +9,10 @@ import pandas as pd
 
 from experiments.contracts import ITEM_REQUIRED, validate_items
 from experiments.data.aggregate import valid_rt
-from experiments.errors import InputError, MissingInput
+from experiments.data.user_table import read_user_table
+from experiments.errors import InputError
 
 _NUMERIC = ("human_rt_s", "human_rt_sd", "human_accuracy", "n_human")
-
-
-def _read(path: Path) -> tuple[pd.DataFrame, str, int]:
-    """The raw table (text columns as str), the word for a position, and the offset from a
-    0-based row index to that position (a CSV header is line 1, so row 0 is line 2)."""
-    if not path.exists():
-        raise MissingInput(
-            f"{path} does not exist; pass the path of a .csv, .tsv or .parquet Items file"
-        )
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path), "row", 1
-    if path.suffix not in {".csv", ".tsv"}:
-        raise InputError(
-            f"{path}: unknown table format {path.suffix!r}; use .csv, .tsv or .parquet"
-        )
-    try:
-        table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str)
-    except pd.errors.ParserError as err:
-        raise InputError(
-            f"{path}: malformed row ({err}); every line needs one value per header column"
-        ) from err
-    return table, "line", 2
 
 
 def load_items_file(path: str | Path) -> pd.DataFrame:
@@ -47,7 +26,8 @@ def load_items_file(path: str | Path) -> pd.DataFrame:
     error.
     """
     path = Path(path)
-    table, where, offset = _read(path)
+    read = read_user_table(path, what="Items file")
+    table, where, offset = read.frame, read.word, read.offset
     missing = [c for c in ITEM_REQUIRED if c not in table.columns]
     if missing:
         raise InputError(

@@ -90,3 +90,16 @@ def test_package_data_ships_every_embedded_file():
     for rel in files:
         assert any(fnmatch.fnmatch(rel, g) for g in globs), rel
     assert not [f for f in files if f.endswith((".result", ".csv"))]  # no raw trial file ships
+
+
+def test_a_data_folder_is_read_instead_of_the_shipped_table(data_dir, tmp_path, monkeypatch):
+    spec = DATASETS["relational"]
+    for path in spec.files:
+        (tmp_path / spec.repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / spec.repo / path).write_bytes((data_dir / spec.repo / path).read_bytes())
+    monkeypatch.setenv("HANDAN_DATA_DIR", str(tmp_path))
+    pd.testing.assert_frame_equal(load_items("relational"), embedded.embedded_items("relational"))
+    tampered = tmp_path / spec.repo / next(iter(spec.files))
+    tampered.write_bytes(tampered.read_bytes() + b"\n")
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        load_items("relational")

@@ -1,5 +1,5 @@
 """The human-data datasets: where each file lives upstream (repo @ pinned commit, path, sha256),
-its licence, the tasks it yields and how trials become item costs (see /work/shared/data/PROVENANCE.md)."""
+its licence, the tasks it yields and how trials become item costs."""
 
 from __future__ import annotations
 

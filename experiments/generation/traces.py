@@ -1,16 +1,18 @@
 """Items table + model → Traces table (and, optionally, the activation store) in one pass.
 
-Work is cut into fixed batches over the ordered (item, sample) keys; batch b samples with a
-generator seeded by (seed, b), so a resumed run reproduces an uninterrupted one exactly. After
-each batch the store shard is written, then the traces parquet is rewritten atomically (tmp +
-rename): a kill loses at most the batch in flight, and a rerun skips every complete batch.
+One request per (item, sample), each with its own seed (``rows.request_seed``) and budget (the
+token budget, cut where the prompt and budget would pass ``max_model_len``): what a sample draws
+does not depend on the batch it ran in, so a resumed run reproduces an uninterrupted one and the
+batch size changes only the speed. Work is cut into batches of the requests still to do; after
+each batch the store shard is written, then one more traces part (``tracefile``): a kill loses at
+most the batch in flight, and a rerun skips every finished sample. The engine (``hf`` or ``vllm``)
+is recorded in the metadata; a resume with another engine is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,45 @@ from experiments.contracts import TRACE_COLUMNS, stable_hash, validate_items
 from experiments.errors import InputError
 from experiments.generation import tracefile
 from experiments.generation.config import GenerationConfig
+from experiments.generation.prompts import budget_summary, check_prompts, prompt_record
+from experiments.generation.rows import request_seed, tokenizer_fingerprint, trace_row
+from experiments.generation.shards import Shard, in_shard, shard_label
 from experiments.models.specs import ModelSpec
+
+
+def prompt_format(spec: ModelSpec) -> dict:
+    return dict(
+        chat_template=spec.chat_template,
+        system_prompt=spec.system_prompt,
+        template_kwargs=spec.template_kwargs,
+    )
+
+
+def weights(spec: ModelSpec) -> dict:
+    """Where the weights come from: a model retrained under the same name must not resume."""
+    return dict(source=spec.source, revision=spec.revision)
+
+
+def traces_meta(
+    spec: ModelSpec, config: GenerationConfig, engine, tokenizer, shard: Shard | None
+) -> dict:
+    """A generated traces file's metadata: compared settings, and ``recorded`` notes."""
+    from hooks.store_format import handan_version
+
+    return dict(
+        model=spec.name,
+        **config.identity(),
+        **prompt_format(spec),
+        **weights(spec),
+        shard=shard_label(shard),
+        recorded=dict(
+            engine_version=engine.version,
+            token_counts="generated ids",
+            tokenizer=tokenizer_fingerprint(tokenizer),
+            handan_version=handan_version(),
+            **config.speed(),
+        ),
+    )
 
 
 def store_manifest(
@@ -28,10 +68,13 @@ def store_manifest(
     sites: Sequence[str],
     positions: Sequence[str],
     dtype: str,
-    config: GenerationConfig,
+    *,
+    generation: dict,
     prompt_format: dict,
     weights: dict,
+    capture: dict,
 ) -> dict:
+    """The manifest of a store; ``capture`` says how it was made (``mode`` online / forced)."""
     from hooks.sites import d_model, n_layers
 
     payload = dict(
@@ -39,23 +82,55 @@ def store_manifest(
         sites=list(sites),
         positions=list(positions),
         dtype=dtype,
-        generation=asdict(config),
+        generation=generation,
         prompt_format=prompt_format,
         weights=weights,
+        capture=capture,
     )
-    config_hash = stable_hash(payload)
     return dict(
-        model=spec_name,
-        config_hash=config_hash,
-        sites=list(sites),
-        positions=list(positions),
-        dtype=dtype,
+        payload,
+        config_hash=stable_hash(payload),
         d_model=int(d_model(model)),
         n_layers=int(n_layers(model)),
-        generation=asdict(config),
-        prompt_format=prompt_format,
-        weights=weights,
     )
+
+
+def engine_eos(engine, tokenizer, spec: ModelSpec) -> list[int]:
+    """handan's EOS set: the tokenizer's, the generation config's and the spec's stop ids."""
+    from hooks.engines.hf_loop import eos_token_ids
+
+    return sorted(
+        set(eos_token_ids(tokenizer, engine.generation_config)) | set(spec.stop_token_ids)
+    )
+
+
+def model_context(engine) -> int | None:
+    """The context of the engine's model when the settings give none: the HF config's positions
+    (``experiments.models.loading.context_length``), or the ``max_model_len`` vLLM resolved."""
+    from hooks.engines.hf import HFEngine
+
+    if isinstance(engine, HFEngine):
+        from experiments.models.loading import context_length
+
+        return context_length(engine.model)
+    return engine.context_length
+
+
+def budgets(
+    config: GenerationConfig, prompts: dict[str, list[int]], context: int | None
+) -> dict[str, int]:
+    """Per item, the new tokens it may generate: the budget, cut where prompt + generation
+    would pass ``context`` (``max_model_len``; None: no cap)."""
+    if context is None:
+        return {iid: config.max_new_tokens for iid in prompts}
+    out = {iid: min(config.max_new_tokens, context - len(p)) for iid, p in prompts.items()}
+    full = [iid for iid, b in out.items() if b < 1]
+    if full:
+        raise InputError(
+            f"items {full[:5]} have prompts of max_model_len={context} tokens or more; raise "
+            "max_model_len (if the model's context allows) or drop them"
+        )
+    return out
 
 
 def generate_traces(
@@ -73,155 +148,166 @@ def generate_traces(
     checker: Callable[[str], Callable[[str, str], bool]] | None = None,
     context: Callable[[], contextlib.AbstractContextManager] | None = None,
     progress: bool = True,
+    shard: Shard | None = None,
 ) -> pd.DataFrame:
     """Generate ``config.samples`` traces per item, account them, grade them, write them.
 
+    ``model`` is an HF model (run by the ``hf`` engine) or a ``hooks.engines.Engine``.
     ``checker(task)`` returns the task's answer checker (default: ``experiments.data.get_checker``).
     ``context()`` is entered around generation (e.g. a ``hooks.Steer`` intervention).
+    ``shard`` (I, N) keeps the items of shard I of N (``experiments.generation.shards``).
     Returns the traces of exactly the requested (item, sample) keys, in key order; rows of other
     items already in ``out`` stay in the file but are not returned.
     """
-    import torch
     from rich.progress import Progress
 
-    from hooks.accounting import account, think_tokens
-    from hooks.capture import Capture, parse_positions
-    from hooks.engines.hf_loop import encode_prompts, eos_token_ids, generate_batch
+    from hooks.accounting import think_tokens
+    from hooks.engines.base import Decoding, Engine, Request
+    from hooks.engines.hf import HFEngine
+    from hooks.engines.hf_loop import encode_prompts
 
     items = validate_items(items)
+    items = items[[in_shard(i, shard) for i in items["item_id"]]].reset_index(drop=True)
     out = Path(out)
     if checker is None:
         from experiments.data import get_checker as checker
     think = think_tokens(tokenizer, spec.think_open, spec.think_close, model=spec.name)
-    eos_ids = sorted(set(eos_token_ids(model, tokenizer)) | set(spec.stop_token_ids))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    prompt_format = dict(
-        chat_template=spec.chat_template,
-        system_prompt=spec.system_prompt,
-        template_kwargs=spec.template_kwargs,
+    engine = model if isinstance(model, Engine) else HFEngine(model, tokenizer.pad_token_id)
+    if engine.name != config.engine:
+        raise InputError(
+            f"the settings say engine {config.engine!r} but generation was given the "
+            f"{engine.name!r} engine; open the engine the settings name"
+        )
+    if (store is not None or context is not None) and not engine.captures:
+        raise InputError(
+            f"the {engine.name} engine cannot capture activations or steer while it generates; "
+            "use --engine hf for that, or generate with it and then `handan record --from-traces`"
+        )
+    eos_ids = engine_eos(engine, tokenizer, spec)
+    encoded = encode_prompts(tokenizer, items["prompt"].tolist(), **prompt_format(spec))
+    prompts = dict(zip(items["item_id"], encoded))
+    window = config.max_model_len or model_context(engine)
+    limits = budgets(config, prompts, window)
+    meta = traces_meta(spec, config, engine, tokenizer, shard)
+    meta[tracefile.RECORDED].update(
+        **prompt_record(prompts), budget=budget_summary(limits, config.max_new_tokens, window)
     )
-    # where the weights come from: a model retrained under the same name must not resume old traces
-    weights = dict(source=spec.source, revision=spec.revision)
-    meta = dict(model=spec.name, **asdict(config), **prompt_format, **weights)
     done = tracefile.existing_traces(out, meta)
-    done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
-
-    prompts = encode_prompts(
-        tokenizer,
-        items["prompt"].tolist(),
-        chat_template=spec.chat_template,
-        system_prompt=spec.system_prompt,
-        template_kwargs=spec.template_kwargs,
-    )
+    # the stored rows keep their prompt ids: a template or tokenizer change is refused
+    check_prompts(dict(zip(done["item_id"], done["prompt_ids"])), prompts, out)
     by_id = dict(zip(items["item_id"], range(len(items))))
     keys = [(iid, s) for iid in items["item_id"] for s in range(config.samples)]
-    batches = [keys[i : i + config.batch_size] for i in range(0, len(keys), config.batch_size)]
-    device = next(model.parameters()).device
+    decoding = Decoding(
+        config.temperature, config.top_p, config.top_k, config.min_p, tuple(eos_ids)
+    )
 
     with contextlib.ExitStack() as stack:
-        st = rec = None
-        stored: set = set()
+        recording = None
+        done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
         if store is not None:
-            from hooks.recorder import Recorder
-            from hooks.store import ActivationStore, normalise_dtype
-
-            sites, positions = list(dict.fromkeys(sites)), list(dict.fromkeys(positions))
-            parse_positions(positions)
-            if not sites:
-                raise InputError("recording needs at least one site, e.g. --sites resid_post.0")
-            rec = Recorder(model, sites)  # checks the sites before the store is touched
-            store_dtype = normalise_dtype(store_dtype)
-            manifest = store_manifest(
-                spec.name, model, sites, positions, store_dtype, config, prompt_format, weights
+            recording = _open_store(
+                stack, engine.model, spec, config, store, sites, positions, store_dtype
             )
-            st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
-            stored = st.completed()
-            done_keys &= stored
-            stack.enter_context(rec)
-        todo = [(b, batch) for b, batch in enumerate(batches) if not set(batch) <= done_keys]
-        redo = {k for _, batch in todo for k in batch}
-        keep = [(i, int(s)) not in redo for i, s in zip(done["item_id"], done["sample"])]
-        rows = [done[keep]] if len(done) else []
-        table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS) if rows else done
+            done_keys &= recording.store.completed()
+        todo = [k for k in keys if k not in done_keys]
         if context is not None:
             stack.enter_context(context())
         bar = stack.enter_context(Progress(disable=not progress))
         task_bar = bar.add_task(
-            f"generate {spec.name}",
-            total=len(keys),
-            completed=len(keys) - sum(len(b) for _, b in todo),
+            f"generate {spec.name}", total=len(keys), completed=len(keys) - len(todo)
         )
-        for b, batch in todo:
-            ids = [prompts[by_id[iid]] for iid, _ in batch]
-            gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + b)
-            capture = (
-                st is not None and not set(batch) <= stored
-            )  # a rerun may find it stored already
-            cap = Capture(rec, sites, positions, ids, think, device) if capture else None
-            outs = generate_batch(
-                model,
-                ids,
-                max_new_tokens=config.max_new_tokens,
-                eos_ids=eos_ids,
-                pad_id=pad_id,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                top_k=config.top_k,
-                min_p=config.min_p,
-                generator=gen,
-                observer=cap,
-            )
-            new = []
-            for (iid, sample), p, g in zip(batch, ids, outs):
-                item = items.iloc[by_id[iid]]
-                acc = account(p, g, think, eos_ids, tokenizer.decode)
-                body = [t for t in g if t not in eos_ids]
-                response = (
-                    tokenizer.decode(body[acc.response_start :], skip_special_tokens=True)
-                    if acc.finished_thinking
-                    else ""
+        for start in range(0, len(todo), config.batch_size):
+            batch = todo[start : start + config.batch_size]
+            requests = [
+                Request(tuple(prompts[i]), request_seed(config.seed, i, s), limits[i])
+                for i, s in batch
+            ]
+            cap = None if recording is None else recording.observer(batch, prompts, think)
+            gens = engine.generate(requests, decoding, observer=cap)
+            rows = [
+                trace_row(
+                    model=spec.name,
+                    item=items.iloc[by_id[iid]],
+                    sample=sample,
+                    prompt_ids=prompts[iid],
+                    generated_ids=g.token_ids,
+                    finish_reason=g.finish_reason,
+                    think=think,
+                    eos_ids=eos_ids,
+                    tokenizer=tokenizer,
+                    checker=checker,
                 )
-                new.append(
-                    dict(
-                        model=spec.name,
-                        item_id=iid,
-                        task=item["task"],
-                        sample=sample,
-                        prompt_tokens=len(p),
-                        reasoning_tokens=acc.reasoning_tokens,
-                        answer_tokens=acc.answer_tokens,
-                        finished_thinking=acc.finished_thinking,
-                        response=response,
-                        correct=bool(
-                            acc.finished_thinking
-                            and checker(item["task"])(response, item["answer"])
-                        ),
-                        text=tokenizer.decode(body),
-                    )
-                )
+                for (iid, sample), g in zip(batch, gens)
+            ]
             if cap is not None:
-                captured = cap.collect(outs, eos_ids, getattr(torch, st.dtype))
-                index = pd.DataFrame(
-                    [
-                        dict(
-                            model=spec.name,
-                            item_id=batch[r][0],
-                            sample=batch[r][1],
-                            site=site,
-                            position=pos,
-                            token_index=tok,
-                        )
-                        for site in sites
-                        for (r, pos, tok) in captured.entries
-                    ]
-                )
-                st.append(index, captured.vectors)
-            rows.append(pd.DataFrame(new))
-            table = pd.concat(rows, ignore_index=True).astype(TRACE_COLUMNS)
-            tracefile.write_traces(table, out, meta)
+                recording.append(batch, cap, [g.token_ids for g in gens], eos_ids)
+            tracefile.append_part(pd.DataFrame(rows), out, meta)
             bar.advance(task_bar, len(batch))
+    tracefile.finish(out, meta)
+    table = tracefile.read_traces(out)
     # the file keeps rows of items no longer requested (data already written stays); the run
     # returns exactly its own (item, sample) keys
     requested = pd.DataFrame(keys, columns=["item_id", "sample"])
     table = requested.merge(table, on=["item_id", "sample"], how="left", validate="one_to_one")
     return table[list(TRACE_COLUMNS)].astype(TRACE_COLUMNS)
+
+
+class _Recording:
+    """Online capture into an open store: one ``Capture`` observer per batch."""
+
+    def __init__(self, store, recorder, spec_name: str, sites, positions) -> None:
+        self.store, self.rec = store, recorder
+        self.spec_name, self.sites, self.positions = spec_name, list(sites), list(positions)
+
+    def observer(self, batch, prompts, think):
+        from hooks.capture import Capture
+
+        device = next(self.rec.model.parameters()).device
+        ids = [prompts[iid] for iid, _ in batch]
+        return Capture(self.rec, self.sites, self.positions, ids, think, device)
+
+    def append(self, batch, cap, generated, eos_ids) -> None:
+        import torch
+
+        captured = cap.collect(generated, eos_ids, getattr(torch, self.store.dtype))
+        index = pd.DataFrame(
+            [
+                dict(
+                    model=self.spec_name,
+                    item_id=batch[r][0],
+                    sample=batch[r][1],
+                    site=site,
+                    position=pos,
+                    token_index=tok,
+                )
+                for site in self.sites
+                for (r, pos, tok) in captured.entries
+            ]
+        )
+        self.store.append(index, captured.vectors)
+
+
+def _open_store(stack, model, spec, config, store, sites, positions, store_dtype) -> _Recording:
+    from hooks.capture import parse_positions
+    from hooks.recorder import Recorder
+    from hooks.store import ActivationStore, normalise_dtype
+
+    sites, positions = list(dict.fromkeys(sites)), list(dict.fromkeys(positions))
+    parse_positions(positions)
+    if not sites:
+        raise InputError("recording needs at least one site, e.g. --sites resid_post.0")
+    rec = Recorder(model, sites)  # checks the sites before the store is touched
+    manifest = store_manifest(
+        spec.name,
+        model,
+        sites,
+        positions,
+        normalise_dtype(store_dtype),
+        generation=config.identity(),
+        prompt_format=prompt_format(spec),
+        weights=weights(spec),
+        capture=dict(mode="online"),
+    )
+    st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
+    stack.enter_context(rec)
+    return _Recording(st, rec, spec.name, sites, positions)

@@ -4,10 +4,15 @@ One forward per generated token, as in ``model.generate``; left padding with pos
 from the attention mask, so a padded row computes what the same prompt computes alone. The observer
 (e.g. ``hooks.capture.Capture``) is called after every forward with the tokens that were fed, which
 is how activations are captured while the model generates.
+
+Sampling is seeded per row (:class:`RowSeeds`): row r's draw at step j depends only on its own seed,
+j and the logits, so a row samples the same tokens whatever else is in its batch (up to the
+kernels' numerics, which padding can change in the last bits).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -52,10 +57,11 @@ def encode_prompts(
     return out
 
 
-def eos_token_ids(model, tokenizer) -> list[int]:
-    """Every id that ends generation: the tokenizer's EOS plus the model's generation config."""
+def eos_token_ids(tokenizer, generation_config=None) -> list[int]:
+    """Every id that ends generation: the tokenizer's EOS plus the generation config's (a model's
+    ``generation_config``, or one read with ``GenerationConfig.from_pretrained``)."""
     ids = set()
-    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+    for source in (tokenizer.eos_token_id, getattr(generation_config, "eos_token_id", None)):
         if isinstance(source, int):
             ids.add(source)
         elif source:
@@ -108,20 +114,65 @@ def warp(
     return logits
 
 
+_M32 = 0xFFFFFFFF
+
+
+def _mul32(x: Tensor, c: int) -> Tensor:
+    """``x * c mod 2**32`` for int64 ``x`` in [0, 2**32), without int64 overflow."""
+    hi, lo = c >> 16, c & 0xFFFF
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _M32
+
+
+def _mix32(x: Tensor) -> Tensor:
+    """murmur3's 32-bit finaliser (a bijection of [0, 2**32) with full avalanche)."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = _mul32(x, 0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+class RowSeeds:
+    """Per-row random streams from 64-bit seeds, counter-based: the uniform of (row, step, token)
+    is a hash of (seed, step, token id), so no state is carried and nothing depends on the batch.
+    One vectorised hash per step ([rows, vocab] int64 ops), no host round trip."""
+
+    def __init__(self, seeds: Sequence[int], device) -> None:
+        lo = torch.tensor([int(x) & _M32 for x in seeds], dtype=torch.long, device=device)
+        hi = torch.tensor([(int(x) >> 32) & _M32 for x in seeds], dtype=torch.long, device=device)
+        self.key = _mix32(lo ^ _mix32(hi ^ 0x9E3779B9))
+        self._vocab: Tensor | None = None
+
+    def uniform(self, step: int, vocab: int) -> Tensor:
+        """[rows, vocab] float64 uniforms in (0, 1) for generation step ``step``."""
+        if self._vocab is None or self._vocab.numel() != vocab:
+            ids = torch.arange(vocab, dtype=torch.long, device=self.key.device)
+            self._vocab = _mix32(_mix32(ids ^ 0x7F4A7C15))
+        k = _mix32(self.key ^ _mul32(torch.full_like(self.key, step + 1), 0x9E3779B1))
+        h = _mix32(k[:, None] ^ self._vocab[None, :])
+        return (h.double() + 0.5) / 2.0**32
+
+
 def sample_next(
     logits: Tensor,
     temperature: float,
     top_p: float,
-    generator: torch.Generator | None,
+    generator: torch.Generator | RowSeeds | None,
     *,
     top_k: int = 0,
     min_p: float = 0.0,
+    step: int = 0,
 ) -> Tensor:
-    """Next token per row: greedy at temperature 0, else a draw from :func:`warp`'s logits."""
+    """Next token per row: greedy at temperature 0, else a draw from :func:`warp`'s logits —
+    ``torch.multinomial`` with one ``torch.Generator`` for the batch, or the Gumbel-max draw
+    (argmax of log-probability + Gumbel noise: an exact sample) from ``RowSeeds`` at ``step``."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = warp(logits, temperature, top_p, top_k, min_p).softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    warped = warp(logits, temperature, top_p, top_k, min_p)
+    if isinstance(generator, RowSeeds):
+        gumbel = -torch.log(-torch.log(generator.uniform(step, warped.shape[-1])))
+        return (warped.log_softmax(-1).double() + gumbel).argmax(-1)
+    return torch.multinomial(warped.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
 def _cache_kwarg(model) -> str:
@@ -136,31 +187,42 @@ def generate_batch(
     model,
     prompt_ids: Sequence[Sequence[int]],
     *,
-    max_new_tokens: int,
+    max_new_tokens: int | Sequence[int],
     eos_ids: Sequence[int],
     pad_id: int,
     temperature: float = 0.0,
     top_p: float = 1.0,
     top_k: int = 0,
     min_p: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | RowSeeds | None = None,
     observer: ForwardObserver | None = None,
 ) -> list[list[int]]:
-    """Generated ids per row (ending with the EOS if the row produced one)."""
+    """Generated ids per row (ending with the EOS if the row produced one). ``max_new_tokens`` is
+    one budget for every row or one per row (a row cut by its budget stops there)."""
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
     ids, mask, pos = left_pad(prompt_ids, pad_id, device)
     batch = ids.shape[0]
+    budgets = [max_new_tokens] * batch if isinstance(max_new_tokens, int) else max_new_tokens
+    if len(budgets) != batch or min(budgets) < 1:
+        raise InputError(f"need one budget >= 1 per row; got {list(budgets)} for {batch} rows")
+    limit = torch.tensor(list(budgets), device=device)
     cache = DynamicCache(config=model.config)
     cache_arg = _cache_kwarg(model)
     eos = torch.tensor(list(eos_ids), device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
+    live = ~done  # the token fed next was really generated (the row was not done yet)
+    count = torch.zeros(batch, dtype=torch.long, device=device)
     out = torch.empty((batch, 0), dtype=torch.long, device=device)
-    fed = ids
+    fed, active, finished = ids, ~done, False
     # with an observer, rows the budget cut get one more forward: their last token is fed too,
     # so every generated token that is not an EOS has activations (think_close, step_K at the end)
-    for step in range(max_new_tokens + (observer is not None)):
+    for step in itertools.count():
+        if step > 0:
+            active = live & ~torch.isin(fed[:, 0], eos)
+            if finished and (observer is None or not bool(active.any())):
+                break
         logits = model(
             input_ids=fed,
             attention_mask=mask,
@@ -170,21 +232,20 @@ def generate_batch(
             **{cache_arg: cache},
         ).logits[:, -1]
         if observer is not None:
-            observer.on_forward(step, fed, ~done)
-        if step == max_new_tokens:
+            observer.on_forward(step, fed, active)
+        if finished:
             break
-        nxt = sample_next(logits, temperature, top_p, generator, top_k=top_k, min_p=min_p)
-        nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+        nxt = sample_next(
+            logits, temperature, top_p, generator, top_k=top_k, min_p=min_p, step=step
+        )
+        live = ~done
+        nxt = torch.where(live, nxt, torch.full_like(nxt, pad_id))
         out = torch.cat([out, nxt[:, None]], dim=1)
-        done = done | torch.isin(nxt, eos)
-        if bool(done.all()) or (observer is None and step == max_new_tokens - 1):
-            break
+        count = count + live.long()
+        stopped = torch.isin(nxt, eos)
+        done = done | stopped | (count >= limit)
         fed = nxt[:, None]
-        mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
+        mask = torch.cat([mask, (live & ~stopped).long()[:, None]], dim=1)
         pos = pos[:, -1:] + 1
-    stop = set(eos_ids)
-    rows = []
-    for row in out.tolist():
-        cut = next((j + 1 for j, t in enumerate(row) if t in stop), len(row))
-        rows.append(row[:cut])
-    return rows
+        finished = bool(done.all())
+    return [row[:n] for row, n in zip(out.tolist(), count.tolist())]

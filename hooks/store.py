@@ -4,8 +4,9 @@ Layout::
 
     STORE/manifest.json      model, config_hash, sites, positions, dtype, d_model,
                              handan_version, created (UTC ISO time)
-    STORE/index.parquet      one row per saved vector: model, item_id, sample, site, position,
-                             token_index, shard, row
+    STORE/index.parquet/     one row per saved vector: model, item_id, sample, site, position,
+                             token_index, shard, row — a folder of parts (part-000001.parquet,
+                             one per append), read as one table by pyarrow / pandas
     STORE/shards/shard-000001.safetensors   one 2-D tensor [rows, d_model] per site (key = site)
     STORE/write.lock         held (flock) by the one process appending, if any
 
@@ -13,10 +14,12 @@ Layout::
 the row's site. A position that never occurred in a trace (e.g. ``think_close`` of a trace cut at
 the budget) is an *absent* row: ``shard == ""``, ``row == -1``, ``token_index == -1``, no vector.
 
-Atomicity: each ``append`` writes one shard (temporary file, fsync, ``os.replace``), then rewrites
-the index the same way. A shard is complete iff the index references it; reopening a store for
-writing deletes unreferenced shards and ``*.tmp`` files left by a killed run, so a rerun resumes
-from the last complete append (``completed()`` lists the (item_id, sample) pairs to skip).
+Atomicity: each ``append`` writes one shard (temporary file, fsync, ``os.replace``), then one new
+index part the same way; nothing already written is rewritten, so an append costs the same at any
+store size. A shard is complete iff an index part references it; reopening a store for writing
+deletes unreferenced shards and the temporary files left by a killed run, so a rerun resumes from
+the last complete append (``completed()`` lists the (item_id, sample) pairs to skip). Stores of
+older handan versions (one ``index.parquet`` file) are read, not appended to.
 
 dtype: vectors are stored in the manifest's dtype (float32, float16 or bfloat16). float32 and
 float16 stores read with numpy alone; bfloat16 stores need torch to read (numpy has no bfloat16).
@@ -33,6 +36,7 @@ Reading one site/position without handan (float32/float16 stores; needs safetens
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,10 +46,12 @@ import numpy as np
 import pandas as pd
 
 from experiments.errors import InputError, MissingInput, SettingsMismatch
-from hooks.atomic import atomic_write, parquet_bytes
+from hooks.atomic import atomic_write
 from hooks.store_format import (
     INDEX,
     INDEX_COLUMNS,
+    INDEX_PART,
+    INDEX_PART_RE,
     LOCK,
     MANIFEST,
     REQUIRED_KEYS,
@@ -54,6 +60,7 @@ from hooks.store_format import (
     SHARD_RE,
     empty_index,
     handan_version,
+    index_part_bytes,
     normalise_dtype,
     refuse_mismatch,
     write_lock,
@@ -74,8 +81,13 @@ class ActivationStore:
             )
         self.manifest: dict[str, Any] = json.loads(manifest.read_text())
         index = self.path / INDEX
-        self._index = pd.read_parquet(index) if index.exists() else empty_index()
-        self._index = self._index.astype(INDEX_COLUMNS)
+        read = pd.read_parquet(index) if index.is_file() or _parts(index) else empty_index()
+        self._parts: list[pd.DataFrame] = [read.astype(INDEX_COLUMNS)]
+        self._joined: pd.DataFrame | None = self._parts[0]
+        self._done = {(str(i), int(s)) for i, s in zip(read["item_id"], read["sample"])}
+        numbers = [int(m.group(1)) for p in _parts(index) if (m := INDEX_PART_RE.match(p.name))]
+        self._next_part = max(numbers, default=0) + 1
+        self._shard_counter: int | None = None
         self._lock: Any = None
 
     # ---- opening for writing -------------------------------------------------------------
@@ -104,7 +116,8 @@ class ActivationStore:
             # a creation killed before the manifest landed leaves only these behind
             ours = {SHARD_DIR, INDEX, LOCK}
             if any(
-                p.name not in ours and not p.name.endswith(".tmp") for p in path.iterdir()
+                p.name not in ours and not p.name.endswith((".tmp", ".staged"))
+                for p in path.iterdir()
             ) or any((path / SHARD_DIR).glob("*")):
                 raise SettingsMismatch(
                     f"{path} exists, is not empty and has no {MANIFEST}; pass another --out folder"
@@ -116,11 +129,17 @@ class ActivationStore:
                 new.setdefault("handan_version", handan_version())
                 new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
                 (path / SHARD_DIR).mkdir(exist_ok=True)
-                atomic_write(path / INDEX, parquet_bytes(empty_index()))
+                (path / INDEX).mkdir(exist_ok=True)
+                _write_part(path, empty_index(), 0)  # the schema, for readers of an empty store
                 atomic_write(path / MANIFEST, json.dumps(new, indent=2).encode())
                 store = cls(path)
             else:
                 store = cls(path)
+                if (path / INDEX).is_file():
+                    raise SettingsMismatch(
+                        f"{path} was written by an older handan (one {INDEX} file); it can be "
+                        "read but not appended to: record into another --out folder"
+                    )
                 refuse_mismatch(path, store.manifest, new)
                 store._remove_leftovers()
         except BaseException:
@@ -146,8 +165,15 @@ class ActivationStore:
         for file in (self.path / SHARD_DIR).glob("*"):
             if f"{SHARD_DIR}/{file.name}" not in referenced:
                 file.unlink()
-        for tmp in self.path.glob("*.tmp"):
+        for tmp in [*self.path.glob("*.tmp"), *self.path.glob("*.staged")]:
             tmp.unlink()
+
+    @property
+    def _index(self) -> pd.DataFrame:
+        if self._joined is None:
+            self._joined = pd.concat(self._parts, ignore_index=True).astype(INDEX_COLUMNS)
+            self._parts = [self._joined]
+        return self._joined
 
     # ---- reading ---------------------------------------------------------------------------
     @property
@@ -174,8 +200,7 @@ class ActivationStore:
 
     def completed(self) -> set[tuple[str, int]]:
         """The (item_id, sample) pairs already in the store (skip them on a rerun)."""
-        pairs = self._index[["item_id", "sample"]].drop_duplicates()
-        return {(str(i), int(s)) for i, s in pairs.itertuples(index=False)}
+        return set(self._done)
 
     def load(self, site: str, position: str) -> tuple[np.ndarray, pd.DataFrame]:
         """Vectors of ``site`` at ``position``: ``X [n, d_model]`` float32 and their index rows,
@@ -278,9 +303,11 @@ class ActivationStore:
             shard = f"{SHARD_DIR}/shard-{self._next_shard():06d}.safetensors"
             atomic_write(self.path / shard, save(tensors))
             rows.loc[present, "shard"] = shard
-        index = pd.concat([self._index, rows], ignore_index=True).astype(INDEX_COLUMNS)
-        atomic_write(self.path / INDEX, parquet_bytes(index))
-        self._index = index
+        _write_part(self.path, rows, self._next_part)
+        self._next_part += 1
+        self._parts.append(rows.astype(INDEX_COLUMNS))
+        self._joined = None
+        self._done |= {(str(i), int(s)) for i, s in zip(rows["item_id"], rows["sample"])}
 
     def _check_rows(self, rows: pd.DataFrame) -> None:
         models = set(rows["model"]) - {self.manifest["model"]}
@@ -295,7 +322,7 @@ class ActivationStore:
                 f"sites {sorted(sites)} are not in the store's manifest {self.sites}; "
                 "record them into another store"
             )
-        done = self.completed() & {
+        done = self._done & {
             (str(i), int(s)) for i, s in rows[["item_id", "sample"]].itertuples(index=False)
         }
         if done:
@@ -329,14 +356,37 @@ class ActivationStore:
         return x.to(device="cpu", dtype=getattr(torch, self.dtype)).contiguous()
 
     def _next_shard(self) -> int:
-        numbers = [
-            int(m.group(1))
-            for f in (self.path / SHARD_DIR).glob("*")
-            if (m := SHARD_RE.match(f.name))
-        ]
-        numbers += [
-            int(m.group(1))
-            for s in self._index["shard"].unique()
-            if (m := SHARD_RE.match(Path(s).name))
-        ]
-        return max(numbers, default=0) + 1
+        """One more than any shard number on disk or in the index (found once, then counted)."""
+        if self._shard_counter is None:
+            numbers = [
+                int(m.group(1))
+                for f in (self.path / SHARD_DIR).glob("*")
+                if (m := SHARD_RE.match(f.name))
+            ]
+            numbers += [
+                int(m.group(1))
+                for s in self._index["shard"].unique()
+                if (m := SHARD_RE.match(Path(s).name))
+            ]
+            self._shard_counter = max(numbers, default=0)
+        self._shard_counter += 1
+        return self._shard_counter
+
+
+def _write_part(store: Path, rows: pd.DataFrame, number: int) -> None:
+    """Index part ``number`` of ``store``: written whole beside the index folder, then renamed
+    into it (a reader of the folder never meets a partial file)."""
+    name = INDEX_PART.format(number)
+    staged = store / f"{name}.staged"
+    atomic_write(staged, index_part_bytes(rows))
+    os.replace(staged, store / INDEX / name)
+    if hasattr(os, "O_DIRECTORY"):  # make the rename durable
+        fd = os.open(store / INDEX, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _parts(index: Path) -> list[Path]:
+    return sorted(index.glob("part-*.parquet")) if index.is_dir() else []

@@ -13,7 +13,9 @@ import pandas as pd
 from experiments.errors import InputError, SettingsMismatch
 
 MANIFEST = "manifest.json"
-INDEX = "index.parquet"
+INDEX = "index.parquet"  # a folder of parts (a parquet dataset); a single file in older stores
+INDEX_PART = "part-{:06d}.parquet"
+INDEX_PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
 SHARD_DIR = "shards"
 LOCK = "write.lock"
 MATCH_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
@@ -105,3 +107,18 @@ def refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) 
 
 def empty_index() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in INDEX_COLUMNS.items()})
+
+
+def index_part_bytes(rows: pd.DataFrame) -> bytes:
+    """One index part as parquet bytes, with the one schema every part shares."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kinds = {"str": pa.string(), "int64": pa.int64()}
+    schema = pa.schema([pa.field(c, kinds[t]) for c, t in INDEX_COLUMNS.items()])
+    table = pa.Table.from_pandas(rows[list(INDEX_COLUMNS)], schema=schema, preserve_index=False)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()

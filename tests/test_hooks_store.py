@@ -203,7 +203,7 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
 
     def dying_replace(src: str, dst: str) -> None:  # the shard is renamed, then the index dies
         calls.append(Path(dst).name)
-        if Path(dst).name == "index.parquet":
+        if Path(dst).name.endswith(".staged"):  # the new index part, before it joins the index
             raise OSError("killed")
         real_replace(src, dst)
 
@@ -212,12 +212,14 @@ def test_kill_mid_shard_leaves_no_corrupt_shard_and_resume_is_identical(
         killed.append(*batches[1])
     monkeypatch.setattr(atomic_mod.os, "replace", real_replace)
     killed.close()  # what the process's death does to its lock
-    assert calls == ["shard-000002.safetensors", "index.parquet"]
+    assert calls == ["shard-000002.safetensors", "part-000002.parquet.staged"]
     leftovers = {p.name for p in (tmp_path / "killed").rglob("*") if p.is_file()}
     assert "shard-000002.safetensors" in leftovers  # renamed, but the index never referenced it
-    assert not [
-        n for n in leftovers if n.startswith("index.parquet.")
-    ]  # the failed write cleaned up after itself
+    assert not [n for n in leftovers if n.startswith("part-000002")]  # the failed write cleaned up
+    # the index is still what the first append wrote (pyarrow reads the folder as one table)
+    import pyarrow.parquet as pq
+
+    assert len(pq.read_table(tmp_path / "killed" / "index.parquet")) == len(batches[0][0])
 
     # the interrupted batch is not complete; reopening deletes its shard and the tmp file
     resumed = ActivationStore.create_or_open(tmp_path / "killed", manifest())
@@ -335,3 +337,78 @@ def test_import_and_float32_load_need_no_torch(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_append_adds_one_index_part_and_rewrites_nothing(tmp_path: Path) -> None:
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest())
+    folder = tmp_path / "s" / "index.parquet"
+    seen: dict[str, bytes] = {}
+    for k, items in enumerate([["a", "b"], ["c"], ["d", "e", "f"]]):
+        store.append(*batch(items, seed=k))
+        parts = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert len(parts) == k + 2  # the empty schema part + one per append
+        assert all(parts[name] == data for name, data in seen.items())  # earlier parts untouched
+        seen = parts
+    reopened = ActivationStore(tmp_path / "s")
+    pd.testing.assert_frame_equal(reopened.index, store.index)
+    assert reopened.completed() == {(i, 0) for i in "abcdef"}
+
+
+def test_an_older_store_with_one_index_file_is_read_but_not_appended(tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "s"
+    store = ActivationStore.create_or_open(path, manifest())
+    df, v = batch(["a", "b"], seed=1)
+    store.append(df, v)
+    store.close()
+    index = pd.read_parquet(path / "index.parquet")
+    shutil.rmtree(path / "index.parquet")
+    index.to_parquet(path / "index.parquet")  # the layout of earlier handan versions
+    old = ActivationStore(path)
+    np.testing.assert_array_equal(
+        old.load("resid_post.0", "prompt_end")[0], expected(df, v, "resid_post.0", "prompt_end")
+    )
+    with pytest.raises(FileExistsError, match="older handan"):
+        ActivationStore.create_or_open(path, manifest())
+
+
+def test_merging_shard_stores_gives_the_union_and_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    from experiments.generation.merge import merge_outputs
+
+    parts = {
+        "1/2": [batch(["a", "b"], seed=1, absent=frozenset({"think_close"})), batch(["c"], seed=2)],
+        "2/2": [batch(["d"], seed=3), batch(["e"], seed=4, absent=frozenset(POSITIONS))],
+    }
+    paths = {}
+    for label, batches in parts.items():
+        paths[label] = tmp_path / label.replace("/", "-of-")
+        with ActivationStore.create_or_open(paths[label], manifest(shard=label)) as st:
+            for df, v in batches:
+                st.append(df, {s: x for s, x in v.items() if len(x)})
+    with pytest.raises(ValueError, match=r"missing \[2\]"):
+        merge_outputs([paths["1/2"]], tmp_path / "m")
+    other = tmp_path / "other"
+    ActivationStore.create_or_open(other, manifest(shard="2/2", config_hash="zzz")).close()
+    with pytest.raises(FileExistsError, match="config_hash"):
+        merge_outputs([paths["1/2"], other], tmp_path / "m")
+    assert "2 stores" in merge_outputs([paths["1/2"], paths["2/2"]], tmp_path / "m")
+    merged = ActivationStore(tmp_path / "m")
+    assert merged.completed() == {(i, 0) for i in "abcde"}
+    assert merged.manifest["merged_from"] == ["1/2", "2/2"] and merged.manifest["shard"] is None
+    all_batches = [b for batches in parts.values() for b in batches]
+    for site in SITES:
+        for position in POSITIONS:
+            X, rows = merged.load(site, position)
+            want = {}
+            for df, v in all_batches:
+                present = df[(df.site == site) & (df.position == position) & (df.token_index >= 0)]
+                for item, x in zip(present.item_id, expected(df, v, site, position)):
+                    want[item] = x
+            assert sorted(rows.item_id) == sorted(want)
+            for item, x in zip(rows.item_id, X):
+                np.testing.assert_array_equal(x, want[item])
+    absent = merged.index[merged.index.token_index < 0]
+    assert set(absent.item_id) == {"a", "b", "e"}
+    with pytest.raises(FileExistsError, match="exists"):
+        merge_outputs([paths["1/2"], paths["2/2"]], tmp_path / "m")

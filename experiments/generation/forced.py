@@ -131,7 +131,8 @@ def record_from_traces(
     think = think_tokens(tokenizer, spec.think_open, spec.think_close, model=spec.name)
     eos_ids = engine_eos(HFEngine(model), tokenizer, spec)
     seqs, how = _sequences(table, meta, model, tokenizer, spec, items, eos_ids)
-    generation = {k: v for k, v in meta.items() if k not in ("model", tracefile.RECORDED)}
+    skip = ("model", "shard", tracefile.RECORDED)
+    generation = {k: v for k, v in meta.items() if k not in skip}
     manifest = store_manifest(
         spec.name,
         model,
@@ -142,6 +143,7 @@ def record_from_traces(
         prompt_format=prompt_format(spec) if how["prompts"] == "items" else {},
         weights=weights(spec),
         capture=dict(mode="forced", traces_model=meta["model"], **how),
+        shard=shard,
     )
     with ActivationStore.create_or_open(store, manifest) as st, rec:
         done = st.completed()

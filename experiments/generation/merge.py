@@ -95,7 +95,7 @@ def merge_outputs(inputs: Sequence[Path], out: Path) -> str:
     if all(stores):
         from hooks.store_merge import merge_stores
 
-        merged = merge_stores(inputs, out)
+        merged = merge_stores(inputs, out, check_shards)
         traces = [Path(p) / "traces.parquet" for p in inputs]
         note = ""
         if all(t.exists() for t in traces):

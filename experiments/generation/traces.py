@@ -73,8 +73,10 @@ def store_manifest(
     prompt_format: dict,
     weights: dict,
     capture: dict,
+    shard: Shard | None = None,
 ) -> dict:
-    """The manifest of a store; ``capture`` says how it was made (``mode`` online / forced)."""
+    """The manifest of a store; ``capture`` says how it was made (``mode`` online / forced);
+    ``shard`` (not in the config hash) is what ``handan merge`` checks."""
     from hooks.sites import d_model, n_layers
 
     payload = dict(
@@ -90,6 +92,7 @@ def store_manifest(
     return dict(
         payload,
         config_hash=stable_hash(payload),
+        shard=shard_label(shard),
         d_model=int(d_model(model)),
         n_layers=int(n_layers(model)),
     )
@@ -206,7 +209,7 @@ def generate_traces(
         done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
         if store is not None:
             recording = _open_store(
-                stack, engine.model, spec, config, store, sites, positions, store_dtype
+                stack, engine.model, spec, config, store, sites, positions, store_dtype, shard
             )
             done_keys &= recording.store.completed()
         todo = [k for k in keys if k not in done_keys]
@@ -287,7 +290,9 @@ class _Recording:
         self.store.append(index, captured.vectors)
 
 
-def _open_store(stack, model, spec, config, store, sites, positions, store_dtype) -> _Recording:
+def _open_store(
+    stack, model, spec, config, store, sites, positions, store_dtype, shard
+) -> _Recording:
     from hooks.capture import parse_positions
     from hooks.recorder import Recorder
     from hooks.store import ActivationStore, normalise_dtype
@@ -307,6 +312,7 @@ def _open_store(stack, model, spec, config, store, sites, positions, store_dtype
         prompt_format=prompt_format(spec),
         weights=weights(spec),
         capture=dict(mode="online"),
+        shard=shard,
     )
     st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
     stack.enter_context(rec)

@@ -13,7 +13,7 @@ kernels' numerics, which padding can change in the last bits).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -196,9 +196,14 @@ def generate_batch(
     min_p: float = 0.0,
     generator: torch.Generator | RowSeeds | None = None,
     observer: ForwardObserver | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> list[list[int]]:
     """Generated ids per row (ending with the EOS if the row produced one). ``max_new_tokens`` is
-    one budget for every row or one per row (a row cut by its budget stops there)."""
+    one budget for every row or one per row (a row cut by its budget stops there).
+
+    ``progress(tokens, budget, running)``, if given, is called after every generated token:
+    tokens generated so far by the rows still running, the largest budget of the batch, and how
+    many rows are still running (for a per-token bar on long batches; one host sync per step)."""
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
@@ -208,6 +213,9 @@ def generate_batch(
     if len(budgets) != batch or min(budgets) < 1:
         raise InputError(f"need one budget >= 1 per row; got {list(budgets)} for {batch} rows")
     limit = torch.tensor(list(budgets), device=device)
+    # a row's last real position; its padding after that stays there (masked), so rows that stop
+    # early never index past the context of a model with learned position embeddings
+    last_pos = pos[:, -1:] + limit[:, None]
     cache = DynamicCache(config=model.config)
     cache_arg = _cache_kwarg(model)
     eos = torch.tensor(list(eos_ids), device=device)
@@ -246,6 +254,8 @@ def generate_batch(
         done = done | stopped | (count >= limit)
         fed = nxt[:, None]
         mask = torch.cat([mask, (live & ~stopped).long()[:, None]], dim=1)
-        pos = pos[:, -1:] + 1
+        pos = torch.minimum(pos[:, -1:] + 1, last_pos)
         finished = bool(done.all())
+        if progress is not None:
+            progress(step + 1, max(budgets), batch - int(done.sum()))
     return [row[:n] for row, n in zip(out.tolist(), count.tolist())]

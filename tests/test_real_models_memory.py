@@ -3,6 +3,8 @@ parameter counts against a hand count, the batch that fits and the refusal."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import Qwen2Config
@@ -104,3 +106,29 @@ def test_fit_batch_reads_the_gpu_total():
 
     model = tiny_model("qwen2").cuda()
     assert fit_batch(model, [5], requested=4, max_new_tokens=10, max_model_len=None) == 4
+
+
+def test_the_shipped_gpu_config_fits_one_h100_and_says_which_model_needs_more():
+    """experiments/pipeline/configs/r1-distill-1.5b.yaml on one 80 GB H100 (90% of it), prompts of
+    300 tokens: the 1.5B models at the full batch, QwQ-32B at 5 rows (batch 32 needs two)."""
+    from experiments.models.specs import get_spec
+    from experiments.pipeline.config import RunConfig
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = RunConfig.from_yaml(root / "experiments/pipeline/configs/r1-distill-1.5b.yaml")
+    arch = {"qwen-1.5b": Qwen2Config(**R1_1_5B), "qwq": Qwen2Config(**QWEN_32B)}  # by family
+    h100 = int(80 * GiB * 0.9)
+    got = {}
+    for name in cfg.models:
+        spec = get_spec(name)
+        settings = cfg.generation.resolve(spec)
+        budget = min(settings.max_new_tokens, (spec.max_model_len or 10**9) - 300)
+        kw = dict(requested=settings.batch_size, prompt_len=300, budget=budget)
+        one = plan_batch(arch[spec.family], "bfloat16", available=h100, **kw).batch
+        two = plan_batch(arch[spec.family], "bfloat16", available=2 * h100, **kw).batch
+        got[name] = (settings.batch_size, one, two)
+    assert got == {
+        "qwq-32b": (32, 5, 32),
+        "r1-distill-qwen-1.5b": (32, 32, 32),
+        "qwen2.5-math-1.5b": (32, 32, 32),
+    }

@@ -84,20 +84,22 @@ def test_the_issue_case_qwq_32b_at_batch_32_by_8192_fits_a_few_rows_on_an_h100()
 def test_fit_batch_keeps_a_batch_that_fits_shrinks_one_that_does_not_and_refuses_none():
     from tiny import tiny_model
 
+    from experiments.generation import GenerationConfig
+    from experiments.models.memory import fit_config
+
     model = tiny_model("qwen2")  # 2 layers, 2 kv heads of 16: 512 B per token in float32
-    assert fit_batch(model, [5, 9], requested=8, max_new_tokens=100, max_model_len=None) == 8  # CPU
+    lens, budgets = [5, 9], [100, 60]  # sized for the longest prompt and the largest budget
+    assert fit_batch(model, lens, budgets, requested=8) == 8  # CPU: no pre-flight
     weights = sum(p.numel() * 4 for p in model.parameters())
     per_row = (9 + 100) * 512 + workspace_bytes(model.config, "float32", 1, 9)
-    kw = dict(requested=8, max_new_tokens=100, max_model_len=None)
-    assert fit_batch(model, [5, 9], available=weights + 8 * per_row, **kw) == 8
+    assert fit_batch(model, lens, budgets, requested=8, available=weights + 8 * per_row) == 8
     with pytest.warns(UserWarning, match="batch_size 8 does not fit.*batch_size 3"):
-        assert fit_batch(model, [5, 9], available=weights + 3 * per_row + 10, **kw) == 3
+        assert fit_batch(model, lens, budgets, requested=8, available=weights + 3 * per_row) == 3
     with pytest.raises(ValueError, match="does not fit.*max-new-tokens"):
-        fit_batch(model, [5, 9], available=weights + per_row // 2, **kw)
-    # the context caps the budget: 9 + min(100, 20 - 5) tokens a row
-    capped = (9 + 15) * 512 + workspace_bytes(model.config, "float32", 1, 9)
-    kw["max_model_len"] = 20
-    assert fit_batch(model, [5, 9], available=weights + 8 * capped, **kw) == 8
+        fit_batch(model, lens, budgets, requested=8, available=weights + per_row // 2)
+    config = GenerationConfig(batch_size=8)
+    prompts, limits = {"a": [1] * 5, "b": [2] * 9}, {"a": 100, "b": 60}
+    assert fit_config(model, config, prompts, limits, model_name="tiny") is config
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -105,7 +107,7 @@ def test_fit_batch_reads_the_gpu_total():
     from tiny import tiny_model
 
     model = tiny_model("qwen2").cuda()
-    assert fit_batch(model, [5], requested=4, max_new_tokens=10, max_model_len=None) == 4
+    assert fit_batch(model, [5], [10], requested=4) == 4
 
 
 def test_the_shipped_gpu_config_fits_one_h100_and_says_which_model_needs_more():

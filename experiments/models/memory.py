@@ -10,7 +10,8 @@ Estimated from the model config, before anything is allocated:
   row as wide as the widest), plus a prefill workspace (the MLP's and attention's intermediates
   of the longest prompt) and the sampler's float32 logits.
 
-``fit_batch`` picks the largest batch up to the requested one that fits beside the weights in
+``fit_batch`` (``fit_config`` for a ``GenerationConfig``, called by generation with the hf engine)
+picks the largest batch up to the requested one that fits beside the weights in
 ``headroom`` (90%) of the GPUs' *total* memory, so the choice depends on the model, the prompts,
 the settings and the GPU type only, not on what else happens to be allocated: a resumed run picks
 the same batch. When not even one row fits it refuses with the numbers and the fixes.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Mapping, Sequence
 
 from experiments.errors import InputError
 
@@ -139,17 +141,17 @@ def device_memory(model) -> int | None:
 
 def fit_batch(
     model,
-    prompt_lens: list[int],
+    prompt_lens: Sequence[int],
+    budgets: Sequence[int],
     *,
     requested: int,
-    max_new_tokens: int,
-    max_model_len: int | None,
     headroom: float = 0.9,
     available: int | None = None,
     model_name: str = "the model",
 ) -> int:
     """The batch size to generate with: ``requested`` when it fits (always on CPU), else the
-    largest that does (with a warning naming the numbers); refuses when none does.
+    largest that does (with a warning naming the numbers); refuses when none does. A batch is
+    sized for the longest prompt and the largest budget (left padding makes every row as wide).
     ``available`` (bytes) overrides ``headroom`` × the GPUs' total memory (for tests)."""
     if available is None:
         total = device_memory(model)
@@ -158,21 +160,15 @@ def fit_batch(
         available = int(total * headroom)
     if not prompt_lens:
         return requested
-    longest, shortest = max(prompt_lens), min(prompt_lens)
-    budget = max_new_tokens
-    if max_model_len is not None:  # the longest generation a row of the batch can reach
-        budget = max(1, min(budget, max_model_len - shortest))
     params = list(model.parameters())
-    dtype = str(params[0].dtype).removeprefix("torch.")
-    weights = sum(p.numel() * p.element_size() for p in params)
     plan = plan_batch(
         model.config,
-        dtype,
+        str(params[0].dtype).removeprefix("torch."),
         requested=requested,
-        prompt_len=longest,
-        budget=budget,
+        prompt_len=max(prompt_lens),
+        budget=max(budgets),
         available=available,
-        weights=weights,
+        weights=sum(p.numel() * p.element_size() for p in params),
         model_name=model_name,
     )
     if plan.batch < requested:
@@ -185,25 +181,22 @@ def fit_batch(
     return plan.batch
 
 
-def fit_config(model, tokenizer, spec, prompts: list[str], config):
+def fit_config(
+    model,
+    config,
+    prompts: Mapping[str, Sequence[int]],
+    budgets: Mapping[str, int],
+    *,
+    model_name: str,
+):
     """``config`` (a ``GenerationConfig``) with the batch size that fits ``model`` on its GPUs for
-    these item prompts, encoded as ``spec`` prompts them; unchanged on CPU or when it fits."""
-    from experiments.models.loading import context_length
-    from hooks.engines.hf_loop import encode_prompts
-
-    ids = encode_prompts(
-        tokenizer,
-        prompts,
-        chat_template=spec.chat_template,
-        system_prompt=spec.system_prompt,
-        template_kwargs=spec.template_kwargs,
-    )
+    these encoded prompts and per-item budgets; unchanged on CPU or when it fits. The batch size
+    changes only the speed (every request has its own seed and budget)."""
     batch = fit_batch(
         model,
-        [len(p) for p in ids],
+        [len(p) for p in prompts.values()],
+        list(budgets.values()),
         requested=config.batch_size,
-        max_new_tokens=config.max_new_tokens,
-        max_model_len=spec.max_model_len or context_length(model),
-        model_name=spec.name,
+        model_name=model_name,
     )
-    return dataclasses.replace(config, batch_size=batch)
+    return config if batch == config.batch_size else dataclasses.replace(config, batch_size=batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from experiments.cli import behaviour, data, generate, organism, probe, run, steer, store
+from experiments.cli import behaviour, data, generate, organism, probe, run, steer, store, traces
 
 app = typer.Typer(
     name="handan",
@@ -14,5 +14,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (run, organism, data, generate, behaviour, store, probe, steer):
+for _module in (run, organism, data, generate, traces, behaviour, store, probe, steer):
     _module.register(app)

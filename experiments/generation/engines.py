@@ -20,8 +20,6 @@ def open_engine(spec: ModelSpec, config: GenerationConfig, *, device=None, dtype
 
         model, tokenizer = load_model(spec, device=device, dtype=dtype)
         return HFEngine(model, tokenizer.pad_token_id), tokenizer
-    from transformers import AutoTokenizer
-
     from experiments.models.loading import resolve_source
     from hooks.engines.vllm import VLLMEngine
 
@@ -31,9 +29,7 @@ def open_engine(spec: ModelSpec, config: GenerationConfig, *, device=None, dtype
             f"model {spec.name!r} is a GGUF file; the vllm engine here takes HF folders or hub "
             "ids: use --engine hf for it"
         )
-    tokenizer = AutoTokenizer.from_pretrained(
-        where, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-    )
+    tokenizer = load_tokenizer(spec)
     engine = VLLMEngine(
         where,
         dtype=dtype or spec.dtype,
@@ -46,3 +42,24 @@ def open_engine(spec: ModelSpec, config: GenerationConfig, *, device=None, dtype
         seed=config.seed,
     )
     return engine, tokenizer
+
+
+def load_tokenizer(spec: ModelSpec):
+    """The spec's tokenizer alone (no weights): for vLLM, which loads the weights itself, and
+    for imported traces, whose tokens are re-counted with it."""
+    from transformers import AutoTokenizer
+
+    from experiments.errors import MissingInput
+    from experiments.models.loading import resolve_source
+
+    where, gguf = resolve_source(spec)
+    kwargs = dict(revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    try:
+        return AutoTokenizer.from_pretrained(
+            where, **({"gguf_file": gguf} if gguf else {}), **kwargs
+        )
+    except OSError as err:
+        raise MissingInput(
+            f"could not load the tokenizer of {spec.name!r} from {where}: {err}. Give the spec a "
+            "local `source`, or allow hub access (unset HF_HUB_OFFLINE)."
+        ) from err

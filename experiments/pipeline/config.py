@@ -67,6 +67,9 @@ class RunConfig(_Cfg):
     max_items_per_task: int | None = None
     models: list[str]  # registry names or spec .yaml files
     model_sources: dict[str, str] = {}  # override a model's `source` (e.g. retrained organism)
+    # model → traces file made by `handan traces import` (e.g. DeepSeek-R1's): used as that model's
+    # traces, not generated; such a model has no activation store (no probes, no steering)
+    imported: dict[str, str] = {}
     pairs: str | None = None  # PAIRS.yaml; None: from the specs' roles/registry pairings
     device: str | None = None
     generation: GenerationSettings = GenerationSettings()

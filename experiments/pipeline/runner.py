@@ -105,7 +105,9 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
 
     specs = stages.resolve_specs(cfg)
     pairing = stages.triples(cfg, specs)  # before generation: a pairing error costs nothing
-    gen_settings = cfg.model_dump(include={"generation", "record", "model_sources"})
+    gen_settings = cfg.model_dump(include={"generation", "record", "model_sources", "imported"})
+    # models with imported traces have no activation store: behaviour only
+    recorded = {name: spec for name, spec in specs.items() if name not in cfg.imported}
     book.run(
         "generation",
         [gen_settings, list(specs)],
@@ -134,14 +136,14 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
         "probes",
         [cfg.probes.model_dump(), data],
         [run.probe_sweep],
-        lambda: stages.probe_stage(cfg, specs, pairing, items, traces, run, progress),
+        lambda: stages.probe_stage(cfg, recorded, pairing, items, traces, run, progress),
     )
     if cfg.steering.enabled:
         book.run(
             "steering",
             [cfg.steering.model_dump(), cfg.behaviour.n_boot, probes_key],
             [run.steering_summary],
-            lambda: stages.steering_stage(cfg, specs, pairing, items, traces, run, progress),
+            lambda: stages.steering_stage(cfg, recorded, pairing, items, traces, run, progress),
         )
 
     start = time.perf_counter()

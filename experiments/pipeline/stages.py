@@ -71,33 +71,34 @@ def resolve_specs(cfg: RunConfig) -> dict[str, ModelSpec]:
 def generate_all(
     cfg: RunConfig, specs: dict[str, ModelSpec], items: pd.DataFrame, run: RunLayout, progress: bool
 ) -> None:
-    """Traces + activation store for every model (resumed), then the run's traces table."""
+    """Traces + activation store for every model (resumed; the configured engine, vLLM followed
+    by teacher-forced capture), or its imported traces (no store), then the run's traces table."""
     from experiments.contracts import TRACE_COLUMNS, write_parquet_atomic
-    from experiments.generation.traces import generate_traces
-    from experiments.models.loading import load_model
-    from hooks.sites import expand_sites
+    from experiments.generation.per_model import imported_traces, traces_and_store
 
+    unknown = sorted(set(cfg.imported) - set(specs))
+    if unknown:
+        raise InputError(f"imported names {unknown}, which are not among the run's models")
     tables = []
     run.model_traces("").parent.mkdir(exist_ok=True)
     for name, spec in specs.items():
-        model, tokenizer = load_model(spec, device=cfg.device)
+        if name in cfg.imported:
+            tables.append(imported_traces(cfg.imported[name], name, items, run.model_traces(name)))
+            continue
         tables.append(
-            generate_traces(
-                model,
-                tokenizer,
+            traces_and_store(
                 spec,
                 items,
-                config=cfg.generation.resolve(spec),
-                out=run.model_traces(name),
+                cfg.generation.resolve(spec),
+                traces=run.model_traces(name),
                 store=run.store(name),
-                sites=expand_sites(model, cfg.record.sites),
+                sites=cfg.record.sites,
                 positions=cfg.record.positions,
                 store_dtype=cfg.record.dtype,
+                device=cfg.device,
                 progress=progress,
             )
         )
-        del model
-        gc.collect()
     write_parquet_atomic(pd.concat(tables, ignore_index=True).astype(TRACE_COLUMNS), run.traces)
 
 

@@ -24,6 +24,7 @@ from experiments.generation.config import GenerationConfig
 from experiments.generation.prompts import budget_summary, check_prompts, prompt_record
 from experiments.generation.rows import request_seed, tokenizer_fingerprint, trace_row
 from experiments.generation.shards import Shard, in_shard, shard_label
+from experiments.models.memory import fit_config
 from experiments.models.specs import ModelSpec
 
 
@@ -191,6 +192,8 @@ def generate_traces(
     prompts = dict(zip(items["item_id"], encoded))
     window = config.max_model_len or model_context(engine)
     limits = budgets(config, prompts, window)
+    if isinstance(engine, HFEngine):  # memory pre-flight: the batch that fits the GPUs
+        config = fit_config(engine.model, config, prompts, limits, model_name=spec.name)
     meta = traces_meta(spec, config, engine, tokenizer, shard)
     meta[tracefile.RECORDED].update(
         **prompt_record(prompts), budget=budget_summary(limits, config.max_new_tokens, window)
@@ -209,8 +212,20 @@ def generate_traces(
         done_keys = set(zip(done["item_id"], done["sample"].astype(int)))
         if store is not None:
             recording = _open_store(
-                stack, engine.model, spec, config, store, sites, positions, store_dtype, shard
+                stack,
+                engine.model,
+                spec,
+                config,
+                store,
+                sites,
+                positions,
+                store_dtype,
+                shard,
+                prompts,
             )
+            # the store's manifest keeps the prompt hashes of the run that made it
+            made = recording.store.manifest.get("prompts", {}).get("prompt_hashes", {})
+            check_prompts(made, prompts, store)
             done_keys &= recording.store.completed()
         todo = [k for k in keys if k not in done_keys]
         if context is not None:
@@ -219,6 +234,12 @@ def generate_traces(
         task_bar = bar.add_task(
             f"generate {spec.name}", total=len(keys), completed=len(keys) - len(todo)
         )
+        if progress and isinstance(engine, HFEngine):  # per token: long batches take minutes
+            tokens = bar.add_task("  tokens", total=None)
+            engine.on_token = lambda n, budget, running: bar.update(
+                tokens, completed=n, total=budget, description=f"  tokens ({running} rows running)"
+            )
+            stack.callback(setattr, engine, "on_token", None)
         for start in range(0, len(todo), config.batch_size):
             batch = todo[start : start + config.batch_size]
             requests = [
@@ -291,7 +312,7 @@ class _Recording:
 
 
 def _open_store(
-    stack, model, spec, config, store, sites, positions, store_dtype, shard
+    stack, model, spec, config, store, sites, positions, store_dtype, shard, prompts
 ) -> _Recording:
     from hooks.capture import parse_positions
     from hooks.recorder import Recorder
@@ -314,6 +335,7 @@ def _open_store(
         capture=dict(mode="online"),
         shard=shard,
     )
+    manifest["prompts"] = prompt_record(prompts)  # recorded, not part of the config hash
     st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
     stack.enter_context(rec)
     return _Recording(st, rec, spec.name, sites, positions)

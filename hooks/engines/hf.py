@@ -22,6 +22,8 @@ class HFEngine(Engine):
 
     def __init__(self, model, pad_id: int | None = None) -> None:
         self.model, self.pad_id = model, pad_id
+        # per-token progress (tokens, budget, rows still running), see ``generate_batch``
+        self.on_token = None
 
     @property
     def generation_config(self):
@@ -49,5 +51,6 @@ class HFEngine(Engine):
             min_p=decoding.min_p,
             generator=RowSeeds([r.seed for r in requests], device),
             observer=observer,
+            progress=self.on_token,
         )
         return [Generation(tuple(g), finish_reason(g, decoding.eos_ids)) for g in outs]

@@ -3,7 +3,6 @@ the run folder (``experiments.pipeline.layout``)."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from dataclasses import asdict
 from pathlib import Path
@@ -261,7 +260,7 @@ def steering_stage(
     Generations are cached under ``runs/{model}/{condition}``, the condition being a hash of the
     site, injection positions, scale, directions and sampling settings: a rerun under the same
     condition resumes them, any change starts a new folder beside the old one."""
-    from experiments.models.loading import load_model
+    from experiments.models.loading import free_memory, load_model
     from experiments.steering import outputs
     from experiments.steering.analysis import compare_slopes
     from experiments.steering.experiment import (
@@ -344,7 +343,7 @@ def steering_stage(
             )
         )
         del model
-        gc.collect()
+        free_memory()
     steering_table = pd.concat(tables, ignore_index=True)
     outputs.write_steering_outputs(
         steering_table,

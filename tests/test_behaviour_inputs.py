@@ -14,7 +14,24 @@ from experiments.cli.behaviour import register
 
 ROLES = {"teacher": "teacher", "student": "student", "baseline": "baseline"}
 ISSUE_COLUMNS = {
-    "alignment": ["model", "task", "level", "n", "r", "r_lo", "r_hi", "rho", "p", "reason"],
+    "alignment": [
+        "model",
+        "task",
+        "level",
+        "n",
+        "r",
+        "r_lo",
+        "r_hi",
+        "rho",
+        "p",
+        "p_boot",
+        "reliability_model",
+        "reliability_human",
+        "r_disattenuated",
+        "r_disattenuated_lo",
+        "r_disattenuated_hi",
+        "reason",
+    ],
     "comparisons": [
         "model_a",
         "model_b",
@@ -24,9 +41,16 @@ ISSUE_COLUMNS = {
         "diff",
         "diff_lo",
         "diff_hi",
-        "z",
-        "p",
-        "test",
+        "p_boot",
+        "p_holm",
+        "z_steiger",
+        "p_steiger",
+        "reliability_a",
+        "reliability_b",
+        "diff_disattenuated",
+        "diff_disattenuated_lo",
+        "diff_disattenuated_hi",
+        "p_disattenuated",
     ],
     "transfer": [
         "student",
@@ -34,7 +58,11 @@ ISSUE_COLUMNS = {
         "task",
         "acc_student",
         "acc_baseline",
-        "p_mcnemar",
+        "acc_diff",
+        "acc_diff_lo",
+        "acc_diff_hi",
+        "p_acc",
+        "p_holm",
         "r_student",
         "r_baseline",
         "p_r",
@@ -49,6 +77,10 @@ ISSUE_COLUMNS = {
         "ratio_gmean",
         "logratio_vs_difficulty_slope",
         "p_constant",
+        "p_equivalent",
+        "tau_logratio",
+        "p_ratio_equal",
+        "p_equivalent_tasks",
     ],
 }
 
@@ -256,7 +288,7 @@ def test_cli(tables, tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, [*base, "--pairs", str(tmp_path / "PAIRS.yaml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert len(pd.read_csv(out / "transfer.csv")) == 4  # 3 tasks + pooled
+    assert len(pd.read_csv(out / "transfer.csv")) == 5  # 3 tasks, pooled, r-bar
     out2 = tmp_path / "out2"
     args = [
         *base,

@@ -10,11 +10,11 @@ from scipy import stats
 
 from experiments.behaviour.alignment import correlate, fisher_mean, pearson_along
 from experiments.behaviour.allocation import item_effects
-from experiments.behaviour.compare import paired_bootstrap_diff, steiger_z
+from experiments.behaviour.compare import steiger_z
 from experiments.behaviour.costs import Exclusions, item_costs, prepare
 from experiments.behaviour.effort import allocation_kl
 from experiments.behaviour.inflation import inflation_row, inflation_table, ols_slope
-from experiments.behaviour.transfer import mcnemar_p
+from experiments.behaviour.resampling import bootstrap_t, difference, pearson, stratified_indices
 
 Z975 = stats.norm.ppf(0.975)
 
@@ -90,16 +90,16 @@ def test_steiger_is_calibrated_under_h0():
     assert np.mean(p < 0.05) > 0.6
 
 
-def test_paired_bootstrap_diff_covers_true_difference():
+def test_paired_bootstrap_t_covers_true_difference():
     # true r(a, human) - r(b, human) = .6 - .3; 150 repeated draws of 60 items
     human, a, b = _trivariate(0.6, 0.3, 0.4, n=60, reps=150, seed=3)
     rng = np.random.default_rng(0)
-    hits = [
-        lo <= 0.3 <= hi
-        for lo, hi in (
-            paired_bootstrap_diff(a[i], b[i], human[i], n_boot=300, rng=rng) for i in range(150)
-        )
-    ]
+    one, cols = [np.ones(60, bool)], np.arange(60)
+    hits = []
+    for i in range(150):
+        stat = difference(pearson(a[i], human[i], one), pearson(b[i], human[i], one))
+        res = bootstrap_t(stat, cols, stratified_indices(np.zeros(60), 300, rng), one)
+        hits.append(res["lo"] <= 0.3 <= res["hi"])
     assert 0.88 <= np.mean(hits) <= 0.99
 
 
@@ -273,14 +273,6 @@ def test_item_effects_leave_budget_cut_samples_out():
 
 
 # --- transfer, inflation, effort ------------------------------------------------------------
-
-
-def test_mcnemar_matches_exact_binomial():
-    a = np.array([1] * 30 + [1] * 9 + [0] * 2 + [0] * 10, bool)
-    b = np.array([1] * 30 + [0] * 9 + [1] * 2 + [0] * 10, bool)
-    n_b, n_c, p = mcnemar_p(a, b)
-    assert (n_b, n_c) == (9, 2)
-    assert p == pytest.approx(stats.binomtest(2, 11, 0.5).pvalue)
 
 
 def test_ols_and_ratio_match_scipy():

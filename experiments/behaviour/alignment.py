@@ -3,8 +3,17 @@
 - within-task: Pearson r over the items of one task, 95% CI by Fisher z (``r_lo``, ``r_hi``)
   and by a BCa bootstrap over items (``boot_lo``, ``boot_hi``), Spearman rho, p of r, n items;
 - cross-task (``task == "__all__"``): Pearson r over task means, n = number of tasks;
-- mean (``task == "__mean__"``): r-bar, the Fisher-z average of the within-task r's, with the CI
-  of an unweighted mean of independent z's (SE = sqrt(sum 1/(n_t - 3)) / k).
+  ``reason`` says when k < 5: a correlation over fewer than 5 task means is not a reliable
+  estimate of anything (its CI spans most of [-1, 1]); read it as descriptive;
+- mean (``task == "__mean__"``): r-bar, the Fisher-z average of the within-task r's (estimand:
+  tanh of the unweighted mean over tasks of atanh rho_task), with the normal-theory CI of an
+  unweighted mean of independent z's (``r_lo``, ``r_hi``, ``p``: SE = sqrt(sum 1/(n_t - 3)) / k)
+  and a studentised bootstrap over items stratified by task (``boot_lo``, ``boot_hi``,
+  ``p_boot`` for H0: r-bar = 0; resampling.py), which does not assume normal costs;
+- within-task reliability (reliability.py): ``reliability_model`` (split-half over samples),
+  ``reliability_human`` (split-half over trials; NaN without trial data), ``r_disattenuated`` =
+  r / sqrt(reliability_model x reliability_human) with a bootstrap-t CI; ``reliability_reason``
+  says what is missing (e.g. human reliability unknown: corrected for the model's only).
 """
 
 from __future__ import annotations
@@ -12,6 +21,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from experiments.behaviour.reliability import N_SPLITS, alignment_stats, halves_for, split_half
+from experiments.behaviour.resampling import (
+    Stat,
+    bootstrap_t,
+    fisher,
+    pearson,
+    strata_masks,
+    stratified_indices,
+    task_mean,
+)
 
 ALIGNMENT_COLUMNS = [
     "model",
@@ -25,10 +45,19 @@ ALIGNMENT_COLUMNS = [
     "p",
     "boot_lo",
     "boot_hi",
+    "p_boot",
+    "reliability_model",
+    "reliability_human",
+    "r_disattenuated",
+    "r_disattenuated_lo",
+    "r_disattenuated_hi",
+    "reliability_reason",
     "n_censored",
     "reason",
 ]
+MEAN = "__mean__"
 MIN_ITEMS = 3
+MIN_TASKS_CROSS = 5  # below this many tasks the cross-task r is flagged as unreliable
 _R_MAX = 1 - 1e-12  # keeps atanh finite for |r| = 1
 
 
@@ -129,18 +158,76 @@ def fisher_mean(r: np.ndarray, n: np.ndarray) -> dict:
     }
 
 
-def alignment_table(costs: pd.DataFrame, *, n_boot: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Within-task, cross-task and mean alignment rows for every model in ``costs``."""
+def zbar_stat(cost: np.ndarray, human: np.ndarray, parts: list[np.ndarray]) -> Stat:
+    """Unweighted mean over tasks of atanh r(cost, human), resampled on the concatenated
+    ``parts`` (each task's rows)."""
+    start = np.cumsum([0] + [len(p) for p in parts])
+    return task_mean(
+        [
+            (np.arange(s, s + len(p)), fisher(pearson(cost, human, [np.ones(len(p), bool)])))
+            for p, s in zip(parts, start, strict=False)
+        ],
+        int(start[-1]),
+    )
+
+
+def _reliability(cost, human, cols, boot, halves_model, halves_human) -> dict:
+    """Reliability columns of one within-task row (rows ``cols``, resamples ``boot``)."""
+    if halves_model is None:
+        return {"reliability_reason": "model reliability needs >= 2 samples of every item"}
+    one = [np.ones(len(cols), bool)]
+    _, dis = alignment_stats(cost, human, one, halves_model, halves_human)
+    res = bootstrap_t(dis, cols, boot[:, cols], one, cells_per_row=6 * N_SPLITS)
+    rel = [
+        np.nan if h is None else float(split_half(*h, one)(cols[None])[0][0])
+        for h in (halves_model, halves_human)
+    ]
+    note = (
+        "human reliability unknown (no trial-level data: the Items table holds item aggregates; "
+        "pass human_trials): r_disattenuated corrects for the model's sampling noise only"
+    )
+    return {
+        "reliability_model": rel[0],
+        "reliability_human": rel[1],
+        "r_disattenuated": res["est"],
+        "r_disattenuated_lo": res["lo"],
+        "r_disattenuated_hi": res["hi"],
+        "reliability_reason": "" if halves_human is not None else note,
+    }
+
+
+def alignment_table(
+    costs: pd.DataFrame,
+    *,
+    halves=None,
+    human_halves=None,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Within-task, cross-task and mean alignment rows for every model in ``costs``; ``halves``
+    / ``human_halves`` are split halves (reliability.model_halves / human_halves) or None."""
     rows = []
     for model, mc in costs.groupby("model", sort=True):
-        within = []
-        for task, tc in mc.groupby("task", sort=True):
-            row = correlate(
-                tc["cost"].to_numpy(), tc["human_cost"].to_numpy(), n_boot=n_boot, rng=rng
-            )
+        mc = mc.reset_index(drop=True)
+        tasks = mc["task"].to_numpy()
+        cost, human = mc["cost"].to_numpy(float), mc["human_cost"].to_numpy(float)
+        boot = stratified_indices(tasks, n_boot, rng)
+        items = mc["item_id"].to_numpy()
+        hm, hh = halves_for(halves, model, items), halves_for(human_halves, None, items)
+        within, parts = [], []
+        for task in sorted(set(tasks)):
+            cols = np.flatnonzero(tasks == task)
+            row = correlate(cost[cols], human[cols], n_boot=n_boot, rng=rng)
             row.update(
-                model=model, task=task, level="within", n_censored=int(tc["n_censored"].sum())
+                model=model,
+                task=task,
+                level="within",
+                n_censored=int(mc["n_censored"].to_numpy()[cols].sum()),
             )
+            if np.isfinite(row["r"]):
+                row.update(_reliability(cost, human, cols, boot, hm, hh))
+                if row["n"] > MIN_ITEMS:
+                    parts.append(cols)
             rows.append(row)
             within.append(row)
         means = mc.groupby("task")[["cost", "human_cost"]].mean()
@@ -151,6 +238,12 @@ def alignment_table(costs: pd.DataFrame, *, n_boot: int, rng: np.random.Generato
             rng=rng,
             what="tasks",
         )
+        if len(means) < MIN_TASKS_CROSS:
+            flag = (
+                f"k = {len(means)} tasks: a correlation over fewer than {MIN_TASKS_CROSS} task "
+                "means is unreliable; descriptive only"
+            )
+            row["reason"] = "; ".join(x for x in (flag, row["reason"]) if x)
         row.update(
             model=model, task="__all__", level="cross", n_censored=int(mc["n_censored"].sum())
         )
@@ -158,12 +251,19 @@ def alignment_table(costs: pd.DataFrame, *, n_boot: int, rng: np.random.Generato
         row = fisher_mean(np.array([w["r"] for w in within]), np.array([w["n"] for w in within]))
         row.update(
             model=model,
-            task="__mean__",
+            task=MEAN,
             level="mean",
             rho=np.nan,
-            boot_lo=np.nan,
-            boot_hi=np.nan,
             n_censored=int(mc["n_censored"].sum()),
         )
+        if parts:
+            cols = np.concatenate(parts)
+            res = bootstrap_t(
+                zbar_stat(cost, human, parts),
+                cols,
+                boot[:, cols],
+                strata_masks(tasks[cols]),
+            )
+            row.update(boot_lo=np.tanh(res["lo"]), boot_hi=np.tanh(res["hi"]), p_boot=res["p"])
         rows.append(row)
     return pd.DataFrame(rows, columns=ALIGNMENT_COLUMNS)

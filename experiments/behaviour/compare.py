@@ -1,9 +1,26 @@
-"""Comparing two models' alignment on the same items: the correlations share the human-cost
-variable, so they are dependent. Steiger's (1980) Z and a paired bootstrap over items.
+"""Comparing two models' alignment with human cost on the same items (teacher vs student vs
+baseline). The two correlations share the human variable, so they are dependent.
 
-Pooled rows (``task == "__pooled__"``) use the pooled within-task correlation: model and human
-costs centred on their task means, then r over all items; the Steiger test then uses
-n_eff = N - (k - 1) for k tasks (the k - 1 task contrasts partialled out).
+Rows per (model_a, model_b): one per task, ``__pooled__`` (model and human costs centred on
+their task means, then r over all items: the pooled within-task r) and ``__mean__`` (r-bar: the
+Fisher-z mean of the within-task r's over the tasks with a defined r and more than 3 items). The
+``__mean__`` row of each teacher-student pair is the primary endpoint (``endpoint ==
+"primary"``): the teacher - student r-bar difference.
+
+- ``diff`` = r_a - r_b; ``diff_lo``, ``diff_hi``, ``p_boot``: studentised paired bootstrap over
+  items (resampling.py), resampled within tasks, task means and r's re-estimated per resample.
+  Size at alpha = .05, H0 true, n = 256 (``benchmarks/behaviour_stats.py``): see resampling.py
+  (0.054 lognormal, 0.047 t(5), where Steiger's Z has 0.119 and 0.185);
+- ``z_steiger``, ``p_steiger``: Steiger's (1980) Z, secondary (normal theory; in pooled rows
+  with n_eff = N - (k - 1)); NaN for ``__mean__``;
+- ``reliability_a`` / ``_b``: split-half reliability of each model's cost over samples and
+  ``r_dis_a`` / ``_b`` the disattenuated r's (reliability.py); ``diff_disattenuated`` with
+  bootstrap-t CI and ``p_disattenuated`` (the ``__mean__`` row: the mean over tasks of the
+  per-task disattenuated differences). A raw difference with a disattenuated one near 0 can be
+  a difference in sampling reliability, not in policy. Planted case (same item policy, r 0.71,
+  4 samples of per-sample noise SD 0.3 vs 1.0, n = 256): the raw contrast rejects in most runs;
+  the disattenuated one has bias and size as printed by the benchmark (see README);
+- ``p_holm``: Holm-adjusted ``p_boot`` over the behaviour family (multiplicity.py).
 """
 
 from __future__ import annotations
@@ -12,22 +29,42 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.behaviour.alignment import MIN_ITEMS, pearson_along, undefined_reason
+from experiments.behaviour.alignment import MEAN, MIN_ITEMS, undefined_reason, zbar_stat
 from experiments.behaviour.costs import paired
+from experiments.behaviour.reliability import N_SPLITS, alignment_stats, halves_for, split_half
+from experiments.behaviour.resampling import (
+    bootstrap_t,
+    difference,
+    pearson,
+    strata_masks,
+    stratified_indices,
+    tanh,
+    task_mean,
+)
 
 COMPARISON_COLUMNS = [
     "model_a",
     "model_b",
     "task",
+    "endpoint",
     "n",
     "r_a",
     "r_b",
     "diff",
     "diff_lo",
     "diff_hi",
-    "z",
-    "p",
-    "test",
+    "p_boot",
+    "p_holm",
+    "z_steiger",
+    "p_steiger",
+    "reliability_a",
+    "reliability_b",
+    "r_dis_a",
+    "r_dis_b",
+    "diff_disattenuated",
+    "diff_disattenuated_lo",
+    "diff_disattenuated_hi",
+    "p_disattenuated",
     "reason",
 ]
 POOLED = "__pooled__"
@@ -54,113 +91,190 @@ def steiger_z(
     return z, 2 * stats.norm.sf(np.abs(z))
 
 
-def paired_bootstrap_diff(
-    cost_a: np.ndarray,
-    cost_b: np.ndarray,
-    human: np.ndarray,
-    *,
-    n_boot: int,
-    rng: np.random.Generator,
-) -> tuple[float, float]:
-    """95% percentile CI of r(cost_a, human) - r(cost_b, human), resampling items (rows kept
-    together). Percentile, not BCa: resamples where one side is constant give NaN, which the
-    percentile method tolerates and the jackknife of BCa does not."""
-    res = stats.bootstrap(
-        (cost_a, cost_b, human),
-        lambda a, b, h, axis: pearson_along(a, h, axis) - pearson_along(b, h, axis),
-        paired=True,
-        vectorized=True,
-        n_resamples=n_boot,
-        method="percentile",
-        rng=rng,
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def compare_on(
-    cost_a: np.ndarray,
-    cost_b: np.ndarray,
-    human: np.ndarray,
-    *,
-    n_eff: int,
-    n_boot: int,
-    rng: np.random.Generator,
-) -> dict:
-    """r_a, r_b, their difference with a paired-bootstrap CI, Steiger Z and p; NaN + reason when
-    either r is undefined."""
-    row = {
-        "n": len(human),
-        "r_a": np.nan,
-        "r_b": np.nan,
-        "diff": np.nan,
-        "diff_lo": np.nan,
-        "diff_hi": np.nan,
-        "z": np.nan,
-        "p": np.nan,
-        "test": "steiger1980",
-        "reason": "",
-    }
-    if len(human) == 0:
-        row["reason"] = "no overlapping items"
-        return row
-    reason = undefined_reason(cost_a, human) or undefined_reason(cost_b, human)
-    if reason:
-        row["reason"] = reason
-        return row
-    r_a = float(pearson_along(cost_a, human))
-    r_b = float(pearson_along(cost_b, human))
-    r_ab = float(pearson_along(cost_a, cost_b))
-    row.update(r_a=r_a, r_b=r_b, diff=r_a - r_b)
-    if n_eff <= MIN_ITEMS:
-        row["reason"] = f"n={n_eff}: Steiger's test needs more than {MIN_ITEMS} items"
-        return row
-    z, p = steiger_z(r_a, r_b, r_ab, n_eff)
-    row.update(z=float(z), p=float(p))
-    if n_boot > 0:
-        row["diff_lo"], row["diff_hi"] = paired_bootstrap_diff(
-            cost_a, cost_b, human, n_boot=n_boot, rng=rng
-        )
-    return row
-
-
 def centred(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """``cols`` minus their task means (for pooled within-task statistics)."""
     return frame[cols] - frame.groupby("task")[cols].transform("mean")
 
 
-def task_slices(both: pd.DataFrame):
-    """(task, rows, cost_a, cost_b, human, n_eff) for each task of a ``paired`` frame, then the
-    pooled slice (``POOLED``: task-centred costs, n_eff = N - (k - 1))."""
-    cols = ["cost_a", "cost_b", "human_cost"]
-    for task, tb in both.groupby("task", sort=True):
-        yield task, tb, *(tb[c].to_numpy() for c in cols), len(tb)
-    c = centred(both, cols)
-    yield (
-        POOLED,
-        both,
-        *(c[col].to_numpy() for col in cols),
-        len(both) - max(both["task"].nunique() - 1, 0),
+class PairSample:
+    """The shared items of two models as arrays, with one stratified set of bootstrap resamples
+    that every row of the pair uses (so the rows of a pair are computed on the same resamples)."""
+
+    def __init__(self, both: pd.DataFrame, halves, human_halves, a: str, b: str, n_boot, rng):
+        self.frame = both
+        self.tasks = both["task"].to_numpy()
+        self.a, self.b = both["cost_a"].to_numpy(float), both["cost_b"].to_numpy(float)
+        self.human = both["human_cost"].to_numpy(float)
+        self.boot = stratified_indices(self.tasks, n_boot, rng)
+        items = both["item_id"].to_numpy()
+        self.halves_a = halves_for(halves, a, items)
+        self.halves_b = halves_for(halves, b, items)
+        self.halves_h = halves_for(human_halves, None, items)
+
+    def slices(self):
+        """(task, positions, strata masks, n_eff) per task."""
+        for task in sorted(set(self.tasks)):
+            cols = np.flatnonzero(self.tasks == task)
+            yield task, cols, [np.ones(len(cols), bool)], len(cols)
+
+    def pooled_slice(self):
+        """The pooled slice: all items, strata = tasks, n_eff = N - (k - 1)."""
+        k = len(set(self.tasks))
+        return np.arange(len(self.tasks)), strata_masks(self.tasks), len(self.tasks) - k + 1
+
+    def alignment(self, cost: np.ndarray, halves, masks):
+        """(r statistic, disattenuated-r statistic or None) of ``cost`` with human cost."""
+        return alignment_stats(cost, self.human, masks, halves, self.halves_h)
+
+
+def _boot(stat, cols, sample: PairSample, masks, *, cells: int = 1) -> dict:
+    return bootstrap_t(stat, cols, sample.boot[:, cols], masks, cells_per_row=cells)
+
+
+def _slice_row(s: PairSample, cols: np.ndarray, masks, n_eff: int) -> dict:
+    a, b, h = s.a[cols], s.b[cols], s.human[cols]
+    row = {"n": len(cols)}
+    reason = undefined_reason(a, h) or undefined_reason(b, h)
+    if reason:
+        return row | {"reason": reason}
+    r_a, r_b = pearson(s.a, s.human, masks), pearson(s.b, s.human, masks)
+    raw = _boot(difference(r_a, r_b), cols, s, masks)
+    row.update(
+        r_a=float(r_a(cols[None])[0][0]),
+        r_b=float(r_b(cols[None])[0][0]),
+        diff=raw["est"],
+        diff_lo=raw["lo"],
+        diff_hi=raw["hi"],
+        p_boot=raw["p"],
+        reason="",
     )
+    if n_eff > MIN_ITEMS:
+        z, p = steiger_z(
+            row["r_a"], row["r_b"], float(pearson(s.a, s.b, masks)(cols[None])[0][0]), n_eff
+        )
+        row.update(z_steiger=float(z), p_steiger=float(p))
+    if s.halves_a is None or s.halves_b is None:
+        return row | {"reason": "reliability needs >= 2 samples of every item of both models"}
+    _, dis_a = s.alignment(s.a, s.halves_a, masks)
+    _, dis_b = s.alignment(s.b, s.halves_b, masks)
+    rel_a = split_half(*s.halves_a, masks)(cols[None])[0][0]
+    rel_b = split_half(*s.halves_b, masks)(cols[None])[0][0]
+    dis = _boot(difference(dis_a, dis_b), cols, s, masks, cells=6 * N_SPLITS)
+    return row | {
+        "reliability_a": float(rel_a),
+        "reliability_b": float(rel_b),
+        "r_dis_a": float(dis_a(cols[None])[0][0]),
+        "r_dis_b": float(dis_b(cols[None])[0][0]),
+        "diff_disattenuated": dis["est"],
+        "diff_disattenuated_lo": dis["lo"],
+        "diff_disattenuated_hi": dis["hi"],
+        "p_disattenuated": dis["p"],
+    }
+
+
+def _mean_row(s: PairSample) -> dict:
+    """r-bar_a - r-bar_b over the tasks where both r's are defined, stratified bootstrap-t."""
+    tasks = [
+        (t, cols)
+        for t, cols, _, _ in s.slices()
+        if len(cols) > MIN_ITEMS
+        and not (
+            undefined_reason(s.a[cols], s.human[cols]) or undefined_reason(s.b[cols], s.human[cols])
+        )
+    ]
+    if not tasks:
+        return {"n": 0, "reason": "no task with both r's defined (n > 3)"}
+    parts = [c for _, c in tasks]
+    cols = np.concatenate(parts)
+    masks = strata_masks(s.tasks[cols])
+
+    def rbar(cost):
+        return tanh(zbar_stat(cost, s.human, parts))
+
+    raw = _boot(difference(rbar(s.a), rbar(s.b)), cols, s, masks)
+    left_out = sorted(set(s.tasks) - {t for t, _ in tasks})
+    row = {
+        "n": len(cols),
+        "r_a": float(rbar(s.a)(cols[None])[0][0]),
+        "r_b": float(rbar(s.b)(cols[None])[0][0]),
+        "diff": raw["est"],
+        "diff_lo": raw["lo"],
+        "diff_hi": raw["hi"],
+        "p_boot": raw["p"],
+        "reason": f"tasks left out (r undefined or <= {MIN_ITEMS} items): {left_out}"
+        if left_out
+        else "",
+    }
+    if s.halves_a is None or s.halves_b is None:
+        return row
+    start = np.cumsum([0] + [len(p) for p in parts])
+    pos = [np.arange(o, o + len(p)) for p, o in zip(parts, start, strict=False)]
+    one = [[np.ones(len(p), bool)] for p in parts]
+    dis = {
+        m: task_mean([(q, s.alignment(cost, halves, o)[1]) for q, o in zip(pos, one)], len(cols))
+        for m, cost, halves in (("a", s.a, s.halves_a), ("b", s.b, s.halves_b))
+    }
+    res = _boot(difference(dis["a"], dis["b"]), cols, s, masks, cells=6 * N_SPLITS)
+    return row | {
+        "r_dis_a": float(dis["a"](cols[None])[0][0]),
+        "r_dis_b": float(dis["b"](cols[None])[0][0]),
+        "diff_disattenuated": res["est"],
+        "diff_disattenuated_lo": res["lo"],
+        "diff_disattenuated_hi": res["hi"],
+        "p_disattenuated": res["p"],
+    }
 
 
 def compare_models(
-    costs: pd.DataFrame, a: str, b: str, *, n_boot: int, rng: np.random.Generator
+    costs: pd.DataFrame,
+    a: str,
+    b: str,
+    *,
+    halves=None,
+    human_halves=None,
+    n_boot: int,
+    rng: np.random.Generator,
 ) -> list[dict]:
-    """Per-task and pooled comparison rows of model ``a`` against model ``b``."""
-    return [
-        {
-            "model_a": a,
-            "model_b": b,
-            "task": task,
-            **compare_on(cost_a, cost_b, human, n_eff=n_eff, n_boot=n_boot, rng=rng),
-        }
-        for task, _, cost_a, cost_b, human, n_eff in task_slices(paired(costs, a, b))
+    """Per-task, pooled and r-bar comparison rows of model ``a`` against model ``b``."""
+    both = paired(costs, a, b)
+    if both.empty:
+        return [
+            {"model_a": a, "model_b": b, "task": POOLED, "n": 0, "reason": "no overlapping items"}
+        ]
+    s = PairSample(both, halves, human_halves, a, b, n_boot, rng)
+    rows = [
+        {"task": t, **_slice_row(s, cols, masks, n_eff)} for t, cols, masks, n_eff in s.slices()
     ]
+    if len(rows) == 1:  # one task: the pooled and r-bar rows are the task row itself
+        rows += [rows[0] | {"task": POOLED}, rows[0] | {"task": MEAN}]
+    else:
+        rows.append({"task": POOLED, **_slice_row(s, *s.pooled_slice())})
+        rows.append({"task": MEAN, **_mean_row(s)})
+    return [{"model_a": a, "model_b": b, **r} for r in rows]
 
 
 def comparisons_table(
-    costs: pd.DataFrame, pairs: list[tuple[str, str]], *, n_boot: int, rng: np.random.Generator
+    costs: pd.DataFrame,
+    pairs: list[tuple[str, str]],
+    *,
+    primary: set[tuple[str, str]] = frozenset(),
+    halves=None,
+    human_halves=None,
+    n_boot: int,
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """Comparison rows for every (model_a, model_b) pair."""
-    rows = [r for a, b in pairs for r in compare_models(costs, a, b, n_boot=n_boot, rng=rng)]
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    """Comparison rows for every (model_a, model_b) pair; the ``__mean__`` row of a pair in
+    ``primary`` (teacher, student) is marked ``endpoint == "primary"``."""
+    rows = [
+        r
+        for a, b in pairs
+        for r in compare_models(
+            costs, a, b, halves=halves, human_halves=human_halves, n_boot=n_boot, rng=rng
+        )
+    ]
+    out = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    is_primary = [
+        (a, b) in primary and t == MEAN for a, b, t in zip(out.model_a, out.model_b, out.task)
+    ]
+    out["endpoint"] = np.where(is_primary, "primary", "secondary")
+    return out

@@ -13,6 +13,8 @@ from experiments.behaviour.compare import comparisons_table
 from experiments.behaviour.costs import Exclusions, item_costs, prepare
 from experiments.behaviour.effort import effort_table, fingerprints
 from experiments.behaviour.inflation import inflation_table
+from experiments.behaviour.multiplicity import apply_holm
+from experiments.behaviour.reliability import human_halves, model_halves
 from experiments.behaviour.roles import check_triples, pair_lists, triples_from_roles
 from experiments.behaviour.transfer import transfer_table
 from experiments.errors import InputError
@@ -52,6 +54,17 @@ def _resolve_triples(
     return triples
 
 
+def _check_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    missing = {"item_id", "rt_s"} - set(trials.columns)
+    if missing:
+        raise InputError(
+            f"human_trials lacks column(s) {sorted(missing)}; it needs one row per kept correct "
+            "trial with item_id and rt_s (seconds)"
+        )
+    rt = pd.to_numeric(trials["rt_s"], errors="coerce")
+    return trials.loc[rt.gt(0), ["item_id", "rt_s"]].astype({"item_id": str, "rt_s": float})
+
+
 def analyse(
     items: pd.DataFrame,
     traces: pd.DataFrame,
@@ -61,13 +74,17 @@ def analyse(
     families: dict[str, str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
+    human_trials: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every behavioural measure of the README's "Behavioural analysis" section.
 
     ``triples`` (teacher/student/baseline dicts) take precedence over ``roles`` (and
     ``families``); with neither, only the per-model tables (alignment, fingerprints,
-    item_effects) are filled. Returns DataFrames under the keys of :data:`OUTPUT_FILES`
-    (``costs`` holds the per-(model, item) costs with each model's ``role``)."""
+    item_effects) are filled. ``human_trials`` (optional; ``item_id``, ``rt_s``: the kept
+    correct trials behind the Items table's ``human_rt_s``) gives the split-half reliability of
+    human cost; without it ``reliability_human`` is NaN. Returns DataFrames under the keys of
+    :data:`OUTPUT_FILES` (``costs`` holds the per-(model, item) costs with each model's
+    ``role``)."""
     exclusions = Exclusions()
     items, traces = prepare(items, traces, exclusions)
     costs = item_costs(items, traces)
@@ -86,10 +103,25 @@ def analyse(
                 f"{a} and {b} share no items; their comparisons are empty",
                 model=f"{a}|{b}",
             )
+    halves = model_halves(traces, rng=rng)
+    human = None if human_trials is None else human_halves(_check_trials(human_trials), rng=rng)
+    comparisons = comparisons_table(
+        costs,
+        pairs["compare"],
+        primary={(t["teacher"], t["student"]) for t in triples},
+        halves=halves,
+        human_halves=human,
+        n_boot=n_boot,
+        rng=rng,
+    )
+    transfer = transfer_table(costs, pairs["transfer"], comparisons, n_boot=n_boot, rng=rng)
+    apply_holm(comparisons, transfer)
     return {
-        "alignment": alignment_table(costs, n_boot=n_boot, rng=rng),
-        "comparisons": comparisons_table(costs, pairs["compare"], n_boot=n_boot, rng=rng),
-        "transfer": transfer_table(costs, pairs["transfer"]),
+        "alignment": alignment_table(
+            costs, halves=halves, human_halves=human, n_boot=n_boot, rng=rng
+        ),
+        "comparisons": comparisons,
+        "transfer": transfer,
         "inflation": inflation_table(costs, pairs["inflation"]),
         "effort": effort_table(costs, triples),
         "fingerprints": fingerprints(costs),

@@ -89,3 +89,57 @@ def planted_tables(
             )
         )
     return items, pd.concat(frames, ignore_index=True)
+
+
+def dependent_costs(
+    dist: str, n: int, rng: np.random.Generator, *, rho_h=(0.5, 0.5), rho_ab: float = 0.6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cost_a, cost_b, human) with corr(a, h), corr(b, h) = ``rho_h`` and corr(a, b) =
+    ``rho_ab`` before the marginal transform: ``normal``; ``lognormal`` (all three exp(0.5 x):
+    skewed, as token counts and RTs are); ``t5`` / ``t10`` (multivariate t, heavy tails)."""
+    cov = np.array(
+        [[1, rho_ab, rho_h[0]], [rho_ab, 1, rho_h[1]], [rho_h[0], rho_h[1], 1]], dtype=float
+    )
+    x = rng.multivariate_normal(np.zeros(3), cov, size=n)
+    if dist.startswith("t"):
+        df = int(dist[1:])
+        x = x / np.sqrt(rng.chisquare(df, size=(n, 1)) / df)
+    elif dist == "lognormal":
+        x = np.exp(0.5 * x)
+    elif dist != "normal":
+        raise ValueError(f"unknown dist {dist!r}")
+    return x[:, 0], x[:, 1], x[:, 2]
+
+
+def sample_costs(
+    samples: dict[str, np.ndarray], human: np.ndarray, tasks: np.ndarray | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(costs, long samples) tables from per-sample log costs ``{model: (n_items, n_samples)}``:
+    ``costs`` in the layout of costs.item_costs (accuracy 1), ``long`` with one row per sample
+    (``model, item_id, value``) for reliability.split_halves."""
+    n = len(human)
+    tasks = np.full(n, "t") if tasks is None else np.asarray(tasks)
+    ids = np.array([f"i{k:05d}" for k in range(n)])
+    costs, long = [], []
+    for model, v in samples.items():
+        m = v.shape[1]
+        costs.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "item_id": ids,
+                    "task": tasks,
+                    "cost": v.mean(axis=1),
+                    "mean_tokens": np.exp(v).mean(axis=1),
+                    "n_samples": m,
+                    "n_censored": 0,
+                    "accuracy": 1.0,
+                    "majority_correct": True,
+                    "human_cost": human,
+                }
+            )
+        )
+        long.append(
+            pd.DataFrame({"model": model, "item_id": np.repeat(ids, m), "value": v.ravel()})
+        )
+    return pd.concat(costs, ignore_index=True), pd.concat(long, ignore_index=True)

@@ -284,7 +284,7 @@ def test_steer_resid_pre_and_stacking(model: torch.nn.Module) -> None:
 
 
 def test_steer_rejects_bad_input(model: torch.nn.Module) -> None:
-    with pytest.raises(ValueError, match="length 64"):
+    with pytest.raises(ValueError, match="(length|width) 64"):
         Steer(model, "resid_post.0", torch.zeros(D + 1))
     with pytest.raises(ValueError, match="prompt_end"):
         Steer(model, "resid_post.0", torch.zeros(D), positions="last")  # type: ignore[arg-type]

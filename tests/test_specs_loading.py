@@ -28,9 +28,9 @@ def test_registry_holds_the_paper_families_and_offline_models():
             "student",
             "baseline",
         ]
-    assert triples_for(["organism-teacher", "organism-student", "organism-baseline"]) == [
-        PAIRINGS[-1]
-    ]
+    organism = {"teacher": "organism-teacher", "student": "organism-student"}
+    organism["baseline"] = "organism-baseline"
+    assert triples_for(list(organism.values())) == [organism] and organism in PAIRINGS
 
 
 def test_spec_from_yaml_and_unknown_names(tmp_path):

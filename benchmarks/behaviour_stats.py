@@ -294,7 +294,7 @@ def main() -> None:
         contrast_coverage(dist, 256, 300 // q, 499, rng)
     pooled_size("lognormal", 3, 86, 300 // q, 499, rng)
     rbar_checks("lognormal", 3, 86, 400 // q, 499, rng)
-    reliability_case(300 // q, 299, rng)
+    reliability_case(600 // q, 299, rng)
     accuracy_checks(800 // q, 499, rng)
     inflation_checks(300 // q, rng)
     print(f"\n{len(ROWS)} checks in {time.time() - start:.0f} s")

@@ -26,7 +26,7 @@ def test_holm_by_hand_and_nan_left_out():
 @pytest.fixture(scope="module")
 def res():
     items, traces = planted_tables(n_tasks=3, n_items=80, n_samples=2, tau=0.2, seed=9)
-    return analyse(items, traces, roles=ROLES, n_boot=400, seed=1)
+    return analyse(items, traces, roles=ROLES, n_boot=200, seed=1)
 
 
 def test_primary_endpoint_and_family(res):

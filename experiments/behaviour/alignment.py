@@ -9,7 +9,8 @@
   tanh of the unweighted mean over tasks of atanh rho_task), with the normal-theory CI of an
   unweighted mean of independent z's (``r_lo``, ``r_hi``, ``p``: SE = sqrt(sum 1/(n_t - 3)) / k)
   and a studentised bootstrap over items stratified by task (``boot_lo``, ``boot_hi``,
-  ``p_boot`` for H0: r-bar = 0; resampling.py), which does not assume normal costs;
+  ``p_boot`` for H0: r-bar = 0; resampling.py), which does not assume normal costs (3 tasks of
+  86 lognormal items: size 0.045, coverage 0.958);
 - within-task reliability (reliability.py): ``reliability_model`` (split-half over samples),
   ``reliability_human`` (split-half over trials; NaN without trial data), ``r_disattenuated`` =
   r / sqrt(reliability_model x reliability_human) with a bootstrap-t CI; ``reliability_reason``
@@ -28,9 +29,11 @@ from experiments.behaviour.resampling import (
     bootstrap_t,
     fisher,
     pearson,
+    positions,
     strata_masks,
     stratified_indices,
     task_mean,
+    value,
 )
 
 ALIGNMENT_COLUMNS = [
@@ -161,14 +164,8 @@ def fisher_mean(r: np.ndarray, n: np.ndarray) -> dict:
 def zbar_stat(cost: np.ndarray, human: np.ndarray, parts: list[np.ndarray]) -> Stat:
     """Unweighted mean over tasks of atanh r(cost, human), resampled on the concatenated
     ``parts`` (each task's rows)."""
-    start = np.cumsum([0] + [len(p) for p in parts])
-    return task_mean(
-        [
-            (np.arange(s, s + len(p)), fisher(pearson(cost, human, [np.ones(len(p), bool)])))
-            for p, s in zip(parts, start, strict=False)
-        ],
-        int(start[-1]),
-    )
+    stats_ = [fisher(pearson(cost, human, [np.ones(len(p), bool)])) for p in parts]
+    return task_mean(list(zip(positions(parts), stats_, strict=True)), sum(map(len, parts)))
 
 
 def _reliability(cost, human, cols, boot, halves_model, halves_human) -> dict:
@@ -179,7 +176,7 @@ def _reliability(cost, human, cols, boot, halves_model, halves_human) -> dict:
     _, dis = alignment_stats(cost, human, one, halves_model, halves_human)
     res = bootstrap_t(dis, cols, boot[:, cols], one, cells_per_row=6 * N_SPLITS)
     rel = [
-        np.nan if h is None else float(split_half(*h, one)(cols[None])[0][0])
+        np.nan if h is None else value(split_half(*h, one), cols)
         for h in (halves_model, halves_human)
     ]
     note = (

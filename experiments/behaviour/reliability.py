@@ -20,8 +20,10 @@ sampling noise; a noisier model has a lower r with human cost under the very sam
 
 Every resample of the bootstrap (resampling.py) re-estimates the reliabilities on the resampled
 items (with each item's split halves kept), so CIs carry their uncertainty. Measured by
-``benchmarks/behaviour_stats.py`` on the planted case above (n = 256, 1 task): see the docstring
-of ``compare.py`` for the size and bias of the disattenuated contrast.
+``benchmarks/behaviour_stats.py`` on the planted case above (n = 256, one task, 1,000
+replications): the teacher - student difference of disattenuated r's has bias -0.0007 (MC SE
+0.0008), size 0.048 and CI coverage 0.948, where the raw difference is +0.066 and "significant"
+in 84% of runs.
 """
 
 from __future__ import annotations

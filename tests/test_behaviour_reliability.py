@@ -76,7 +76,8 @@ def test_raw_contrast_finds_a_difference_the_disattenuated_one_does_not():
 
 @pytest.mark.slow
 def test_disattenuated_contrast_is_unbiased_and_sized_in_the_issue_regime():
-    # n = 256 as in the issue; the benchmark (300+ replications) gives bias ~0, size ~0.07
+    # n = 256 as in the issue; the benchmark (1,000 replications) gives bias -0.0007 (MC SE
+    # 0.0008) and size 0.048; 120 replications here, so a looser bound (3 MC SE) than its 2
     rng = np.random.default_rng(3)
     rows = []
     for _ in range(120):
@@ -85,7 +86,8 @@ def test_disattenuated_contrast_is_unbiased_and_sized_in_the_issue_regime():
     raw = np.array([r["p_boot"] < 0.05 for r in rows])
     dis = np.array([r["diff_disattenuated"] for r in rows])
     assert raw.mean() > 0.6  # the defect the raw contrast shows
-    assert abs(dis.mean()) < 2.5 * dis.std(ddof=1) / np.sqrt(len(dis))
+    assert abs(dis.mean()) < 3 * dis.std(ddof=1) / np.sqrt(len(dis))
+    assert np.mean([r["diff"] for r in rows]) > 10 * dis.std(ddof=1) / np.sqrt(len(dis))
     assert np.mean([r["p_disattenuated"] < 0.05 for r in rows]) <= 0.11
 
 

@@ -16,9 +16,9 @@ from experiments.generation import GenerationConfig
 from experiments.generation.traces import generate_traces
 from experiments.models.specs import ModelSpec
 from experiments.steering import (
+    injected_norm,
     prompt_end_activations,
     random_directions,
-    residual_norm,
     run_steering,
 )
 from hooks.interventions import Steer
@@ -179,6 +179,9 @@ def test_rerun_resumes_and_refuses_another_condition(model, tok, tmp_path):
     pd.testing.assert_frame_equal(first, again)
     with pytest.raises(FileExistsError, match="another condition"):
         run_steering(model, tok, SPEC, items(3), scale=4.0, **kw)
+    hotter = kw | dict(config=replace(CFG, temperature=0.5))  # the unsteered run too
+    with pytest.raises(FileExistsError, match=r"_unsteered/alpha=0.parquet.*\['generation'\]"):
+        run_steering(model, tok, SPEC, items(3), scale=1.5, **hotter)
 
 
 def test_unsteered_run_is_shared_across_scales_and_positions(model, tok, tmp_path):
@@ -280,7 +283,7 @@ def test_random_directions_are_unit_and_reproducible():
     assert not np.allclose(a, c)
 
 
-def test_prompt_end_activations_match_the_store_and_give_the_residual_norm(model, tok, tmp_path):
+def test_prompt_end_activations_match_the_store(model, tok, tmp_path):
     from hooks.store import ActivationStore
 
     it = items(5)
@@ -302,13 +305,43 @@ def test_prompt_end_activations_match_the_store_and_give_the_residual_norm(model
     direct = prompt_end_activations(model, tok, SPEC, it["prompt"].tolist(), SITE, batch_size=2)
     order = [list(it["item_id"]).index(i) for i in index["item_id"]]
     np.testing.assert_allclose(direct[order], X, atol=1e-5)
-    assert residual_norm(store, SITE) == pytest.approx(
-        float(np.linalg.norm(direct, axis=1).mean()), rel=1e-5
-    )
-    # a store may hold items a run no longer uses: the norm of the run's items only
-    some = residual_norm(store, SITE, item_ids=["i0", "i3"])
-    assert some == pytest.approx(float(np.linalg.norm(direct[[0, 3]], axis=1).mean()), rel=1e-5)
     assert len(traces) == 5
+
+
+def test_scale_is_the_mean_norm_over_the_injected_positions(model, tok):
+    """Against HF's own hidden states of each prompt alone (no padding, no recorder):
+    resid_post.0 is hidden_states[1]."""
+    from hooks.engines.hf_loop import encode_prompts
+
+    prompts = items(5)["prompt"].tolist()
+    texts = ["<think>\nab", "c d", "", "xyz", "1"]
+    ids = encode_prompts(tok, prompts, template_kwargs={"think": True})
+    per_token = {"prompt": [], "prompt_end": [], "generated": [], "all": []}
+    for p, text in zip(ids, texts):
+        cont = tok.encode(text, add_special_tokens=False)
+        with torch.no_grad():
+            h = model(torch.tensor([p + cont]), output_hidden_states=True).hidden_states[1][0]
+        norms = h.double().norm(dim=-1).numpy()
+        per_token["prompt"] += list(norms[: len(p)])
+        per_token["prompt_end"].append(norms[len(p) - 1])
+        per_token["generated"] += list(norms[len(p) :])
+        per_token["all"] += list(norms)
+    for positions, values in per_token.items():
+        got = injected_norm(
+            model,
+            tok,
+            SPEC,
+            prompts,
+            "resid_post.0",
+            positions=positions,
+            continuations=texts,
+            batch_size=2,
+        )
+        assert got == pytest.approx(float(np.mean(values)), rel=1e-6)
+    # the last prompt token alone is not where a `prompt` vector is added
+    assert np.mean(per_token["prompt"]) != pytest.approx(np.mean(per_token["prompt_end"]), rel=0.01)
+    with pytest.raises(ValueError, match="continuation"):
+        injected_norm(model, tok, SPEC, prompts, "resid_post.0", positions="generated")
 
 
 def test_cli_steer_holds_out_fitted_items_and_writes_outputs(model, tok, tmp_path):
@@ -360,9 +393,9 @@ def test_cli_steer_holds_out_fitted_items_and_writes_outputs(model, tok, tmp_pat
         "--alphas",
         "-1,0,1",
         "--n-random",
-        "1",
-        "--n-boot",
-        "200",
+        "2",
+        "--calibration-directions",
+        "2",
         "--out",
         str(tmp_path / "out"),
     ]
@@ -372,19 +405,27 @@ def test_cli_steer_holds_out_fitted_items_and_writes_outputs(model, tok, tmp_pat
     out = tmp_path / "out"
     steering = pd.read_csv(out / "steering.csv")
     assert set(steering["item_id"]) == {"i2", "i3", "i4", "i5"}
-    assert set(steering["direction"]) == {"reasoning_tokens", "random0"}
+    assert set(steering["direction"]) == {"reasoning_tokens", "random0", "random1"}
     assert sorted(steering["alpha"].unique()) == [-1, 0, 1]
+    # the linear range was chosen on the two fitted items; random directions only at ±alpha_max
+    linear = pd.read_csv(out / "linear_range.csv")
+    alpha_max = linear["alpha_max"].iloc[0]
+    assert alpha_max == 1 and linear["n_items"].max() == 2
+    assert set(steering.loc[steering["direction"] == "random0", "alpha"].abs()) <= {0, alpha_max}
     summary = pd.read_csv(out / "steering_summary.csv")
-    assert list(summary.columns[:7]) == [
+    assert list(summary.columns[:8]) == [
         "model",
         "direction",
         "n",
+        "alpha_max",
         "slope",
         "slope_lo",
         "slope_hi",
         "p",
     ]
     assert (summary["n"] == 4).all()
+    assert "linear range on 2 fitted items: alpha_max = 1" in res.output
+    assert "p_random=" in res.output
     for name in (
         "dose_response.csv",
         "human_alignment.csv",

@@ -1,5 +1,6 @@
 """`handan steer`: the causal test — add a direction to the residual stream and measure how long
-the model thinks (dose-response over alpha, controls: random directions of equal norm)."""
+the model thinks (dose-response over alpha, controls: random directions of equal norm, steered at
+``±alpha_max``, the linear range found on the items the directions were fitted on)."""
 
 from __future__ import annotations
 
@@ -82,12 +83,24 @@ def register(app: typer.Typer) -> None:
             ),
         ] = DEFAULT_STEER_POSITIONS,
         n_random: Annotated[
-            int, typer.Option(min=0, help="random unit directions as controls")
-        ] = 3,
+            int, typer.Option(min=0, help="random unit directions: the null of the slope")
+        ] = 20,
+        linear_tolerance: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                help="alpha_max: the largest |alpha| at which random directions change mean "
+                "log(1 + reasoning tokens) on the fitted items by less than this (RMS)",
+            ),
+        ] = 0.1,
+        calibration_directions: Annotated[
+            int, typer.Option(min=1, help="random directions the linear-range rule uses")
+        ] = 4,
         scale: Annotated[
             str,
             typer.Option(
-                help="'auto' (mean residual norm at the site over the items' prompts) or a number"
+                help="'auto' (mean residual norm at the site over the prompt positions the "
+                "vector is added at) or a number"
             ),
         ] = "auto",
         exclude_items: Annotated[
@@ -102,13 +115,13 @@ def register(app: typer.Typer) -> None:
         top_p: TopPOpt = None,
         seed: SeedOpt = GENERATION_DEFAULTS.seed,
         batch_size: BatchSizeOpt = GENERATION_DEFAULTS.batch_size,
-        n_boot: Annotated[int, typer.Option(min=100)] = 2000,
         device: DeviceOpt = None,
         dtype: DtypeOpt = None,
         data_dir: DataDirOpt = None,
     ) -> None:
         """Steer MODEL along each DIRECTION (and random controls) at several strengths; write
-        steering.csv, steering_summary.csv, dose_response.csv and dose_response.png/svg to OUT."""
+        steering.csv, steering_summary.csv, dose_response.csv, linear_range.csv and
+        dose_response.png/svg to OUT."""
         import numpy as np
         import pandas as pd
 
@@ -116,8 +129,9 @@ def register(app: typer.Typer) -> None:
         from experiments.generation import GenerationSettings
         from experiments.models.loading import load_model
         from experiments.models.specs import get_spec
-        from experiments.steering import prompt_end_activations, random_directions, run_steering
-        from experiments.steering.outputs import load_directions, write_steering_outputs
+        from experiments.steering import injected_norm, random_directions, run_steering
+        from experiments.steering.calibration import linear_range
+        from experiments.steering.outputs import LINEAR_CSV, load_directions, write_steering_outputs
         from hooks.sites import d_model
 
         spec = get_spec(model)
@@ -151,35 +165,71 @@ def register(app: typer.Typer) -> None:
             )
         net, tokenizer = load_model(spec, device=device, dtype=dtype)
         if scale == "auto":
-            acts = prompt_end_activations(
-                net, tokenizer, spec, kept["prompt"].tolist(), site, batch_size=batch_size
+            if positions in ("generated", "all"):
+                raise InputError(
+                    f"--positions {positions} adds the vector at generated tokens; pass a numeric "
+                    "--scale (auto measures prompt positions only; `handan run` measures both)"
+                )
+            norm = injected_norm(
+                net,
+                tokenizer,
+                spec,
+                kept["prompt"].tolist(),
+                site,
+                positions=positions,
+                batch_size=batch_size,
             )
-            norm = float(np.linalg.norm(acts.astype(np.float64), axis=1).mean())
         else:
             try:
                 norm = float(scale)
             except ValueError as err:
                 raise InputError(f"--scale {scale!r}: pass 'auto' or a positive number") from err
-        for k, vec in enumerate(random_directions(d_model(net), n_random, seed)):
-            vectors[f"random{k}"] = vec
+        width = d_model(net)
+        common = dict(site=site, positions=positions, scale=norm, config=cfg)
+        grid = sorted({*alpha_list, 0.0})
+        fit_items = table[table["item_id"].astype(str).isin(fitted)]
+        if len(fit_items) >= 2:
+            alpha_max, linear = linear_range(
+                net,
+                tokenizer,
+                spec,
+                fit_items,
+                directions={
+                    f"calibration{k}": v
+                    for k, v in enumerate(
+                        random_directions(width, calibration_directions, seed + 1)
+                    )
+                },
+                alphas=grid,
+                tolerance=linear_tolerance,
+                out=out / "calibration",
+                **common,
+            )
+            out.mkdir(parents=True, exist_ok=True)
+            linear.to_csv(out / LINEAR_CSV, index=False)
+            random_alphas = [-alpha_max, alpha_max]
+            grid = sorted({*grid, *random_alphas})
+            typer.echo(f"linear range on {len(fit_items)} fitted items: alpha_max = {alpha_max:g}")
+        else:
+            random_alphas = grid
+            typer.echo(
+                "warning: the fitted items are not in --items, so no linear range was chosen; "
+                "random directions are steered at every alpha",
+                err=True,
+            )
+        per = {name: grid for name in vectors}
+        for k, vec in enumerate(random_directions(width, n_random, seed)):
+            vectors[f"random{k}"], per[f"random{k}"] = vec, random_alphas
         steering = run_steering(
-            net,
-            tokenizer,
-            spec,
-            kept,
-            directions=vectors,
-            site=site,
-            positions=positions,
-            alphas=alpha_list,
-            scale=norm,
-            config=cfg,
-            out=out,
+            net, tokenizer, spec, kept, directions=vectors, alphas=per, out=out, **common
         )
-        paths = write_steering_outputs(steering, out, items=kept, n_boot=n_boot, seed=seed)
+        paths = write_steering_outputs(steering, out, items=kept)
         summary = pd.read_csv(paths["summary"])
         typer.echo(f"{spec.name} steered at {site}|{positions}, scale {norm:.3g}; wrote {out}")
         for row in summary.itertuples():
+            versus = "" if np.isnan(row.p_random) else f", p_random={row.p_random:.3g}"
             typer.echo(
                 f"  {row.direction}: slope {row.slope:+.3f} [{row.slope_lo:+.3f}, {row.slope_hi:+.3f}] "
-                f"log-tokens/alpha, p={row.p:.3g}, accuracy change {row.acc_change:+.3f}/alpha"
+                f"log-tokens/alpha over |alpha| <= {row.alpha_max:g}, p={row.p:.3g}{versus}, "
+                f"accuracy change {row.acc_change:+.3f}/alpha"
             )

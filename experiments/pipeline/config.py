@@ -38,6 +38,9 @@ class ProbeCfg(_Cfg):
 
 
 class SteerCfg(_Cfg):
+    """``experiments.steering.study``: every choice below is applied on the direction-fitting
+    items (the ones not held out) before a held-out item is steered."""
+
     enabled: bool = True
     models: list[str] | None = None  # None: every model with a think span
     target: str = "reasoning_tokens"
@@ -46,10 +49,16 @@ class SteerCfg(_Cfg):
     inject: str = (
         DEFAULT_STEER_POSITIONS  # where it is added: prompt | prompt_end | generated | all
     )
-    site: str | None = None  # None: the best probe site for `target`, per model
+    site: str | None = None  # None: the best site for `target` by a sweep on the fit items
     method: str = "diff_means"
-    alphas: list[float] = [-1.0, -0.5, 0.0, 0.5, 1.0]
-    n_random: int = 3
+    alphas: list[float] = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]  # the full curve's grid
+    n_random: int = Field(20, ge=0)  # random directions of equal norm: the null of the slope
+    # the linear range: the largest |alpha| of the grid at which `n_calibration` other random
+    # directions change mean log(1 + reasoning tokens) on the fit items by less than this (RMS)
+    linear_tolerance: float = Field(0.1, gt=0)
+    n_calibration: int = Field(4, ge=1)
+    calibration_items: int | None = Field(None, ge=2)  # fit items the rule runs on; None: all
+    max_items: int | None = Field(None, ge=2)  # held-out items steered, at most; None: all
     holdout: float = Field(0.5, gt=0, lt=1)  # share of items held out from direction fitting
     samples: int = Field(2, ge=1)
 

@@ -4,12 +4,10 @@ the run folder (``experiments.pipeline.layout``)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-from experiments.contracts import stable_hash
 from experiments.errors import InputError, NotProbeable
 from experiments.models.specs import ModelSpec
 from experiments.pipeline.config import RunConfig
@@ -227,23 +225,16 @@ def held_out(item_ids: pd.Series, share: float) -> pd.Series:
 
 
 def _best_site(run: RunLayout, model: str, target: str, position: str) -> str:
-    """The best-probed site for ``target`` below the last layer: the last layer's output at a
-    prompt position feeds only the unembedding (no later layer reads it, and the KV cache is built
-    from layer inputs), so steering it can change nothing but the first generated token."""
-    sweep = pd.read_csv(run.probe_sweep)
-    rows = sweep[
-        (sweep.model == model)
-        & (sweep.target == target)
-        & (sweep.position == position)
-        & ~sweep.site.str.startswith("baseline:")
-        & (sweep.depth < 1)
-    ]
-    if rows.empty:
-        raise InputError(
-            f"no probe of {target!r} at {position!r} below the last layer for {model}; "
-            "set steering.site explicitly"
-        )
-    return str(rows.loc[rows.score.idxmax(), "site"])
+    """The site the steering stage chose for ``model``: the best fold-wise probe score of
+    ``target`` at ``position`` on the fit items, below the last layer (``steering/site_choice.csv``,
+    written by ``experiments.steering.study.choose_site``)."""
+    from experiments.steering.outputs import SITE_CSV
+
+    sites = pd.read_csv(run.steering / SITE_CSV)
+    rows = sites[(sites.model == model) & (sites.target == target) & (sites.position == position)]
+    if not rows["chosen"].any():
+        raise InputError(f"the steering stage chose no {target!r} site for {model}; run it first")
+    return str(rows.loc[rows["chosen"], "site"].iloc[0])
 
 
 def steering_stage(
@@ -255,114 +246,61 @@ def steering_stage(
     run: RunLayout,
     progress: bool,
 ) -> None:
-    """Fit the `target` direction (and the `control_target` one) on the items not held out, then
-    steer each model on the held-out items along it, its control and random directions.
-    Generations are cached under ``runs/{model}/{condition}``, the condition being a hash of the
-    site, injection positions, scale, directions and sampling settings: a rerun under the same
-    condition resumes them, any change starts a new folder beside the old one."""
+    """Each model's steering study (``experiments.steering.study``: site, directions, scale and
+    linear alpha range chosen on the items not held out; steered on the held-out ones), then the
+    tables, figure and teacher − student slope contrasts. Generations are cached under
+    ``runs/{model}/{condition}``, the condition being a hash of the site, injection positions,
+    scale, directions and sampling settings: a rerun under the same condition resumes them, any
+    change starts a new folder beside the old one."""
     from experiments.models.loading import free_memory, load_model
     from experiments.steering import outputs
     from experiments.steering.analysis import compare_slopes
-    from experiments.steering.experiment import (
-        direction_name,
-        random_directions,
-        residual_norm,
-        run_steering,
-    )
+    from experiments.steering.study import run_study, subsample
     from hooks.store import ActivationStore
-    from probes.directions import fit_direction, save_direction
-    from probes.store_sweep import first_sample_mask
-    from probes.targets import build_target
+    from probes.directions import save_direction
 
     s = cfg.steering
     names = s.models or [n for n, spec in specs.items() if spec.has_think]
     test = held_out(items["item_id"], s.holdout)
     fit_ids, test_items = set(items.loc[~test, "item_id"]), items[test]
+    test_items = test_items[subsample(test_items["item_id"], s.max_items)]
     if not fit_ids or test_items.empty:
         raise InputError(
             f"steering.holdout={s.holdout} leaves {len(fit_ids)} items to fit the direction and "
             f"{len(test_items)} to steer; use more items or a holdout nearer 0.5"
         )
-    tables = []
+    studies = []
     for name in names:
-        store = ActivationStore(run.store(name))
-        site = s.site or _best_site(run, name, s.target, s.position)
-        X, index = store.load(site, s.position)
-        first = first_sample_mask(index)
-        X, ids = X[first], index.loc[first, "item_id"].astype(str).to_numpy()
-        directions = {}
-        for target in (s.target, s.control_target):
-            y = build_target(target, items, traces, model=name)
-            keep = pd.Series(ids).isin(fit_ids & set(y.index)).to_numpy()
-            vector = fit_direction(X[keep], y.loc[ids[keep]].to_numpy(), method=s.method)
-            directions[direction_name(target)] = vector
-            save_direction(
-                run.direction(name, direction_name(target)),
-                vector,
-                dict(
-                    model=name,
-                    site=site,
-                    position=s.position,
-                    target=target,
-                    method=s.method,
-                    n=int(keep.sum()),
-                    item_ids=sorted(ids[keep].tolist()),
-                ),
-            )
-        for k, vector in enumerate(
-            random_directions(X.shape[1], s.n_random, seed=cfg.generation.seed)
-        ):
-            directions[f"random{k}"] = vector
         spec = specs[name]
-        config = cfg.generation.resolve(spec, samples=s.samples)
-        scale = residual_norm(store, site, s.position, item_ids=items["item_id"])
-        condition = stable_hash(
-            [
-                site,
-                s.inject,
-                scale,
-                asdict(config),
-                {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in directions.items()},
-            ]
-        )
         model, tokenizer = load_model(spec, device=cfg.device)
-        tables.append(
-            run_steering(
-                model,
-                tokenizer,
-                spec,
-                test_items,
-                directions=directions,
-                site=site,
-                positions=s.inject,
-                alphas=s.alphas,
-                scale=scale,
-                config=config,
-                out=run.steering_run(name, condition),
-                progress=progress,
-            )
+        study = run_study(
+            model,
+            tokenizer,
+            spec,
+            store=ActivationStore(run.store(name)),
+            items=items,
+            traces=traces,
+            fit_ids=fit_ids,
+            test_items=test_items,
+            settings=s,
+            config=cfg.generation.resolve(spec, samples=s.samples),
+            seed=cfg.generation.seed,
+            out=lambda condition, name=name: run.steering_run(name, condition),
+            progress=progress,
         )
+        for direction, (vector, meta) in study.directions.items():
+            save_direction(run.direction(name, direction), vector, meta)
+        studies.append(study)
         del model
         free_memory()
-    steering_table = pd.concat(tables, ignore_index=True)
-    outputs.write_steering_outputs(
-        steering_table,
-        run.steering,
-        items=items,
-        n_boot=cfg.behaviour.n_boot,
-        seed=cfg.generation.seed,
-    )
+    steering_table = pd.concat([st.steering for st in studies], ignore_index=True)
+    outputs.write_steering_outputs(steering_table, run.steering, items=items)
+    outputs.write_choices(studies, run.steering)
     for f in run.steering.glob("dose_response.*"):
         if f.suffix in {".png", ".svg"}:
             (run.figures / f"steering_{f.name}").write_bytes(f.read_bytes())
     contrasts = [
-        compare_slopes(
-            steering_table,
-            t["teacher"],
-            t["student"],
-            n_boot=cfg.behaviour.n_boot,
-            seed=cfg.generation.seed,
-        )
+        compare_slopes(steering_table, t["teacher"], t["student"])
         for t in pairing
         if {t["teacher"], t["student"]} <= set(names)
     ]

@@ -4,23 +4,21 @@ Definitions
 - ``direction``: a unit vector ``[d_model]`` in the residual stream of ``site`` (e.g. the teacher's
   length direction from ``probes.directions.fit_direction``; controls: random Gaussian directions
   and the direction of another target).
-- ``scale``: the mean L2 norm of the residual stream at ``site`` (at the last prompt token), so
-  ``alpha`` is in units of that norm: ``alpha = 1`` adds a vector as long as a typical activation.
-- one *condition* = (direction, alpha). Every condition is generated with the same
-  ``GenerationConfig`` (same seed, same batches), i.e. with common random numbers: the sampling
-  noise is the same across alphas, so the dose-response is paired item by item. ``alpha = 0`` is
-  one unsteered run shared by every direction.
+- ``scale``: the mean L2 norm of the residual stream at ``site`` over the positions the vector is
+  added at (``experiments.steering.norms.injected_norm``), so ``alpha`` is in units of that norm:
+  ``alpha = 1`` adds a vector as long as a typical activation it is added to.
+- one *condition* = (direction, alpha); ``alpha = 0`` is one unsteered run shared by every
+  direction. Every condition is generated with the same ``GenerationConfig``; a sample's seed
+  depends on (item, sample) only, so the sampling noise is the same across conditions (common
+  random numbers: the dose-response is paired item by item and sample by sample).
 
-Files under ``out``: ``runs/{direction}/alpha={alpha}.parquet`` (a traces table per condition,
-resumable by ``generate_traces``) next to ``alpha={alpha}.json`` (the condition: site, positions,
-scale, alpha, the vector's sha256), which a rerun must match; ``runs/_unsteered/alpha=0.parquet``
-(its condition is only the model: a rerun at another site, positions or scale reuses it).
+All conditions are generated together, as rows of shared batches, each row with its own vector
+(``experiments.steering.passes``: files, resumption); ``runs/{direction}/alpha={a}.parquet`` is a
+traces table per condition, as a separate run of that condition would write it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.errors import InputError, SettingsMismatch
+from experiments.errors import InputError
 from experiments.generation import GenerationConfig
 from experiments.models.specs import ModelSpec
+from experiments.steering.passes import UNSTEERED, make_condition, run_passes
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS
 
 STEERING_COLUMNS = [
@@ -44,7 +43,6 @@ STEERING_COLUMNS = [
     "finished_thinking",
     "correct",
 ]
-UNSTEERED = "_unsteered"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -59,49 +57,6 @@ def random_directions(d: int, n: int, seed: int = 0) -> np.ndarray:
         raise InputError(f"random_directions needs d >= 1 and n >= 0, got d={d}, n={n}")
     g = np.random.default_rng(seed).standard_normal((n, d))
     return g / np.linalg.norm(g, axis=1, keepdims=True)
-
-
-def residual_norm(
-    store, site: str, position: str = "prompt_end", *, item_ids: Sequence[str] | None = None
-) -> float:
-    """Mean L2 norm of the vectors an ``ActivationStore`` holds for ``site`` at ``position``
-    (of the items ``item_ids`` only, when given: a store may hold items a run no longer uses)."""
-    X, index = store.load(site, position)
-    if item_ids is not None:
-        X = X[index["item_id"].astype(str).isin(set(map(str, item_ids))).to_numpy()]
-    if len(X) == 0:
-        raise InputError(
-            f"the store holds no vectors for {site}|{position}; record them with `handan record`"
-        )
-    return float(np.linalg.norm(np.asarray(X, dtype=np.float64), axis=1).mean())
-
-
-def prompt_end_activations(
-    model, tokenizer, spec: ModelSpec, prompts: Sequence[str], site: str, *, batch_size: int = 32
-) -> np.ndarray:
-    """Activations ``[n, d]`` (float32) of ``site`` at the last prompt token of each prompt, from one
-    left-padded forward per batch (position ids from the attention mask, as in generation)."""
-    import torch
-
-    from hooks.engines.hf_loop import encode_prompts, left_pad
-    from hooks.recorder import Recorder
-
-    ids = encode_prompts(
-        tokenizer,
-        list(prompts),
-        chat_template=spec.chat_template,
-        system_prompt=spec.system_prompt,
-        template_kwargs=spec.template_kwargs,
-    )
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = next(model.parameters()).device
-    out = []
-    with torch.inference_mode(), Recorder(model, [site], positions=slice(-1, None)) as rec:
-        for i in range(0, len(ids), batch_size):
-            x, mask, pos = left_pad(ids[i : i + batch_size], pad, device)
-            model(input_ids=x, attention_mask=mask, position_ids=pos)
-            out.append(rec.activations[site][:, 0].float().cpu().numpy())
-    return np.concatenate(out)
 
 
 def _unit(name: str, vector: np.ndarray, width: int) -> np.ndarray:
@@ -122,20 +77,13 @@ def _unit(name: str, vector: np.ndarray, width: int) -> np.ndarray:
     return vector / norm
 
 
-def _check_condition(path: Path, condition: dict) -> None:
-    """Refuse to resume a condition file written under another value of any key of ``condition``."""
-    meta = path.with_suffix(".json")
-    if meta.exists():
-        old = json.loads(meta.read_text())
-        diff = sorted(k for k in condition if old.get(k) != condition[k])
-        if diff:
-            raise SettingsMismatch(
-                f"{path} was generated under another condition (differs in {diff}); "
-                "use another --out or delete that file"
-            )
-    else:
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps(condition, sort_keys=True))
+def _alphas_of(alphas, names: Sequence[str]) -> dict[str, list[float]]:
+    """Per direction, its sorted non-zero alphas (``alphas``: one list for all, or per name)."""
+    per = alphas if isinstance(alphas, Mapping) else {n: alphas for n in names}
+    missing = sorted(set(names) - set(per))
+    if missing:
+        raise InputError(f"no alphas given for direction(s) {missing}")
+    return {n: sorted({float(a) for a in per[n]} - {0.0}) for n in names}
 
 
 def run_steering(
@@ -147,7 +95,7 @@ def run_steering(
     directions: Mapping[str, np.ndarray],
     site: str,
     positions: str = DEFAULT_STEER_POSITIONS,
-    alphas: Sequence[float],
+    alphas: Sequence[float] | Mapping[str, Sequence[float]],
     scale: float,
     config: GenerationConfig,
     out: str | Path,
@@ -157,14 +105,13 @@ def run_steering(
     """Generate every (direction, alpha) condition on ``items``; return the steering table.
 
     The added vector is ``alpha * scale * direction`` (direction re-normalised to unit length) at
-    ``site`` and ``positions`` (see ``hooks.interventions``). Columns: ``STEERING_COLUMNS``; the
-    ``alpha = 0`` rows (one unsteered generation) are repeated under every direction name so each
-    direction's dose-response has its own zero point.
+    ``site`` and ``positions`` (see ``hooks.interventions``). ``alphas``: one list for every
+    direction, or a mapping direction name → its own list (e.g. random controls at fewer alphas).
+    Columns: ``STEERING_COLUMNS``; the ``alpha = 0`` rows (one unsteered generation) are repeated
+    under every direction name so each direction's dose-response has its own zero point.
     """
-    import torch
-
-    from experiments.generation.traces import generate_traces
-    from hooks.interventions import STEER_POSITIONS, Steer
+    from experiments.generation import tracefile
+    from hooks.interventions import STEER_POSITIONS
     from hooks.sites import d_model, resolve_site
 
     if not directions:
@@ -174,51 +121,55 @@ def run_steering(
     resolve_site(model, site)
     if not np.isfinite(scale) or scale <= 0:
         raise InputError(f"scale={scale}; pass the (positive) mean residual norm at {site}")
-    alphas = sorted({float(a) for a in alphas} | {0.0})
     width = d_model(model)
     units = {name: _unit(name, v, width) for name, v in directions.items()}
+    per = _alphas_of(alphas, list(units))
     out = Path(out)
-    dtype = next(model.parameters()).dtype
+    steering = dict(site=site, positions=positions, scale=float(scale))
+    generation = config.identity() | dict(  # what a traces file's metadata compares
+        chat_template=spec.chat_template,
+        system_prompt=spec.system_prompt,
+        template_kwargs=spec.template_kwargs,
+        source=spec.source,
+        revision=spec.revision,
+    )
+    base = make_condition(spec.name, generation, UNSTEERED, 0.0, None, steering)
+    conditions = [base] + [
+        make_condition(spec.name, generation, name, a, units[name], steering)
+        for name in units
+        for a in per[name]
+    ]
+    run_passes(
+        model,
+        tokenizer,
+        spec,
+        items,
+        conditions,
+        site=site,
+        positions=positions,
+        config=config,
+        out=out,
+        checker=checker,
+        progress=progress,
+    )
+    keys = pd.DataFrame(
+        [(str(i), s) for i in items["item_id"] for s in range(config.samples)],
+        columns=["item_id", "sample"],
+    )
 
-    def condition(name: str, alpha: float) -> pd.DataFrame:
-        folder, ctx = (UNSTEERED, None) if alpha == 0 else (name, alpha)
-        path = out / "runs" / folder / f"alpha={alpha:g}.parquet"
-        vec = None if ctx is None else alpha * scale * units[name]
-        steered = (
-            {}
-            if vec is None
-            else dict(  # the unsteered run depends on none of these
-                site=site,
-                positions=positions,
-                scale=float(scale),
-                sha256=hashlib.sha256(units[name].tobytes()).hexdigest(),
-            )
-        )
-        _check_condition(path, dict(model=spec.name, alpha=alpha, direction=folder, **steered))
-        context = (
-            None
-            if vec is None
-            else (
-                lambda: Steer(model, site, torch.as_tensor(vec, dtype=dtype), positions=positions)
-            )
-        )
-        return generate_traces(
-            model,
-            tokenizer,
-            spec,
-            items,
-            config=config,
-            out=path,
-            checker=checker,
-            context=context,
-            progress=progress,
-        )
+    def rows(c) -> pd.DataFrame:
+        table = tracefile.read_traces(c.path(out)).astype({"item_id": str})
+        return keys.merge(table, on=["item_id", "sample"], how="left", validate="one_to_one")
 
-    base = condition("", 0.0)
-    frames = []
-    for name in units:
-        for alpha in alphas:
-            traces = base if alpha == 0 else condition(name, alpha)
-            frames.append(traces.assign(direction=name, alpha=alpha))
+    zero, steered = rows(base), {(c.folder, c.alpha): c for c in conditions[1:]}
+    frames = [
+        (zero if a == 0 else rows(steered[(name, a)])).assign(direction=name, alpha=a)
+        for name in units
+        for a in sorted([0.0, *per[name]])
+    ]
     table = pd.concat(frames, ignore_index=True)
-    return table[STEERING_COLUMNS].astype({"alpha": "float64", "reasoning_tokens": "int64"})
+    return (
+        table[STEERING_COLUMNS]
+        .astype({"alpha": "float64", "reasoning_tokens": "int64"})
+        .reset_index(drop=True)
+    )

@@ -1,6 +1,7 @@
 """Files in and out of a steering run: direction files → named unit vectors (+ site, fitted items);
 steering table → ``steering.csv``, ``steering_summary.csv``, ``dose_response.csv``,
-``human_alignment.csv`` (when items carry human RTs) and the dose-response figure."""
+``human_alignment.csv`` (when items carry human RTs) and the dose-response figure; in a run also
+the choices made on the fit items, ``site_choice.csv`` and ``linear_range.csv``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import numpy as np
 import pandas as pd
 
 from experiments.errors import InputError
-from experiments.steering.analysis import dose_response, human_alignment, summarise_steering
+from experiments.steering.alignment import human_alignment
+from experiments.steering.analysis import dose_response, summarise_steering
 from experiments.steering.figures import plot_dose_response
 
 STEERING_CSV = "steering.csv"
 SUMMARY_CSV = "steering_summary.csv"
 DOSE_CSV = "dose_response.csv"
 ALIGNMENT_CSV = "human_alignment.csv"
+SITE_CSV = "site_choice.csv"
+LINEAR_CSV = "linear_range.csv"
 
 
 def load_directions(
@@ -73,12 +77,7 @@ def load_directions(
 
 
 def write_steering_outputs(
-    steering: pd.DataFrame,
-    out: str | Path,
-    *,
-    items: pd.DataFrame | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
+    steering: pd.DataFrame, out: str | Path, *, items: pd.DataFrame | None = None
 ) -> dict[str, Path]:
     """Write every table and the figure of a steering run into ``out``; returns name → path."""
     out = Path(out)
@@ -89,8 +88,8 @@ def write_steering_outputs(
         "dose_response": out / DOSE_CSV,
     }
     steering.to_csv(paths["steering"], index=False)
-    summarise_steering(steering, n_boot=n_boot, seed=seed).to_csv(paths["summary"], index=False)
-    dose = dose_response(steering, n_boot=n_boot, seed=seed)
+    summarise_steering(steering).to_csv(paths["summary"], index=False)
+    dose = dose_response(steering)
     dose.to_csv(paths["dose_response"], index=False)
     if items is not None and "human_rt_s" in items and items["human_rt_s"].notna().any():
         paths["human_alignment"] = out / ALIGNMENT_CSV
@@ -98,3 +97,10 @@ def write_steering_outputs(
     png, svg = plot_dose_response(dose, out)
     paths.update(figure_png=png, figure_svg=svg)
     return paths
+
+
+def write_choices(studies: Sequence, out: str | Path) -> None:
+    """``site_choice.csv`` and ``linear_range.csv`` of every model's ``study.Study``."""
+    out = Path(out)
+    pd.concat([s.sites for s in studies], ignore_index=True).to_csv(out / SITE_CSV, index=False)
+    pd.concat([s.linear for s in studies], ignore_index=True).to_csv(out / LINEAR_CSV, index=False)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from experiments.errors import InputError, MissingInput
 from experiments.generation import tracefile
+from experiments.generation.prompts import prompt_record
 from experiments.generation.rows import tokenizer_fingerprint
 from experiments.generation.shards import Shard, in_shard
 from experiments.generation.traces import prompt_format, store_manifest, weights
@@ -92,6 +93,10 @@ def _sequences(table, meta, model, tokenizer, spec, items, eos_ids):
     return seqs, how
 
 
+def keys_of(table: pd.DataFrame) -> list[tuple[str, int]]:
+    return list(zip(table["item_id"], table["sample"].astype(int)))
+
+
 def record_from_traces(
     model,
     tokenizer,
@@ -145,9 +150,13 @@ def record_from_traces(
         capture=dict(mode="forced", traces_model=meta["model"], **how),
         shard=shard,
     )
+    # recorded, not part of the config hash: the prompt ids each (item, sample) was read after
+    manifest["prompts"] = prompt_record(
+        {f"{i}/{k}": s.prompt_ids for (i, k), s in zip(keys_of(table), seqs)}
+    )
     with ActivationStore.create_or_open(store, manifest) as st, rec:
         done = st.completed()
-        keys = list(zip(table["item_id"], table["sample"].astype(int)))
+        keys = keys_of(table)
         todo = [i for i, k in enumerate(keys) if k not in done]
         with Progress(disable=not progress) as bar:
             task = bar.add_task(f"record {spec.name} (forced)", total=len(keys))

@@ -2,7 +2,7 @@
 ids beside the contract columns (``prompt_ids``, ``generated_ids``: list<int32>; ``finish_reason``:
 ``stop`` / ``length``), all readable with pyarrow alone.
 
-While a run is going, each finished batch is one more part in ``OUT.parts/part-NNNNNN.parquet``
+While a run is going, each finished batch is one more part in ``OUT.parts/part-<time>.parquet``
 (written atomically; nothing already written is rewritten, so an append costs the same at any run
 size). When the run ends the parts are merged into ``OUT`` (one rewrite per run) and removed; a
 killed run leaves its parts, which the next run (or :func:`read_traces`) reads with the file.
@@ -15,6 +15,7 @@ version, batch size, how tokens were counted).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,7 @@ RECORDED = "recorded"  # metadata section that is noted, never compared
 ID_COLUMNS = ("prompt_ids", "generated_ids", "finish_reason")
 COLUMNS = (*TRACE_COLUMNS, *ID_COLUMNS)
 KEY = ["item_id", "sample"]
-_PART = "part-{:06d}.parquet"
+_PART = "part-{:020d}.parquet"
 
 
 def _schema(meta: dict | None = None):
@@ -103,9 +104,9 @@ def append_part(table: pd.DataFrame, path: Path, meta: dict) -> None:
 
     folder = parts_dir(path)
     folder.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.stem.split("-")[1]) for p in _parts(path)]
     arrow = pa.Table.from_pandas(table[list(COLUMNS)], schema=_schema(), preserve_index=False)
-    _write_arrow(arrow, folder / _PART.format(max(numbers, default=0) + 1), meta)
+    # named by the clock (sorting by name is writing order), so no append lists the folder
+    _write_arrow(arrow, folder / _PART.format(time.time_ns()), meta)
 
 
 def finish(path: Path, meta: dict) -> None:

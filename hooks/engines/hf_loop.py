@@ -133,24 +133,21 @@ def _mix32(x: Tensor) -> Tensor:
 
 
 class RowSeeds:
-    """Per-row random streams from 64-bit seeds, counter-based: the uniform of (row, step, token)
-    is a hash of (seed, step, token id), so no state is carried and nothing depends on the batch.
-    One vectorised hash per step ([rows, vocab] int64 ops), no host round trip."""
+    """Per-row random streams from 64-bit seeds, counter-based: the uniform of (row, step) is a
+    hash of (seed, step), so no state is carried and nothing depends on the batch. One draw per
+    row and step ([rows] int64 ops), no host round trip."""
 
     def __init__(self, seeds: Sequence[int], device) -> None:
         lo = torch.tensor([int(x) & _M32 for x in seeds], dtype=torch.long, device=device)
         hi = torch.tensor([(int(x) >> 32) & _M32 for x in seeds], dtype=torch.long, device=device)
         self.key = _mix32(lo ^ _mix32(hi ^ 0x9E3779B9))
-        self._vocab: Tensor | None = None
 
-    def uniform(self, step: int, vocab: int) -> Tensor:
-        """[rows, vocab] float64 uniforms in (0, 1) for generation step ``step``."""
-        if self._vocab is None or self._vocab.numel() != vocab:
-            ids = torch.arange(vocab, dtype=torch.long, device=self.key.device)
-            self._vocab = _mix32(_mix32(ids ^ 0x7F4A7C15))
-        k = _mix32(self.key ^ _mul32(torch.full_like(self.key, step + 1), 0x9E3779B1))
-        h = _mix32(k[:, None] ^ self._vocab[None, :])
-        return (h.double() + 0.5) / 2.0**32
+    def uniform(self, step: int) -> Tensor:
+        """[rows] float64 uniforms in (0, 1) for generation step ``step`` (42 random bits)."""
+        steps = _mul32(torch.full_like(self.key, step + 1), 0x9E3779B1)
+        a = _mix32(self.key ^ steps)
+        b = _mix32(a ^ 0x7F4A7C15)
+        return ((a >> 11) * 2.0**21 + (b >> 11) + 0.5).double() / 2.0**42
 
 
 def sample_next(
@@ -164,15 +161,17 @@ def sample_next(
     step: int = 0,
 ) -> Tensor:
     """Next token per row: greedy at temperature 0, else a draw from :func:`warp`'s logits —
-    ``torch.multinomial`` with one ``torch.Generator`` for the batch, or the Gumbel-max draw
-    (argmax of log-probability + Gumbel noise: an exact sample) from ``RowSeeds`` at ``step``."""
+    ``torch.multinomial`` with one ``torch.Generator`` for the batch, or, with ``RowSeeds``, the
+    inverse-CDF draw of each row's own uniform at ``step`` (the first token whose cumulative
+    probability reaches it: an exact sample; a removed token has probability 0 and is never hit)."""
     if temperature == 0:
         return logits.argmax(-1)
-    warped = warp(logits, temperature, top_p, top_k, min_p)
+    probs = warp(logits, temperature, top_p, top_k, min_p).softmax(-1)
     if isinstance(generator, RowSeeds):
-        gumbel = -torch.log(-torch.log(generator.uniform(step, warped.shape[-1])))
-        return (warped.log_softmax(-1).double() + gumbel).argmax(-1)
-    return torch.multinomial(warped.softmax(-1), 1, generator=generator).squeeze(-1)
+        cdf = probs.double().cumsum(-1)
+        u = generator.uniform(step) * cdf[:, -1]
+        return torch.searchsorted(cdf, u[:, None]).squeeze(-1).clamp(max=probs.shape[-1] - 1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def _cache_kwarg(model) -> str:

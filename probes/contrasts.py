@@ -1,213 +1,165 @@
-"""Contrasts between two models' sweeps (teacher vs student, student vs baseline) and probe
+"""Contrasts between two models' probes (teacher vs student, student vs baseline) and probe
 transfer across models of the same width.
 
-``compare`` lines the models up by relative depth (``depth = layer / (n_layers - 1)`` in [0, 1],
-from ``sweep``) and reports, per position:
-- ``best_layer``: the best key of each model (highest score) and the difference of their scores;
-- ``depth``: the mean score of each model's layers inside each of ``depth_bins`` equal bins.
-CIs are a paired bootstrap over the items both models were probed on: each replicate resamples
-items once and rescores both models' out-of-fold predictions (so the shared item difficulty
-cancels). The best layer's score is cross-fitted: a maximum over layers is biased upward the more
-layers a model has (the winner's curse: with equal signal at every layer, the raw maxima of 24
-layers beat those of 4 by +0.045 on average), so the items are split in two seeded halves, each
-model's best key is picked on one half and scored on the other, both ways, and the two scores are
-averaged; every bootstrap replicate repeats the pick. ``site_a``/``site_b`` name the best keys on
-all the items. Measured (equal signal at every layer, 12 vs 2 layers, 12 seeds): raw maxima differ
-by +0.067 on average, the cross-fitted scores by -0.002, and every CI covers 0.
+``compare`` takes each model's ``probes.crossfit.half_scores`` on the same halving of the same
+items (the activations enter there: every half is refitted by its own nested CV) and reports,
+per position, the difference a - b of:
+
+- ``best_layer`` (the primary probe endpoint): each model's layer picked on one half and scored
+  on the other (``probes.crossfit``), both ways, averaged over the halvings — the difference of
+  what each model's own best layer decodes at half the items, with no advantage from having more
+  layers or wider residuals to pick from (the pick never sees the scoring half's data or fits);
+- ``depth``: pre-registered relative depths (``PREREGISTERED_DEPTHS``, fixed before any data:
+  a quarter, half and three quarters of the way up), each model's layer nearest to it — no
+  selection at all, so nothing to adjust; e.g. the middle of a 64-layer teacher vs the middle of
+  a 28-layer student.
+
+CI and p: ``probes.crossfit.crossfit_ci`` on the 2S paired half-differences, with bootstrap
+draws of items shared by the two models (paired) and the pick redone in every draw; bias, size
+and coverage measured by simulation are in ``compare``'s docstring.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from experiments.errors import InputError
+from probes.crossfit import (
+    BASELINE_PREFIX,
+    HalfScores,
+    cross_picked,
+    crossfit_ci,
+    finite_mean,
+    modal_key,
+)
 from probes.estimator import LinearProbe
-from probes.metrics import bootstrap_scores, group_counts, percentile_ci, score
+from probes.layer_sweep import split_key
+from probes.metrics import score
 
-_TASK_OF_METRIC = {"spearman": "regression", "auroc": "classification"}
-
-
-def _key(site: str, position: str) -> str:
-    return f"{site}|{position}" if position else site
+#: relative depths compared without selection, chosen before seeing any data
+PREREGISTERED_DEPTHS = (0.25, 0.5, 0.75)
 
 
 def compare(
-    sweep_a: pd.DataFrame,
-    sweep_b: pd.DataFrame,
+    half_a: HalfScores,
+    half_b: HalfScores,
     *,
-    predictions_a: pd.DataFrame,
-    predictions_b: pd.DataFrame,
-    depth_bins: int = 5,
-    n_boot: int = 1000,
-    seed: int = 0,
+    depths: Sequence[float] = PREREGISTERED_DEPTHS,
 ) -> pd.DataFrame:
-    """Best-layer and per-relative-depth score differences (a - b) with paired bootstrap CIs.
+    """Best-layer and pre-registered-depth score differences (a - b), cross-fitted, with CIs and
+    p from the paired bootstrap + halving variance (``probes.crossfit.crossfit_ci``).
 
-    ``sweep_*`` / ``predictions_*``: the two outputs of ``sweep(..., return_predictions=True)``
-    (baseline rows, sites starting ``baseline:``, are ignored). Returns columns position,
-    comparison, depth_lo, depth_hi, site_a, site_b, score_a, score_b, diff, diff_lo, diff_hi,
-    n_items (``best_layer`` scores are cross-fitted, see the module docstring)."""
-    targets = set(sweep_a.get("target", pd.Series(dtype=str))) | set(
-        sweep_b.get("target", pd.Series(dtype=str))
-    )
+    ``half_a`` / ``half_b``: ``probes.crossfit.half_scores`` of the two models on the same
+    halving (``half_splits`` of the items both were probed on) and seed; ``baseline:*`` keys are
+    ignored. Returns columns position, comparison (best_layer | depth), depth, site_a, site_b
+    (the layers used: the modal pick for best_layer), score_a, score_b (mean half-sample
+    scores), diff, diff_lo, diff_hi, p, endpoint (primary for best_layer, secondary for depth),
+    n_items (fewest items in a half), n_splits.
+
+    Measured by ``benchmarks/probe_stats.py`` (equal signal 0.5 at every layer, 150 items, 10
+    halvings, 200 bootstrap draws): BIAS_SIZE_COVERAGE
+    """
+    if half_a.halves_id != half_b.halves_id or half_a.boot.shape[-1] != half_b.boot.shape[-1]:
+        raise InputError(
+            "the two models were split into different halves (or bootstrap draws); make both "
+            "half_scores from one half_splits of the items both models were probed on, with "
+            "the same seed and n_boot"
+        )
+    targets = {t for t in (half_a.target, half_b.target) if t}
     if len(targets) > 1:
         raise InputError(
             f"the sweeps probe different targets {sorted(targets)}; compare sweeps of one target"
         )
-    metrics = set(sweep_a["metric"]) | set(sweep_b["metric"])
-    if len(metrics) != 1:
+    if half_a.metric != half_b.metric:
         raise InputError(
-            f"the sweeps use different metrics {sorted(metrics)}; compare the same target"
+            f"the sweeps use different metrics {sorted({half_a.metric, half_b.metric})}; "
+            "compare the same target"
         )
-    task = _TASK_OF_METRIC[metrics.pop()]
-    rng = np.random.default_rng(seed)
-    edges = np.linspace(0, 1, depth_bins + 1)
     rows = []
-    for position in sorted(set(sweep_a["position"]) & set(sweep_b["position"])):
-        tables = [
-            t[
-                (t["position"] == position)
-                & ~t["site"].str.startswith("baseline:")
-                & t["depth"].notna()
-            ]
-            for t in (sweep_a, sweep_b)
-        ]
-        if any(t.empty for t in tables):
-            continue
-        preds = [p[p["position"] == position] for p in (predictions_a, predictions_b)]
-        items = np.intersect1d(
-            preds[0]["group"].astype(str).unique(), preds[1]["group"].astype(str).unique()
-        )
-        if len(items) < 3:
-            raise InputError(
-                f"position {position!r}: the two models share {len(items)} items; "
-                "compare needs sweeps over the same items"
+    positions = [
+        sorted({split_key(k)[1] for k in h.keys if not k.startswith(BASELINE_PREFIX)})
+        for h in (half_a, half_b)
+    ]
+    for position in sorted(set(positions[0]) & set(positions[1])):
+        halves = [
+            h.select(
+                [split_key(k)[1] == position and not k.startswith(BASELINE_PREFIX) for k in h.keys]
             )
-        counts = group_counts(len(items), n_boot, rng)
-
-        # (y, out-of-fold prediction, item code) on the shared items, then (score, bootstrap
-        # replicates), of every key of each model
-        key_rows = [
-            {site: _key_rows(preds[m], _key(site, position), items) for site in tables[m]["site"]}
-            for m in (0, 1)
+            for h in (half_a, half_b)
         ]
-        scored = [
-            {
-                site: (score(y, oof, task), bootstrap_scores(y, oof, codes, counts, task))
-                for site, (y, oof, codes) in kr.items()
-            }
-            for kr in key_rows
+        n_items = min(h.n_items for h in halves)
+        picked = [cross_picked(h.scores) for h in halves]
+        boot = [cross_picked(h.boot)[0] for h in halves]
+        sites = [
+            split_key(modal_key(h.keys, pick)[0])[0]
+            for h, (_, pick) in zip(halves, picked, strict=True)
         ]
-        best = [max(sc, key=lambda site, sc=sc: sc[site][0]) for sc in scored]
-        side = rng.permutation(len(items)) % 2
-        halves = np.stack([side == 0, side == 1]).astype(float)  # [2, G]: each item in one half
-        fitted = [_cross_fitted(list(kr.values()), counts, halves, task) for kr in key_rows]
         rows.append(
             _row(
                 position,
                 "best_layer",
                 np.nan,
-                np.nan,
-                best[0],
-                best[1],
-                fitted[0][0],
-                fitted[1][0],
-                fitted[0][1] - fitted[1][1],
-                len(items),
+                sites,
+                (picked[0][0], picked[1][0]),
+                (boot[0], boot[1]),
+                n_items,
             )
         )
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            in_bin = [
-                t[(t["depth"] >= lo) & ((t["depth"] < hi) | (hi == 1) & (t["depth"] <= hi))]
-                for t in tables
-            ]
-            if any(b.empty for b in in_bin):
+        for q in depths:
+            at = [_nearest(h.depth, q) for h in halves]
+            if any(i is None for i in at):
                 continue
-            reps = [[scored[m][s] for s in in_bin[m]["site"]] for m in (0, 1)]
-            point = [np.mean([r[0] for r in rep]) for rep in reps]
-            boot = [np.mean([r[1] for r in rep], axis=0) for rep in reps]
             rows.append(
                 _row(
                     position,
                     "depth",
-                    lo,
-                    hi,
-                    "",
-                    "",
-                    point[0],
-                    point[1],
-                    boot[0] - boot[1],
-                    len(items),
+                    float(q),
+                    [split_key(h.keys[i])[0] for h, i in zip(halves, at, strict=True)],
+                    tuple(h.scores[:, :, i] for h, i in zip(halves, at, strict=True)),
+                    tuple(h.boot[:, :, i] for h, i in zip(halves, at, strict=True)),
+                    n_items,
                 )
             )
     return pd.DataFrame(rows)
 
 
-def _key_rows(
-    preds: pd.DataFrame, key: str, items: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(y, out-of-fold prediction, item code) of one key's rows on ``items`` (sorted ids)."""
-    p = preds[(preds["key"] == key) & preds["group"].astype(str).isin(items)]
-    return (
-        p["y"].to_numpy(),
-        p["oof"].to_numpy(),
-        np.searchsorted(items, p["group"].astype(str).to_numpy()),
-    )
-
-
-def _cross_fitted(
-    key_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    counts: np.ndarray,
-    halves: np.ndarray,
-    task: str,
-) -> tuple[float, np.ndarray]:
-    """Best-key score picked on one half of the items and scored on the other, averaged over the
-    two ways: the point estimate and its bootstrap replicates [B] (the pick redone in each).
-    ``key_rows``: (y, out-of-fold prediction, item code) of each key."""
-    B = len(counts)
-    weights = np.vstack([halves, counts * halves[0], counts * halves[1]])  # [2 + 2B, G]
-    S = np.array([bootstrap_scores(*rows, weights, task) for rows in key_rows])  # [K, 2 + 2B]
-
-    def pick(
-        on: np.ndarray, at: np.ndarray
-    ) -> np.ndarray:  # [K, m] each -> score at the key best on `on`
-        best = np.argmax(
-            np.where(np.isfinite(on), on, -np.inf), axis=0
-        )  # undefined scores never win
-        return at[best, np.arange(on.shape[1])]  # NaN where the picked key is undefined there
-
-    point = (pick(S[:, [1]], S[:, [0]]) + pick(S[:, [0]], S[:, [1]]))[0] / 2
-    first, second = S[:, 2 : 2 + B], S[:, 2 + B :]
-    return float(point), (pick(second, first) + pick(first, second)) / 2
+def _nearest(depth: np.ndarray, q: float) -> int | None:
+    """Index of the key whose relative depth is nearest ``q`` (the shallower on ties)."""
+    if not np.isfinite(depth).any():
+        return None
+    gap = np.where(np.isfinite(depth), np.abs(depth - q), np.inf)
+    tied = np.flatnonzero(gap == gap.min())
+    return int(tied[np.argmin(depth[tied])])
 
 
 def _row(
     position: str,
     comparison: str,
-    lo: float,
-    hi: float,
-    site_a: str,
-    site_b: str,
-    score_a: float,
-    score_b: float,
-    diff_reps: np.ndarray,
+    depth: float,
+    sites: list[str],
+    est: tuple[np.ndarray, np.ndarray],
+    boot: tuple[np.ndarray, np.ndarray],
     n_items: int,
 ) -> dict:
-    diff_lo, diff_hi = percentile_ci(diff_reps)
+    diff, lo, hi, p = crossfit_ci(est[0] - est[1], boot[0] - boot[1])
     return {
         "position": position,
         "comparison": comparison,
-        "depth_lo": lo,
-        "depth_hi": hi,
-        "site_a": site_a,
-        "site_b": site_b,
-        "score_a": score_a,
-        "score_b": score_b,
-        "diff": score_a - score_b,
-        "diff_lo": diff_lo,
-        "diff_hi": diff_hi,
+        "depth": depth,
+        "site_a": sites[0],
+        "site_b": sites[1],
+        "score_a": float(finite_mean(est[0])),
+        "score_b": float(finite_mean(est[1])),
+        "diff": diff,
+        "diff_lo": lo,
+        "diff_hi": hi,
+        "p": p,
+        "endpoint": "primary" if comparison == "best_layer" else "secondary",
         "n_items": n_items,
+        "n_splits": est[0].shape[0],
     }
 
 

@@ -1,12 +1,13 @@
-"""Control labels and null baselines for probes.
+"""Null labels and baselines for probes.
 
-- Control task (after Hewitt & Liang, 2019): the labels are permuted at the level of items
-  (groups), within strata, so the marginal distribution of the labels — and, with strata such as
-  the task, their distribution inside each stratum — is kept while the link between an item's
-  activations and its label is broken. A probe's ``control_score`` is its mean cross-validated
-  score on such labels; ``selectivity = score - control_score``.
-- Permutation null: the same group-level permutation, drawn independently, re-running the whole
-  nested cross-validation for each draw; ``p_perm = (1 + #{null >= observed}) / (1 + n_perm)``.
+- Permutation null: the labels are permuted at the level of items (groups), within strata, so
+  the marginal distribution of the labels — and, with strata such as the task, their
+  distribution inside each stratum — is kept while the link between an item's activations and
+  its label is broken; the whole nested cross-validation is re-run for each draw;
+  ``p_perm = (1 + #{null >= observed}) / (1 + n_perm)``, ``null_mean`` = the mean null score.
+  (Not Hewitt & Liang's control task: that needs a label every occurrence of a type shares, so
+  that a probe can memorise it across folds; grouped CV keeps every item in one fold, so the
+  permuted-label score is the null's, and the columns are named for it.)
 - Random-feature baseline: the probe trained on ``k`` random Gaussian projections of the site's
   activations (a low-capacity readout that any high-variance direction can feed).
 
@@ -22,6 +23,26 @@ from __future__ import annotations
 import numpy as np
 
 from experiments.errors import InputError
+
+
+def item_permutations(
+    item_strata: np.ndarray | None, n_items: int, n_draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_draws`` permutations of ``n_items`` items within strata: ``donors`` [n_draws, G], item
+    ``g`` receiving the label of item ``donors[k, g]`` in draw ``k``. ``item_strata`` [G] integer
+    codes or None (one stratum). Raises InputError when no stratum has two items."""
+    item_strata = np.zeros(n_items, dtype=np.int64) if item_strata is None else item_strata
+    classes = [np.flatnonzero(item_strata == s) for s in np.unique(item_strata)]
+    if n_draws and all(len(members) < 2 for members in classes):
+        raise InputError(
+            "every stratum holds a single item, so a within-stratum permutation is the "
+            "identity; use fewer strata (or none) for the permutation null"
+        )
+    donors = np.tile(np.arange(n_items), (n_draws, 1))
+    for k in range(n_draws):
+        for members in classes:
+            donors[k, members] = rng.permutation(members)
+    return donors
 
 
 def permuted_labels(
@@ -42,22 +63,15 @@ def permuted_labels(
         group_codes, kind="stable"
     )  # rows of item g: order[starts[g]:starts[g]+sizes[g]]
     within = np.arange(len(y)) - starts[group_codes[order]]  # sample number of each sorted row
-    group_stratum = np.zeros(n_groups, dtype=np.int64)
+    group_stratum = None
     if strata_codes is not None:
+        group_stratum = np.zeros(n_groups, dtype=np.int64)
         group_stratum[group_codes] = strata_codes
-    classes = [np.flatnonzero(group_stratum == s) for s in np.unique(group_stratum)]
-    if n_draws and all(len(members) < 2 for members in classes):
-        raise InputError(
-            "every stratum holds a single item, so a within-stratum permutation is the "
-            "identity; use fewer strata (or none) for the controls"
-        )
+    donors = item_permutations(group_stratum, n_groups, n_draws, rng)
     out = np.empty((len(y), n_draws))
     recipient = group_codes[order]
     for k in range(n_draws):
-        donor = np.arange(n_groups)
-        for members in classes:
-            donor[members] = rng.permutation(members)
-        d = donor[recipient]
+        d = donors[k][recipient]
         out[order, k] = y[order[starts[d] + within % sizes[d]]]
     return out
 

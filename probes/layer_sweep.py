@@ -13,16 +13,25 @@ Protocol for every feature key (one site at one position):
    probability model, selected by R^2 = Brier skill) and is scored by AUROC of its decision values;
    this keeps the permutation null closed-form (``LinearProbe(task="classification")`` is the
    logistic estimator for fitting single probes and directions).
-3. Scores of the out-of-fold predictions: ``score`` = Spearman rho (regression) or AUROC
-   (classification), ``r2`` = R^2 of the pooled out-of-fold predictions; ``score_lo/score_hi`` =
-   95% percentile bootstrap over items (resampling whole items) of the out-of-fold predictions.
-4. Controls (see ``probes.controls``): ``control_score`` (mean over ``n_controls`` within-strata
-   group permutations), ``selectivity``, ``p_perm`` (``n_permutations`` group permutations, each
-   re-running step 2 — alpha included — from the same per-fold decompositions), ``random_score``
-   (the probe on ``n_random_dims`` random projections of the site); ``p_fwe``, the family-wise p
-   over the sweep's feature keys (Westfall & Young max-statistic: every key is scored on the same
+3. Scores, fold by fold (``probes.metrics.fold_scores``): ``score`` = the Spearman rho inside
+   each outer test fold, averaged over the folds (regression), or the AUROC of the positive-
+   negative pairs inside a fold (classification) — never the score of the pooled out-of-fold
+   predictions, whose folds' intercepts bias it negative under H0 (-0.125 at 80 items);
+   ``r2`` = R^2 of the pooled out-of-fold predictions (descriptive); ``score_lo/score_hi`` = 95%
+   percentile bootstrap over items (resampling whole items) of the fold-wise score of the fixed
+   out-of-fold predictions (it leaves out the refitting noise: the selection-adjusted score of
+   ``probes.crossfit.best_site`` is the one with a measured coverage).
+4. Nulls (see ``probes.controls``): ``p_perm`` (``n_permutations`` within-strata group
+   permutations, each re-running step 2 — alpha included — from the same per-fold
+   decompositions), ``null_mean`` (the mean score over those permutations) and
+   ``score_minus_null``. This is not Hewitt & Liang's control task: with grouped CV no item's
+   label can be memorised across folds, so a permuted-label probe measures the null, not the
+   probe's capacity to memorise; the names say what is computed. ``random_score`` is the probe on
+   ``n_random_dims`` random projections of the site; ``p_fwe``, the family-wise p over the
+   sweep's feature keys (Westfall & Young max-statistic: every key is scored on the same
    permutations, so ``p_fwe`` compares a key's score with the best score of any key under each
-   permutation) — the p to quote for "the best layer encodes it" after looking at every layer.
+   permutation) — the p to quote for "the best layer encodes it" after looking at every layer
+   (``probes.store_sweep`` takes the maximum over every position as well).
 5. Optional ``pca_dims``: ``score_pca{k}`` = the same probe on the top-k principal components of
    the standardised training part (a truncation of the same decomposition).
 
@@ -82,13 +91,15 @@ def cv_predictions(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Out-of-fold predictions of nested-CV ridge for every label column of ``Y`` [n, P].
 
-    Returns per rank: out-of-fold predictions [n, P] and chosen alpha indices [n_folds, P]."""
+    ``X`` [n, d], or [K, n, d] for K feature sets on the same rows (e.g. every layer of a model),
+    fitted as one batch. Returns per rank: out-of-fold predictions [(K,) n, P] and chosen alpha
+    indices [(K,) n_folds, P]."""
     dev = resolve_device(device)
     if dtype not in ("float64", "float32"):
         raise InputError(
             f"dtype={dtype!r}; use 'float64' (exact, default) or 'float32' (about 2x faster)"
         )
-    if dtype == "float32" and min(len(train) for train, _, _ in folds) <= X.shape[1]:
+    if dtype == "float32" and min(len(train) for train, _, _ in folds) <= X.shape[-1]:
         # with no more training rows than features the hat matrix nears 1 at small alphas and
         # I - H_GG cancels in float32 (measured: other alphas than float64 and scikit-learn); that
         # route decomposes an n x n Gram matrix, cheap in float64
@@ -96,17 +107,23 @@ def cv_predictions(
     tdtype = getattr(torch, dtype)
     Xt, Yt = as_tensor(X, dev, tdtype), as_tensor(Y, dev, tdtype)
     alphas_t = as_tensor(alphas, dev, tdtype)
-    oof = [np.empty(Y.shape) for _ in ranks]
-    chosen = [np.empty((len(folds), Y.shape[1]), dtype=np.int64) for _ in ranks]
+    batch = X.shape[:-2]
+    oof = [np.empty(batch + Y.shape) for _ in ranks]
+    chosen = [np.empty(batch + (len(folds), Y.shape[1]), dtype=np.int64) for _ in ranks]
     for k, (train, test, inner) in enumerate(folds):
         train_t = torch.as_tensor(train, device=dev)
-        basis = RidgeBasis(Xt[train_t], standardize=standardize)
+        basis = RidgeBasis(Xt[..., train_t, :], standardize=standardize)
         preds, best = nested_ridge_predict(
-            basis, Yt[train_t], Xt[torch.as_tensor(test, device=dev)], inner, alphas_t, ranks=ranks
+            basis,
+            Yt[train_t],
+            Xt[..., torch.as_tensor(test, device=dev), :],
+            inner,
+            alphas_t,
+            ranks=ranks,
         )
         for i in range(len(ranks)):
-            oof[i][test] = preds[i].double().cpu().numpy()
-            chosen[i][k] = best[i].cpu().numpy()
+            oof[i][..., test, :] = preds[i].double().cpu().numpy()
+            chosen[i][..., k, :] = best[i].cpu().numpy()
     return oof, chosen
 
 
@@ -120,8 +137,6 @@ def sweep(
     inner_cv: int | None = None,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     n_permutations: int = 100,
-    control: str | None = "permute_within_strata",
-    n_controls: int = 10,
     strata: np.ndarray | None = None,
     n_boot: int = 1000,
     n_random_dims: int = 8,
@@ -132,29 +147,32 @@ def sweep(
     standardize: bool = True,
     device: str | torch.device | None = None,
     dtype: str = "float64",
+    null_labels: np.ndarray | None = None,
     return_predictions: bool = False,
-) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    return_nulls: bool = False,
+) -> pd.DataFrame | tuple:
     """Probe every feature key and return one row per key (see the module docstring).
 
     features: ``{"site|position" or "site": X [n, d]}``, rows aligned with ``y`` [n] and
     ``groups`` [n] (item ids; samples of one item share a group). ``strata`` [n] (optional,
-    constant within items, e.g. the task) restricts the control/null permutations; None = one
+    constant within items, e.g. the task) restricts the null permutations; None = one
     stratum. ``baseline_features``: trivial predictors (e.g. ``{"baseline:prompt_tokens": [n, 1]}``)
     probed the same way, appended as rows. ``n_layers``: depth of the model, for
     ``depth = layer / (n_layers - 1)`` (default: 1 + the largest layer among the keys).
     ``dtype``: "float64" (default; equals scikit-learn to 1e-6) or "float32" (about twice as fast
     on CPU where the training parts have more rows than features; scores agree with float64 to
     ~1e-4 — measured in benchmarks/probes.py; with fewer rows than features it runs float64).
+    ``null_labels`` [n, P]: permuted labels to use as the null instead of drawing
+    ``n_permutations`` (a caller whose family spans several sweeps draws them once, at the item
+    level, and takes its own maximum over the ``return_nulls`` scores).
 
-    Columns: site, position, layer, depth, metric, score, score_lo, score_hi, r2, control_score,
-    selectivity, p_perm, p_fwe, random_score, alpha (median over outer folds of the chosen alpha), n,
-    n_groups, and score_pca{k} per ``pca_dims``. With ``return_predictions=True`` also returns the
-    out-of-fold predictions as a long table (key, site, position, row, group, y, oof), which
-    ``probes.compare`` bootstraps.
+    Columns: site, position, layer, depth, metric, score, score_lo, score_hi, r2, null_mean,
+    score_minus_null, p_perm, p_fwe, random_score, alpha (median over outer folds of the chosen
+    alpha), n, n_groups, and score_pca{k} per ``pca_dims``. ``return_predictions=True`` adds the
+    out-of-fold predictions as a long table (key, site, position, row, group, fold, y, oof);
+    ``return_nulls=True`` adds the null scores of the feature keys, a DataFrame [keys, P].
     """
     check_task(task)
-    if control not in ("permute_within_strata", None):
-        raise InputError(f"control={control!r} is unknown; use 'permute_within_strata' or None")
     y = check_target(y, task)
     n = len(y)
     codes = check_groups(groups, n, cv)
@@ -168,31 +186,31 @@ def sweep(
     strata_codes = _strata_codes(strata, codes, n)
     rng = np.random.default_rng(seed)
     folds = grouped_folds(codes, cv, inner_cv, y, task, seed)
-    n_ctrl = n_controls if control else 0
-    Y = np.column_stack(
-        [
-            y,
-            permuted_labels(y, codes, strata_codes, n_ctrl, rng),
-            permuted_labels(y, codes, strata_codes, n_permutations, rng),
-        ]
-    )
+    fold = np.empty(n, dtype=np.int64)
+    for k, (_, test, _) in enumerate(folds):
+        fold[test] = k
+    if null_labels is None:
+        null_labels = permuted_labels(y, codes, strata_codes, n_permutations, rng)
+    elif np.shape(null_labels)[0] != n or np.ndim(null_labels) != 2:
+        raise InputError(
+            f"null_labels must be [n, P] with n = {n} rows, got {np.shape(null_labels)}"
+        )
+    Y = np.column_stack([y, null_labels])
     counts = group_counts(int(codes.max()) + 1, n_boot, rng) if n_boot else None
     projection_rng = np.random.default_rng(seed + 1)
     ranks: list[int | None] = [None, *(pca_dims or [])]
 
     keys = list(features) + list(baseline_features or {})
-    rows, predictions, nulls = [], [], []
+    rows, predictions, nulls = [], [], {}
     for key in keys:
         X = np.asarray(features[key] if key in features else baseline_features[key])  # type: ignore[index]
         oof, chosen = cv_predictions(
             X, Y, folds, alphas, standardize=standardize, device=device, ranks=ranks, dtype=dtype
         )
-        scores = score_columns(Y, oof[0], task)
-        observed = scores[0]
-        ctrl = scores[1 : 1 + n_ctrl]
-        null = scores[1 + n_ctrl :]
+        scores = score_columns(Y, oof[0], task, fold)
+        observed, null = scores[0], scores[1:]
         if key in features:
-            nulls.append(null)
+            nulls[key] = null
         site, position = split_key(key)
         row = {
             "site": site,
@@ -203,19 +221,17 @@ def sweep(
             "score_lo": float("nan"),
             "score_hi": float("nan"),
             "r2": float(r2_score(y, oof[0][:, 0])),
-            "control_score": float(ctrl.mean()) if n_ctrl else float("nan"),
-            "p_perm": float((1 + (null >= observed).sum()) / (1 + len(null)))
-            if len(null)
-            else float("nan"),
+            "null_mean": float(null.mean()) if len(null) else float("nan"),
+            "p_perm": _p_upper(observed, null),
             "random_score": float("nan"),
             "alpha": float(np.median(alphas[chosen[0][:, 0]])),
             "n": n,
             "n_groups": int(codes.max()) + 1,
         }
-        row["selectivity"] = row["score"] - row["control_score"]
+        row["score_minus_null"] = row["score"] - row["null_mean"]
         if counts is not None:
             row["score_lo"], row["score_hi"] = percentile_ci(
-                bootstrap_scores(y, oof[0][:, 0], codes, counts, task)
+                bootstrap_scores(y, oof[0][:, 0], codes, counts, task, fold)
             )
         if n_random_dims and X.shape[1] > n_random_dims:
             rand_oof, _ = cv_predictions(
@@ -227,9 +243,9 @@ def sweep(
                 device=device,
                 dtype=dtype,
             )
-            row["random_score"] = score(y, rand_oof[0][:, 0], task)
+            row["random_score"] = score(y, rand_oof[0][:, 0], task, fold)
         for k, pred in zip(pca_dims or [], oof[1:], strict=True):
-            row[f"score_pca{k}"] = score(y, pred[:, 0], task)
+            row[f"score_pca{k}"] = score(y, pred[:, 0], task, fold)
         rows.append(row)
         if return_predictions:
             predictions.append(
@@ -240,46 +256,67 @@ def sweep(
                         "position": position,
                         "row": np.arange(n),
                         "group": np.asarray(groups),
+                        "fold": fold,
                         "y": y,
                         "oof": oof[0][:, 0],
                     }
                 )
             )
     table = pd.DataFrame(rows)
-    max_null = np.max(nulls, axis=0) if nulls and n_permutations else np.array([])
-    table["p_fwe"] = [
-        float((1 + (max_null >= sc).sum()) / (1 + len(max_null)))
-        if k in features and len(max_null)
-        else float("nan")
-        for k, sc in zip(keys, table["score"], strict=True)
-    ]
+    null_table = pd.DataFrame.from_dict(nulls, orient="index")
+    is_feature = np.arange(len(keys)) < len(features)  # baselines are not in the family
+    table["p_fwe"] = np.where(
+        is_feature, family_wise_p(table["score"], null_table.to_numpy()), np.nan
+    )
     depth_of = n_layers if n_layers is not None else table["layer"].max() + 1
     table.insert(
         3, "depth", table["layer"] / (depth_of - 1) if depth_of and depth_of > 1 else np.nan
     )
-    order = [
-        "site",
-        "position",
-        "layer",
-        "depth",
-        "metric",
-        "score",
-        "score_lo",
-        "score_hi",
-        "r2",
-        "control_score",
-        "selectivity",
-        "p_perm",
-        "p_fwe",
-        "random_score",
-        "alpha",
-        "n",
-        "n_groups",
-    ]
-    table = table[order + [c for c in table.columns if c not in order]]
+    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    out: list = [table]
     if return_predictions:
-        return table, pd.concat(predictions, ignore_index=True)
-    return table
+        out.append(pd.concat(predictions, ignore_index=True))
+    if return_nulls:
+        out.append(null_table)
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+COLUMNS = [
+    "site",
+    "position",
+    "layer",
+    "depth",
+    "metric",
+    "score",
+    "score_lo",
+    "score_hi",
+    "r2",
+    "null_mean",
+    "score_minus_null",
+    "p_perm",
+    "p_fwe",
+    "random_score",
+    "alpha",
+    "n",
+    "n_groups",
+]
+
+
+def _p_upper(observed: float, null: np.ndarray) -> float:
+    """(1 + #{null >= observed}) / (1 + len(null)); NaN without a null."""
+    if len(null) == 0:
+        return float("nan")
+    return float((1 + (null >= observed).sum()) / (1 + len(null)))
+
+
+def family_wise_p(scores: Sequence[float], nulls: np.ndarray) -> np.ndarray:
+    """Westfall-Young max-T p of each score against ``nulls`` [K, P] (the family's null scores
+    under the same P permutations): (1 + #{j: max_k nulls[k, j] >= score}) / (1 + P)."""
+    scores = np.asarray(scores, dtype=float)
+    if nulls.size == 0:
+        return np.full(len(scores), np.nan)
+    max_null = np.nanmax(nulls, axis=0)
+    return (1 + (max_null[None, :] >= scores[:, None]).sum(1)) / (1 + len(max_null))
 
 
 def _strata_codes(strata: np.ndarray | None, codes: np.ndarray, n: int) -> np.ndarray | None:

@@ -45,66 +45,72 @@ def as_tensor(
 
 
 class RidgeBasis:
-    """Centring/scaling statistics and the truncated SVD of one training matrix.
+    """Centring/scaling statistics and the truncated SVD of one training matrix, or of a batch of
+    them (``X`` [..., n, d]: e.g. every layer of a model on the same rows).
 
-    Attributes: ``mean`` [d], ``scale`` [d] (1 where not standardising or constant), ``U`` [n, r],
-    ``s`` [r] (descending; components with s^2 <= n*d*eps*max(s^2) dropped as numerically null).
+    Attributes: ``mean`` [..., d], ``scale`` [..., d] (1 where not standardising or constant),
+    ``U`` [..., n, r], ``s`` [..., r] (descending). Components with s^2 <= max(n, d) * eps *
+    max(s^2) are numerically null: their ``s`` and their columns of ``U`` / ``V`` are zero, so
+    they add nothing to any fit (a batch keeps one width ``r`` whatever each member's rank).
     """
 
     def __init__(self, X: Tensor, *, standardize: bool = True) -> None:
-        n, d = X.shape
-        self.mean = X.mean(0)
+        n, d = X.shape[-2:]
+        self.mean = X.mean(-2)
         if standardize:
-            var = X.var(0, unbiased=False)
+            var = X.var(-2, unbiased=False)
             eps = torch.finfo(X.dtype).eps
             # scikit-learn's _is_constant_feature bound for the two-pass variance.
             constant = var <= n * eps * var + (n * self.mean * eps) ** 2
             self.scale = torch.where(constant, torch.ones_like(var), var.sqrt())
         else:
             self.scale = torch.ones_like(self.mean)
-        self._Zc = (X - self.mean) / self.scale
+        self._Zc = (X - self.mean[..., None, :]) / self.scale[..., None, :]
         self._gram_route = n <= d
-        M = self._Zc @ self._Zc.T if self._gram_route else self._Zc.T @ self._Zc
+        Zt = self._Zc.mT
+        M = self._Zc @ Zt if self._gram_route else Zt @ self._Zc
         lam, vecs = torch.linalg.eigh(M)
-        lam, vecs = lam.flip(0), vecs.flip(1)
-        keep = lam > max(n, d) * torch.finfo(X.dtype).eps * lam[0].clamp(min=0)
-        lam, vecs = lam[keep], vecs[:, keep]
-        self.s = lam.sqrt()
+        lam, vecs = lam.flip(-1), vecs.flip(-1)
+        keep = lam > max(n, d) * torch.finfo(X.dtype).eps * lam[..., :1].clamp(min=0)
+        self.s = torch.where(keep, lam.clamp(min=0).sqrt(), torch.zeros_like(lam))
+        self._inv_s = torch.where(keep, 1 / torch.where(keep, self.s, 1.0), 0.0)
+        vecs = vecs * keep[..., None, :]
         if self._gram_route:
             self.U = vecs
             self._V: Tensor | None = None
         else:
             self._V = vecs
-            self.U = (self._Zc @ vecs) / self.s
+            self.U = (self._Zc @ vecs) * self._inv_s[..., None, :]
 
     @property
     def V(self) -> Tensor:
-        """Right singular vectors [d, r] (computed on first use in the n <= d route)."""
+        """Right singular vectors [..., d, r] (computed on first use in the n <= d route)."""
         if self._V is None:
-            self._V = (self._Zc.T @ self.U) / self.s
+            self._V = (self._Zc.mT @ self.U) * self._inv_s[..., None, :]
         return self._V
 
     def transform(self, X: Tensor) -> Tensor:
         """Centre and scale new rows with the training statistics."""
-        return (X - self.mean) / self.scale
+        return (X - self.mean[..., None, :]) / self.scale[..., None, :]
 
     def project(self, X: Tensor) -> Tensor:
-        """Scores of new rows on the right singular vectors, ``transform(X) @ V`` [m, r]."""
+        """Scores of new rows on the right singular vectors, ``transform(X) @ V`` [..., m, r]."""
         Z = self.transform(X)
         if self._gram_route and self._V is None:
-            return (Z @ self._Zc.T) @ self.U / self.s
+            return (Z @ self._Zc.mT) @ self.U * self._inv_s[..., None, :]
         return Z @ self.V
 
 
 def _filters(s: Tensor, alphas: Tensor, rank: int | None) -> tuple[Tensor, Tensor]:
-    """Spectral filters h = s^2/(s^2+a) and f = s/(s^2+a), [A, r], zeroed beyond ``rank``."""
-    s2 = s**2
-    h = s2 / (s2 + alphas[:, None])
-    f = s / (s2 + alphas[:, None])
+    """Spectral filters h = s^2/(s^2+a) and f = s/(s^2+a), [..., A, r], zeroed beyond ``rank``."""
+    s2 = s[..., None, :] ** 2
+    a = alphas[:, None]
+    h = s2 / (s2 + a)
+    f = s[..., None, :] / (s2 + a)
     if rank is not None:
         h, f = h.clone(), f.clone()
-        h[:, rank:] = 0
-        f[:, rank:] = 0
+        h[..., rank:] = 0
+        f[..., rank:] = 0
     return h, f
 
 
@@ -142,38 +148,39 @@ def nested_ridge_predict(
     """Pick alpha per label column by grouped inner CV (mean R^2 over inner folds, first alpha on
     ties — ``RidgeCV(alphas, cv=inner_folds)``) and predict ``X_test`` with it.
 
-    Y [n, P] training labels; ``inner_folds`` are index arrays (into the training rows) of the
-    inner validation blocks. ``ranks``: None = all components; k = ridge on the top-k principal
-    components of the standardised training features (PCA-dimension sweep).
-    Returns per rank: predictions [m, P] and the chosen alpha index [P].
+    Y [n, P] training labels (shared by a batched basis); ``X_test`` [..., m, d];
+    ``inner_folds`` are index arrays (into the training rows) of the inner validation blocks.
+    ``ranks``: None = all components; k = ridge on the top-k principal components of the
+    standardised training features (PCA-dimension sweep).
+    Returns per rank: predictions [..., m, P] and the chosen alpha index [..., P].
     """
     n = Y.shape[0]
     ybar = Y.mean(0)
-    C = basis.U.T @ (Y - ybar)  # [r, P]
-    Q = basis.project(X_test)  # [m, r]
+    C = basis.U.mT @ (Y - ybar)  # [..., r, P]
+    Q = basis.project(X_test)  # [..., m, r]
     preds, chosen = [], []
     for rank in ranks:
-        h, f = _filters(basis.s, alphas, rank)
-        fitted = ybar + torch.einsum("nr,ar,rp->anp", basis.U, h, C)
-        resid = Y[None] - fitted  # [A, n, P]
-        score = torch.zeros(len(alphas), Y.shape[1], dtype=Y.dtype, device=Y.device)
+        h, f = _filters(basis.s, alphas, rank)  # [..., A, r]
+        fitted = ybar + basis.U[..., None, :, :] @ (h[..., None] * C[..., None, :, :])
+        resid = Y - fitted  # [..., A, n, P]
+        score = torch.zeros(h.shape[:-1] + Y.shape[1:], dtype=Y.dtype, device=Y.device)
         for block in inner_folds:
             g = torch.as_tensor(block, device=Y.device)
-            Ug = basis.U[g]
-            H_gg = (Ug[None] * h[:, None, :]) @ Ug.T + 1.0 / n
+            Ug = basis.U[..., g, :]  # [..., g, r]
+            H_gg = (Ug[..., None, :, :] * h[..., :, None, :]) @ Ug[..., None, :, :].mT + 1.0 / n
             eye = torch.eye(len(g), dtype=Y.dtype, device=Y.device)
-            loo_resid = torch.linalg.solve(eye - H_gg, resid[:, g, :])  # [A, g, P]
+            loo_resid = torch.linalg.solve(eye - H_gg, resid[..., g, :])  # [..., A, g, P]
             y_g = Y[g]
-            score += r2_columns(y_g[None], y_g[None] - loo_resid)
-        best = _first_argmax(score)  # [P]
-        pred_all = ybar + torch.einsum("mr,ar,rp->amp", Q, f, C)  # [A, m, P]
-        cols = torch.arange(Y.shape[1], device=Y.device)
-        preds.append(pred_all[best, :, cols].T)
+            score += r2_columns(y_g, y_g - loo_resid)
+        best = _first_argmax(score)  # [..., P]
+        pred_all = ybar + Q[..., None, :, :] @ (f[..., None] * C[..., None, :, :])  # [..., A, m, P]
+        index = best[..., None, None, :].expand(*best.shape[:-1], 1, pred_all.shape[-2], -1)
+        preds.append(pred_all.gather(-3, index).squeeze(-3))
         chosen.append(best)
     return preds, chosen
 
 
 def _first_argmax(score: Tensor) -> Tensor:
-    """Index of the first maximum along dim 0 (GridSearchCV's tie rule)."""
-    is_max = score == score.max(0, keepdim=True).values
-    return is_max.to(torch.int64).argmax(0)
+    """Index of the first maximum along the alpha dim -2 (GridSearchCV's tie rule)."""
+    is_max = score == score.max(-2, keepdim=True).values
+    return is_max.to(torch.int64).argmax(-2)

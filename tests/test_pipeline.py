@@ -104,15 +104,12 @@ def test_run_writes_every_artefact_and_report_matches_csvs(setup):
     assert summary["alignment"]["tiny-teacher"]["within:a"] == pytest.approx(row.r, abs=1e-4)
     report = (out / "report.md").read_text()
     assert f"{row.r:.2f} [{row.r_lo:.2f}, {row.r_hi:.2f}]" in report
-    sw = pd.read_csv(out / "probes" / "probe_sweep.csv")
-    best = sw[
-        (sw.model == "tiny-teacher")
-        & (sw.target == "human_rt")
-        & ~sw.site.str.startswith("baseline:")
-    ]
+    best = pd.read_csv(out / "probes" / "best_site.csv")  # the selection-adjusted best site
+    best = best[(best.model == "tiny-teacher") & (best.target == "human_rt")].iloc[0]
     assert summary["probes"]["tiny-teacher"]["human_rt"]["score"] == pytest.approx(
-        best.score.max(), abs=1e-4
+        best.score, abs=1e-4
     )
+    assert f"{best.score:.2f} [{best.score_lo:.2f}, {best.score_hi:.2f}]" in report
     assert json.loads((out / "summary.json").read_text())["n_items"] == 24
     acc = traces.groupby("model")["correct"].mean()
     assert f"| tiny-teacher | 48 | {acc['tiny-teacher']:.1%} |" in report

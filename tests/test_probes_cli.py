@@ -1,7 +1,5 @@
 """`handan probe` / `handan probe-compare` on a tiny activation store with a planted signal."""
 
-import zlib
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +28,7 @@ def _app():
 
 
 def _write(tmp_path, model, signal_layer):
-    rng = np.random.default_rng(zlib.crc32(model.encode()))  # not hash(): salted per process
+    rng = np.random.default_rng(0)  # the same items (and human RTs) for every model
     ids = [f"i{k}" for k in range(N_ITEMS)]
     rt = np.exp(rng.normal(size=N_ITEMS))
     items = pd.DataFrame(
@@ -142,8 +140,8 @@ def test_probe_cli_writes_sweep_and_figure(tmp_path):
         "score_lo",
         "score_hi",
         "r2",
-        "control_score",
-        "selectivity",
+        "null_mean",
+        "score_minus_null",
         "p_perm",
         "alpha",
         "n",
@@ -157,34 +155,62 @@ def test_probe_cli_writes_sweep_and_figure(tmp_path):
     assert (out / "probe_depth.png").stat().st_size > 0
     preds = pd.read_parquet(out / "oof_predictions.parquet")
     assert len(preds) == len(table) * N_ITEMS
+    best = pd.read_csv(out / "best_site.csv").iloc[0]  # selection-adjusted, 10 halvings
+    assert best["site"] == "resid_post.2" and best["picked"] >= 0.9 and best["score_lo"] > 0.3
+    assert best["score_raw"] == pytest.approx(layers.loc["resid_post.2", "score"])
+    assert best["p_fwe"] == pytest.approx(1 / 20) and best["diff_baseline_lo"] > 0
 
 
 @pytest.mark.slow
 def test_probe_compare_cli(tmp_path):
-    a = _probe(tmp_path, "teacher", signal_layer=2)
-    b = _probe(tmp_path, "student", signal_layer=-1)
+    stores = [_write(tmp_path, "teacher", 2), _write(tmp_path, "student", -1)]
+    traces = pd.concat(
+        [pd.read_parquet(tmp_path / f"traces_{m}.parquet") for m in ("teacher", "student")]
+    )
+    traces.to_parquet(tmp_path / "traces.parquet")
     out = tmp_path / "cmp"
     result = CliRunner().invoke(
         _app(),
         [
             "probe-compare",
-            "--a",
-            str(a),
-            "--b",
-            str(b),
+            "--store-a",
+            str(stores[0]),
+            "--store-b",
+            str(stores[1]),
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--traces",
+            str(tmp_path / "traces.parquet"),
+            "--target",
+            "human_rt",
             "--out",
             str(out),
-            "--depth-bins",
-            "2",
-            "--n-boot",
-            "200",
+            "--cv",
+            "3",
+            "--n-splits",
+            "4",
+            "--depths",
+            "0.5,1",
+            "--device",
+            "cpu",
         ],
     )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "probe_compare.csv")
     best = table[table["comparison"] == "best_layer"].iloc[0]
-    assert best["model_a"] == "teacher" and best["diff_lo"] > 0.3
+    assert best["model_a"] == "teacher" and best["site_a"] == "resid_post.2"
+    assert best["diff_lo"] > 0.3 and best["p_holm"] == pytest.approx(best["p"])  # one row
+    depth = table[table["comparison"] == "depth"].set_index("depth")
+    assert list(depth.index) == [0.5, 1.0] and depth.loc[1.0, "site_a"] == "resid_post.2"
+    assert (depth["p_holm"] >= depth["p"]).all()
     assert (out / "probe_depth_compare.png").exists()
+    bad = CliRunner().invoke(
+        _app(),
+        ["probe-compare", "--store-a", str(stores[0]), "--store-b", str(stores[1])]
+        + ["--items", str(tmp_path / "items.csv"), "--traces", str(tmp_path / "traces.parquet")]
+        + ["--target", "human_rt", "--out", str(out), "--depths", "half"],
+    )
+    assert bad.exit_code == 2 and "--depths 'half'" in bad.output
 
 
 def test_probe_cli_bad_target_is_clean_error(tmp_path):
@@ -276,7 +302,6 @@ def test_store_sweep_adds_a_token_index_baseline_after_the_prompt(tmp_path):
             "reasoning_tokens",
             cv=3,
             n_permutations=0,
-            control=None,
             n_boot=0,
             n_random_dims=0,
             device="cpu",

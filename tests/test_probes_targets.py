@@ -1,12 +1,15 @@
 """Targets from the tables, steering directions, probe transfer and model contrasts."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats as st
 import torch
 
-from probes import LinearProbe, compare, sweep, transfer
+from probes import LinearProbe, compare, transfer
+from probes.crossfit import half_scores, half_splits
 from probes.directions import fit_direction, load_direction, save_direction
 from probes.targets import build_target
 
@@ -120,13 +123,14 @@ def test_transfer_scores_probe_on_other_model():
         transfer(probe, X_b[:, :10], y)
 
 
-def test_compare_teacher_vs_student_depth_profile():
-    """Teacher encodes y at every layer, student only in its first half: the contrast is ~0
-    early and clearly positive late, with CIs that say so."""
+def test_compare_teacher_vs_student_at_preregistered_depths():
+    """Teacher encodes y at every layer, student only in its first half: the contrast is ~0 at
+    depth 0.25 and clearly positive at 0.75, with CIs that say so; the best layers tie."""
     rng = np.random.default_rng(3)
     n = 160
     y = rng.normal(size=n)
     groups = np.array([f"item{i}" for i in range(n)])
+    halves = half_splits(groups, 6, seed=0)
 
     def model(n_layers, encodes):
         feats = {}
@@ -135,77 +139,30 @@ def test_compare_teacher_vs_student_depth_profile():
             if encodes(layer / (n_layers - 1)):
                 X[:, 0] += 1.5 * y
             feats[f"resid_post.{layer}|prompt_end"] = X
-        return sweep(
-            feats,
-            y,
-            groups,
-            cv=4,
-            inner_cv=3,
-            n_permutations=0,
-            control=None,
-            n_boot=0,
-            n_random_dims=0,
-            device="cpu",
-            return_predictions=True,
-        )
+        return half_scores(feats, y, groups, halves, cv=4, inner_cv=3, n_boot=100, device="cpu")
 
     teacher = model(6, lambda depth: True)
     student = model(4, lambda depth: depth < 0.5)
-    out = compare(
-        teacher[0],
-        student[0],
-        predictions_a=teacher[1],
-        predictions_b=student[1],
-        depth_bins=2,
-        n_boot=300,
-    )
+    out = compare(teacher, student, depths=(0.25, 0.75))
     best = out[out["comparison"] == "best_layer"].iloc[0]
-    assert abs(best["diff"]) < 0.15 and best["diff_lo"] < 0 < best["diff_hi"]
-    early, late = out[out["comparison"] == "depth"].sort_values("depth_lo").itertuples()
-    assert early.diff_lo < 0 < early.diff_hi
-    assert late.diff > 0.5 and late.diff_lo > 0.3
-    assert (out["n_items"] == n).all()
-
-
-def test_best_layer_contrast_is_corrected_for_picking_among_more_layers():
-    """Equal signal at every layer, 12 layers vs 2: the raw difference of best-layer scores favours
-    the deeper model (winner's curse); the cross-fitted one is centred on the truth, 0."""
-    raw, corrected = [], []
-    for seed in range(4):
-        rng = np.random.default_rng(seed)
-        y = rng.normal(size=150)
-        groups = np.array([f"i{k}" for k in range(150)])
-
-        def model(n_layers, rng=rng, y=y, groups=groups):
-            feats = {}
-            for layer in range(n_layers):
-                X = rng.normal(size=(150, 4))
-                X[:, 0] += 0.8 * y
-                feats[f"resid_post.{layer}|prompt_end"] = X
-            return sweep(
-                feats,
-                y,
-                groups,
-                cv=4,
-                inner_cv=3,
-                n_permutations=0,
-                control=None,
-                n_boot=0,
-                n_random_dims=0,
-                device="cpu",
-                return_predictions=True,
-            )
-
-        (ta, pa), (tb, pb) = model(12), model(2)
-        best = compare(ta, tb, predictions_a=pa, predictions_b=pb, n_boot=300, seed=seed).iloc[0]
-        assert best["comparison"] == "best_layer" and best["diff_lo"] < 0 < best["diff_hi"]
-        raw.append(ta.score.max() - tb.score.max())
-        corrected.append(best["diff"])
-    assert np.mean(raw) > 0.04 and abs(np.mean(corrected)) < 0.03  # 12 seeds: +0.067 -> -0.002
+    assert abs(best["diff"]) < 0.1 and best["diff_lo"] < 0 < best["diff_hi"]
+    assert best["endpoint"] == "primary" and best["n_splits"] == 6 and best["n_items"] == n // 2
+    early, late = out[out["comparison"] == "depth"].sort_values("depth").itertuples()
+    assert (early.site_a, early.site_b) == ("resid_post.1", "resid_post.1")  # 0.2 and 0.33
+    assert early.diff_lo < 0 < early.diff_hi and early.endpoint == "secondary"
+    assert (late.site_a, late.site_b) == ("resid_post.4", "resid_post.2")  # 0.8 and 0.67
+    assert late.diff > 0.5 and late.diff_lo > 0.3 and late.p < 0.001
     with pytest.raises(ValueError, match="different targets"):
-        compare(
-            ta.assign(target="human_rt"),
-            tb.assign(target="reasoning_tokens"),
-            predictions_a=pa,
-            predictions_b=pb,
-        )
+        compare(replace(teacher, target="human_rt"), replace(student, target="reasoning_tokens"))
+    other = half_scores(
+        {"resid_post.0|prompt_end": rng.normal(size=(n, 8))},
+        y,
+        groups,
+        half_splits(groups, 6, seed=1),
+        cv=4,
+        inner_cv=3,
+        n_boot=100,
+        device="cpu",
+    )
+    with pytest.raises(ValueError, match="different halves"):
+        compare(teacher, other)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from experiments.cli.common import friendly_errors
-from experiments.errors import MissingInput
+from experiments.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -45,85 +45,146 @@ def register(app: typer.Typer) -> None:
         dtype: Annotated[
             str, typer.Option(help="float64 (exact) or float32 (about 2x faster on CPU)")
         ] = "float64",
+        n_splits: Annotated[
+            int | None,
+            typer.Option(
+                help="random halvings for the selection-adjusted best site "
+                "(default: probes.crossfit.N_SPLITS)"
+            ),
+        ] = None,
     ) -> None:
         """Probe TARGET at every site x position of STORE; writes probe_sweep.csv,
-        oof_predictions.parquet and probe_depth.png to OUT."""
+        oof_predictions.parquet, best_site.csv (selection-adjusted) and probe_depth.png to OUT."""
+        import pandas as pd
+
         from experiments.contracts import read_table, validate_items, validate_traces
         from experiments.pipeline.figures import plot_depth_profile
-        from experiments.pipeline.layout import PROBE_PREDICTIONS, PROBE_SWEEP_CSV
-        from hooks.store import ActivationStore
-        from probes.store_sweep import sweep_store
-
-        table, preds = sweep_store(
-            ActivationStore(store),
-            validate_items(read_table(items)),
-            validate_traces(read_table(traces)),
-            target,
-            model=model,
-            positions=positions,
-            cv=cv,
-            n_permutations=n_permutations,
-            n_boot=n_boot,
-            seed=seed,
-            device=device,
-            dtype=dtype,
+        from experiments.pipeline.layout import (
+            PROBE_BEST_SITE_CSV,
+            PROBE_PREDICTIONS,
+            PROBE_SWEEP_CSV,
         )
+        from hooks.store import ActivationStore
+        from probes.crossfit import N_SPLITS, best_site
+        from probes.store_sweep import crossfit_store, sweep_store
+
+        the_store = ActivationStore(store)
+        tables = validate_items(read_table(items)), validate_traces(read_table(traces))
+        fit = dict(model=model, positions=positions, cv=cv, seed=seed, device=device, dtype=dtype)
+        table, preds = sweep_store(
+            the_store, *tables, target, n_permutations=n_permutations, n_boot=n_boot, **fit
+        )
+        n_splits = n_splits or N_SPLITS
+        half = crossfit_store(the_store, *tables, target, n_splits=n_splits, **fit)
+        best = pd.DataFrame([best_site(half, table)])
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / PROBE_SWEEP_CSV, index=False)
         preds.to_parquet(out / PROBE_PREDICTIONS, index=False)
+        best.to_csv(out / PROBE_BEST_SITE_CSV, index=False)
         plot_depth_profile(
             table, out / "probe_depth.png", title=f"{table['model'].iloc[0]}: {target}"
         )
-        best = table.loc[table["score"].idxmax()]
+        b = best.iloc[0]
         typer.echo(
-            f"wrote {out / PROBE_SWEEP_CSV} ({len(table)} rows); best {best['site']}|{best['position']} "
-            f"{best['metric']}={best['score']:.3f} [{best['score_lo']:.3f}, {best['score_hi']:.3f}]"
+            f"wrote {out / PROBE_SWEEP_CSV} ({len(table)} rows); best site (selection-adjusted, "
+            f"{n_splits} halvings) {b['site']}|{b['position']} {table['metric'].iloc[0]}="
+            f"{b['score']:.3f} [{b['score_lo']:.3f}, {b['score_hi']:.3f}], max-T p "
+            f"{b['p_fwe']:.3f}"
         )
 
     @app.command("probe-compare")
     @friendly_errors
     def probe_compare(
-        a: Annotated[Path, typer.Option(help="output folder of `handan probe` for model A")],
-        b: Annotated[Path, typer.Option(help="output folder of `handan probe` for model B")],
+        store_a: Annotated[Path, typer.Option(help="activation store of model A")],
+        store_b: Annotated[Path, typer.Option(help="activation store of model B")],
+        items: Annotated[Path, typer.Option(help="Items table (.parquet/.csv)")],
+        traces: Annotated[Path, typer.Option(help="Traces table with both models' traces")],
+        target: Annotated[str, typer.Option(help="the target, as for `handan probe`")],
         out: Annotated[Path, typer.Option(help="output folder")],
-        depth_bins: int = 5,
-        n_boot: int = 1000,
+        model_a: Annotated[str | None, typer.Option(help="default: store A's model")] = None,
+        model_b: Annotated[str | None, typer.Option(help="default: store B's model")] = None,
+        positions: Annotated[
+            list[str] | None, typer.Option(help="positions to compare (default: all)")
+        ] = None,
+        depths: Annotated[
+            str | None,
+            typer.Option(
+                help="relative depths fixed before seeing data, comma-separated "
+                "(default: probes.contrasts.PREREGISTERED_DEPTHS)"
+            ),
+        ] = None,
+        n_splits: Annotated[
+            int | None, typer.Option(help="random halvings (default: probes.crossfit.N_SPLITS)")
+        ] = None,
+        cv: int = 5,
         seed: int = 0,
+        device: Annotated[
+            str | None, typer.Option(help="torch device (default: cuda if available)")
+        ] = None,
+        dtype: Annotated[
+            str, typer.Option(help="float64 (exact) or float32 (about 2x faster on CPU)")
+        ] = "float64",
     ) -> None:
-        """Contrast two probe sweeps (A - B) by best layer and relative depth; writes
-        probe_compare.csv and probe_depth_compare.png."""
+        """Contrast two models (A - B) by selection-adjusted best layer and pre-registered
+        relative depths, refitting both inside the same halves of the items both have; writes
+        probe_compare.csv (p_holm per endpoint) and probe_depth_compare.png."""
         import pandas as pd
 
+        from experiments.contracts import read_table, validate_items, validate_traces
         from experiments.pipeline.figures import plot_depth_profile
-        from experiments.pipeline.layout import PROBE_PREDICTIONS, PROBE_SWEEP_CSV
-        from probes.contrasts import compare
+        from hooks.store import ActivationStore
+        from probes.contrasts import PREREGISTERED_DEPTHS, compare
+        from probes.crossfit import N_SPLITS
+        from probes.multiplicity import holm
+        from probes.store_sweep import StoreTarget, crossfit_store
 
-        loaded = []
-        for folder in (a, b):
-            for name in (PROBE_SWEEP_CSV, PROBE_PREDICTIONS):
-                if not (folder / name).exists():
-                    raise MissingInput(
-                        f"{folder / name} does not exist; run `handan probe --out {folder}` first"
-                    )
-            loaded.append(
-                (
-                    pd.read_csv(folder / PROBE_SWEEP_CSV, keep_default_na=False, na_values=[""]),
-                    pd.read_parquet(folder / PROBE_PREDICTIONS),
+        try:
+            levels = (
+                PREREGISTERED_DEPTHS
+                if depths is None
+                else [float(d) for d in depths.split(",") if d.strip()]
+            )
+        except ValueError as err:
+            raise InputError(f"--depths {depths!r}: give numbers in [0, 1], e.g. 0.25,0.5") from err
+        tables = validate_items(read_table(items)), validate_traces(read_table(traces))
+        stores = [ActivationStore(store_a), ActivationStore(store_b)]
+        names = [model_a, model_b]
+        shared = sorted(
+            set.intersection(
+                *(
+                    set(StoreTarget(s, *tables, target, model=m).y_item.index)
+                    for s, m in zip(stores, names, strict=True)
                 )
             )
-        (ta, pa), (tb, pb) = loaded
-        result = compare(
-            ta,
-            tb,
-            predictions_a=pa,
-            predictions_b=pb,
-            depth_bins=depth_bins,
-            n_boot=n_boot,
-            seed=seed,
         )
-        result.insert(0, "model_b", tb["model"].iloc[0])
-        result.insert(0, "model_a", ta["model"].iloc[0])
+        n_splits = n_splits or N_SPLITS
+        fit = dict(positions=positions, item_ids=shared, n_splits=n_splits, cv=cv, seed=seed)
+        halves = [
+            crossfit_store(s, *tables, target, model=m, device=device, dtype=dtype, **fit)
+            for s, m in zip(stores, names, strict=True)
+        ]
+        result = compare(*halves, depths=levels)
+        result["p_holm"] = float("nan")
+        for _, rows in result.groupby("endpoint"):
+            result.loc[rows.index, "p_holm"] = holm(rows.p)
+        labels = [m or s.manifest["model"] for s, m in zip(stores, names, strict=True)]
+        result.insert(0, "model_b", labels[1])
+        result.insert(0, "model_a", labels[0])
         out.mkdir(parents=True, exist_ok=True)
         result.to_csv(out / "probe_compare.csv", index=False)
-        plot_depth_profile(pd.concat([ta, tb], ignore_index=True), out / "probe_depth_compare.png")
+        profile = pd.concat(
+            [
+                h.table()
+                .groupby(["site", "position", "depth", "metric"], as_index=False)["score"]
+                .mean()
+                .assign(model=label, score_lo=float("nan"), score_hi=float("nan"))
+                .assign(null_mean=float("nan"))
+                for h, label in zip(halves, labels, strict=True)
+            ],
+            ignore_index=True,
+        )
+        profile = profile[~profile["site"].str.startswith("baseline:")]
+        plot_depth_profile(
+            profile, out / "probe_depth_compare.png", title=f"half-sample scores: {target}"
+        )
         typer.echo(result.to_string(index=False))

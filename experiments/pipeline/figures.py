@@ -12,7 +12,8 @@ from experiments.figures import save_figure, subplots
 
 def plot_depth_profile(table: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
     """Score vs relative depth, one line per (model, position) with its bootstrap CI band and the
-    control score as a dashed line. ``table``: sweep rows with a ``model`` column (optional)."""
+    permutation-null mean as a dashed line. ``table``: sweep rows with a ``model`` column
+    (optional)."""
 
     data = table[table["depth"].notna()].copy()
     if data.empty:
@@ -27,11 +28,11 @@ def plot_depth_profile(table: pd.DataFrame, path: str | Path, *, title: str = ""
         ax.fill_between(
             rows["depth"], rows["score_lo"], rows["score_hi"], color=line.get_color(), alpha=0.2
         )
-        if rows["control_score"].notna().any():
-            ax.plot(rows["depth"], rows["control_score"], ls="--", color=line.get_color(), lw=1)
+        if rows["null_mean"].notna().any():
+            ax.plot(rows["depth"], rows["null_mean"], ls="--", color=line.get_color(), lw=1)
     ax.axhline(0.5 if (data["metric"] == "auroc").all() else 0.0, color="grey", lw=0.8)
     ax.set_xlabel("relative depth (layer / (n_layers - 1))")
-    ax.set_ylabel(str(data["metric"].iloc[0]) + " (dashed: control)")
+    ax.set_ylabel(str(data["metric"].iloc[0]) + " (dashed: permutation-null mean)")
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()

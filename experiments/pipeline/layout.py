@@ -17,6 +17,7 @@ PROBE_SWEEP_CSV = "probe_sweep.csv"
 PROBE_PREDICTIONS = "oof_predictions.parquet"
 PROBE_SKIPPED_CSV = "skipped.csv"
 PROBE_COMPARE_CSV = "compare.csv"
+PROBE_BEST_SITE_CSV = "best_site.csv"
 SLOPE_CONTRAST_CSV = "slope_contrast.csv"
 
 
@@ -53,6 +54,7 @@ class RunLayout:
     probe_sweep = property(lambda self: self.probes / PROBE_SWEEP_CSV)
     probe_skipped = property(lambda self: self.probes / PROBE_SKIPPED_CSV)
     probe_compare = property(lambda self: self.probes / PROBE_COMPARE_CSV)
+    probe_best_site = property(lambda self: self.probes / PROBE_BEST_SITE_CSV)
     steering_summary = property(lambda self: self.steering / SUMMARY_CSV)
     slope_contrast = property(lambda self: self.steering / SLOPE_CONTRAST_CSV)
 

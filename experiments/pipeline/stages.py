@@ -146,7 +146,11 @@ def probe_stage(
     run: RunLayout,
     progress: bool,
 ) -> None:
-    """Probe sweeps for every model × target, contrasts within each triple, figures.
+    """Probe sweeps for every model × target, each model's selection-adjusted best site
+    (``probes/best_site.csv``), contrasts within each triple (``probes/compare.csv``, refitted
+    inside halves of the items both models have), figures. Holm across each family: the
+    decodability tests of every model × target, their baseline comparisons, and the contrasts'
+    primary (best layer) and secondary (pre-registered depths) endpoints.
     A target a model cannot have (e.g. its own reasoning length when it never reasons) is
     listed in ``probes/skipped.csv`` with the reason instead of failing the run."""
     from rich.progress import Progress
@@ -154,39 +158,56 @@ def probe_stage(
     from experiments.pipeline.figures import plot_depth_profile
     from hooks.store import ActivationStore
     from probes import compare
-    from probes.store_sweep import sweep_store
+    from probes.crossfit import best_site
+    from probes.multiplicity import holm
+    from probes.store_sweep import crossfit_store, sweep_store
 
     run.probes.mkdir(parents=True, exist_ok=True)
     p = cfg.probes
-    tables, preds, skipped = [], {}, []
+    seed = cfg.generation.seed
+    fit = dict(cv=p.cv, dtype=p.dtype, seed=seed)
+    tables, halves, best, skipped = [], {}, [], []
+    stores = {}
+    for name in specs:
+        if (run.store(name) / "manifest.json").exists():
+            stores[name] = ActivationStore(run.store(name))
+        else:  # imported traces come without activations
+            reason = f"no activation store at {run.store(name)} (imported traces?)"
+            skipped += [dict(model=name, target=target, reason=reason) for target in p.targets]
     with Progress(disable=not progress) as bar:
-        task = bar.add_task("probes", total=len(specs) * len(p.targets))
-        for name in specs:
-            store = ActivationStore(run.store(name))
+        task = bar.add_task("probes", total=len(stores) * len(p.targets))
+        for name, store in stores.items():
             for target in p.targets:
                 try:
-                    table, pred = sweep_store(
+                    table, _ = sweep_store(
                         store,
                         items,
                         traces,
                         target,
                         model=name,
                         positions=p.positions,
-                        cv=p.cv,
                         n_permutations=p.n_permutations,
                         n_boot=p.n_boot,
-                        seed=cfg.generation.seed,
-                        dtype=p.dtype,
+                        **fit,
                     )
-                    tables.append(table)
-                    preds[(name, target)] = (table, pred)
+                    half = crossfit_store(
+                        store, items, traces, target, model=name, positions=p.positions, **fit
+                    )
                 except NotProbeable as err:
                     skipped.append(dict(model=name, target=target, reason=str(err)))
+                else:
+                    tables.append(table)
+                    halves[(name, target)] = half
+                    best.append(dict(model=name, target=target) | best_site(half, table))
                 bar.advance(task)
     if not tables:
         raise InputError(f"no probe could be fitted: {skipped}")
     sweep = pd.concat(tables, ignore_index=True)
     sweep.to_csv(run.probe_sweep, index=False)
+    best_table = pd.DataFrame(best)
+    best_table.insert(best_table.columns.get_loc("p_fwe") + 1, "p_holm", holm(best_table.p_fwe))
+    best_table["p_baseline_holm"] = holm(best_table.p_baseline)
+    best_table.to_csv(run.probe_best_site, index=False)
     pd.DataFrame(skipped, columns=["model", "target", "reason"]).to_csv(
         run.probe_skipped, index=False
     )
@@ -194,19 +215,33 @@ def probe_stage(
     for t in pairing:
         for a, b in [("teacher", "student"), ("student", "baseline"), ("teacher", "baseline")]:
             for target in p.targets:
-                if (t[a], target) in preds and (t.get(b), target) in preds:
-                    (ta, pa), (tb, pb) = preds[(t[a], target)], preds[(t[b], target)]
-                    c = compare(
-                        ta,
-                        tb,
-                        predictions_a=pa,
-                        predictions_b=pb,
-                        n_boot=p.n_boot,
-                        seed=cfg.generation.seed,
+                pair = [(t.get(a), target), (t.get(b), target)]
+                if not all(key in halves for key in pair):
+                    continue
+                ha, hb = (halves[key] for key in pair)
+                if ha.halves_id != hb.halves_id:  # not the same items: refit on the shared ones
+                    shared = sorted(set(ha.item_ids) & set(hb.item_ids))
+                    ha, hb = (
+                        crossfit_store(
+                            stores[m],
+                            items,
+                            traces,
+                            target,
+                            model=m,
+                            positions=p.positions,
+                            item_ids=shared,
+                            **fit,
+                        )
+                        for m, _ in pair
                     )
-                    contrasts.append(c.assign(model_a=t[a], model_b=t[b], target=target))
+                c = compare(ha, hb)
+                contrasts.append(c.assign(model_a=t[a], model_b=t[b], target=target))
     if contrasts:
-        pd.concat(contrasts, ignore_index=True).to_csv(run.probe_compare, index=False)
+        table = pd.concat(contrasts, ignore_index=True)
+        table["p_holm"] = float("nan")
+        for _, rows in table.groupby("endpoint"):
+            table.loc[rows.index, "p_holm"] = holm(rows.p)
+        table.to_csv(run.probe_compare, index=False)
     else:  # a previous run's contrasts must not reach the report
         run.probe_compare.unlink(missing_ok=True)
     for target, rows in sweep[~sweep["site"].str.startswith("baseline:")].groupby("target"):

@@ -1,0 +1,271 @@
+"""Simulations behind every probe statistic the report prints: bias at the null, size at
+alpha = .05, coverage of 95% intervals, each with its Monte-Carlo standard error.
+
+    python benchmarks/probe_stats.py            # all sections (about 10 min on one core)
+    python benchmarks/probe_stats.py --quick    # a fifth of the replications (about 2 min)
+    python benchmarks/probe_stats.py --only contrast
+
+Sections (planted data; every layer a fresh N(0, I_d) matrix plus ``signal * y`` on its first
+feature(s), so the signal is equal at every layer and the true best-layer difference is known):
+
+- ``score``: the pooled out-of-fold Spearman (the old score) vs the fold-wise score under H0 at
+  80 and 392 items (mean and MC SE), and the size of ``p_perm``.
+- ``contrast``: ``probes.compare``'s best-layer difference (and, for reference, the old
+  cross-fit over one sweep's out-of-fold predictions and the raw difference of maxima) at
+  A: 12 vs 2 layers, d = 40 both (truth 0: bias and size); B: 12 layers d = 40 vs 2 layers
+  d = 20 (truth = the difference of a fixed layer's half-sample score: bias and coverage);
+  C: 24 layers d = 256 vs 8 layers d = 128, 300 items (the wide regime, fewer replications).
+  The same replications score ``best_site`` (selection-adjusted score and site - baseline).
+- ``max_t``: the store-level family-wise p over 6 positions x 4 layers: size under H0 and its
+  floor with a planted signal (the old per-position p times 6 positions could not reach .05).
+
+Seeded; float32 where the training parts have more rows than features (as the sweep does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and benchmarks/probes.py would
+# shadow the probes package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+from scipy.stats import t as t_dist  # noqa: E402
+
+from probes import compare, sweep  # noqa: E402
+from probes.crossfit import N_BOOT, best_site, cross_picked, half_scores, half_splits  # noqa: E402
+from probes.store_sweep import sweep_store  # noqa: E402
+
+KW = dict(n_boot=0, n_random_dims=0, device="cpu")
+
+
+def mean_se(x) -> str:
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return f"{x.mean():+.4f} (MC SE {x.std(ddof=1) / np.sqrt(len(x)):.4f}, {len(x)} reps)"
+
+
+def share_se(hits) -> str:
+    h = np.asarray(hits, dtype=float)
+    p = h.mean()
+    return f"{p:.3f} (MC SE {np.sqrt(p * (1 - p) / len(h)):.3f}, {len(h)} reps)"
+
+
+def layers(n_layers, d, y, signal, rng, n_signal=1, prefix="resid_post"):
+    out = {}
+    for layer in range(n_layers):
+        X = rng.standard_normal((len(y), d)).astype(np.float32)
+        X[:, :n_signal] += signal * y[:, None]
+        out[f"{prefix}.{layer}|prompt_end"] = X
+    return out
+
+
+# ---- score: pooled vs fold-wise under H0 ----------------------------------------------------
+def section_score(reps: int) -> None:
+    print("## score under H0 (one key, no signal; 5 x 5 nested folds)")
+    for n, d in ((80, 16), (392, 64)):
+        pooled, foldwise, p = [], [], []
+        for r in range(reps):
+            rng = np.random.default_rng(1000 + r)
+            y = rng.standard_normal(n)
+            X = rng.standard_normal((n, d)).astype(np.float32)
+            table, preds = sweep(
+                {"resid_post.0|prompt_end": X},
+                y,
+                np.arange(n),
+                n_permutations=39,
+                seed=r,
+                dtype="float32",
+                return_predictions=True,
+                **KW,
+            )
+            pooled.append(spearmanr(preds["oof"], preds["y"])[0])
+            foldwise.append(table["score"].iloc[0])
+            p.append(table["p_perm"].iloc[0] <= 0.05)
+        print(f"n={n} d={d}: pooled out-of-fold rho {mean_se(pooled)}")
+        print(f"n={n} d={d}: fold-wise score      {mean_se(foldwise)}")
+        print(f"n={n} d={d}: size of p_perm (39 permutations, alpha .05) {share_se(p)}")
+
+
+# ---- contrast and best site -------------------------------------------------------------------
+def old_crossfit(preds: pd.DataFrame, side: np.ndarray) -> float:
+    """The removed estimator: pick on one half of ONE sweep's out-of-fold predictions (pooled
+    Spearman), score on the other, both ways."""
+    scores = {
+        key: [
+            spearmanr(g["oof"][side[g["row"]] == h], g["y"][side[g["row"]] == h])[0] for h in (0, 1)
+        ]
+        for key, g in preds.groupby("key")
+    }
+    keys = list(scores)
+    s = np.array([scores[k] for k in keys])  # [K, 2]
+    return float((s[np.argmax(s[:, 1]), 0] + s[np.argmax(s[:, 0]), 1]) / 2)
+
+
+def nadeau_bengio(est: np.ndarray) -> tuple[float, float]:
+    """The corrected resampled t (Nadeau & Bengio 2003) on half-estimates [S, 2]: (lo, hi)."""
+    v = est.ravel()
+    se = np.sqrt((1 / v.size + 1) * v.var(ddof=1))
+    q = t_dist.ppf(0.975, v.size - 1)
+    return v.mean() - q * se, v.mean() + q * se
+
+
+def section_contrast(name, reps, n, a, b, signal, n_signal, n_splits, old=True) -> None:
+    (La, da), (Lb, db) = a, b
+    print(
+        f"## contrast {name}: {La} layers d={da} vs {Lb} layers d={db}, {n} items, "
+        f"signal {signal} on {n_signal} feature(s), {n_splits} halvings, {N_BOOT} draws"
+    )
+    rec = []
+    start = time.process_time()
+    for r in range(reps):
+        rng = np.random.default_rng(r)
+        y = rng.standard_normal(n)
+        ids = np.array([f"i{k:04d}" for k in range(n)])
+        fa = layers(La, da, y, signal, rng, n_signal)
+        fb = layers(Lb, db, y, signal, rng, n_signal)
+        base = {"baseline:feat|prompt_end": (0.3 * y + rng.standard_normal(n))[:, None]}
+        halves = half_splits(ids, n_splits, seed=r)
+        kw = dict(device="cpu", dtype="float32", seed=r)
+        ha = half_scores(fa | base, y, ids, halves, n_layers=La, **kw)
+        hb = half_scores(fb, y, ids, halves, n_layers=Lb, **kw)
+        row = compare(ha, hb).query("comparison == 'best_layer'").iloc[0]
+        is_base = np.array([k.startswith("baseline:") for k in ha.keys])
+        truth_a, truth_b = ha.scores[:, :, ~is_base].mean(), hb.scores.mean()
+        site = best_site(ha)
+        est = cross_picked(ha.scores[:, :, ~is_base])[0] - cross_picked(hb.scores)[0]
+        boot = cross_picked(ha.boot[:, :, ~is_base])[0] - cross_picked(hb.boot)[0]
+        boot_se = np.nanmean(boot.reshape(-1, boot.shape[-1]), axis=0).std(ddof=1)
+        out = dict(
+            diff=row["diff"],
+            lo=row["diff_lo"],
+            hi=row["diff_hi"],
+            p=row["p"],
+            boot_lo=row["diff"] - 1.96 * boot_se,
+            boot_hi=row["diff"] + 1.96 * boot_se,
+            nb=nadeau_bengio(est),
+            truth=truth_a - truth_b,
+            site=site["score"],
+            site_lo=site["score_lo"],
+            site_hi=site["score_hi"],
+            site_truth=truth_a,
+            vs=site["diff_baseline"],
+            vs_lo=site["diff_baseline_lo"],
+            vs_hi=site["diff_baseline_hi"],
+            vs_truth=truth_a - ha.scores[:, :, is_base].mean(),
+        )
+        if old:
+            sw = dict(n_permutations=0, seed=r, dtype="float32", return_predictions=True, **KW)
+            ta, pa = sweep(fa, y, ids, **sw)
+            tb, pb = sweep(fb, y, ids, **sw)
+            side = rng.permutation(n) % 2
+            out["old"] = old_crossfit(pa, side) - old_crossfit(pb, side)
+            out["raw"] = ta["score"].max() - tb["score"].max()
+        rec.append(out)
+    t = pd.DataFrame(rec)
+    truth = t["truth"].mean()
+
+    def covers(lo, hi, value) -> str:
+        return share_se((np.asarray(lo) <= value) & (value <= np.asarray(hi)))
+
+    print(f"  true difference (a fixed layer's half-sample score, a - b): {mean_se(t['truth'])}")
+    if old:
+        print(f"  old cross-fit over one sweep's predictions (truth 0): {mean_se(t['old'])}")
+        print(f"  raw max a - max b of full-data sweeps (truth 0):     {mean_se(t['raw'])}")
+    print(f"  compare best_layer, estimate - truth (bias): {mean_se(t['diff'] - t['truth'])}")
+    print(f"  coverage of its 95% CI: {covers(t['lo'], t['hi'], truth)}")
+    if da == db:  # same width and signal: the true difference is 0
+        print(f"  size at alpha .05 (truth 0): {share_se(t['p'] < 0.05)}")
+    nb_lo, nb_hi = zip(*t["nb"], strict=True)
+    print(f"  (bootstrap variance alone: coverage {covers(t['boot_lo'], t['boot_hi'], truth)})")
+    print(f"  (Nadeau-Bengio corrected t: coverage {covers(nb_lo, nb_hi, truth)})")
+    st_ = t["site_truth"].mean()
+    print(f"  best_site score - truth (bias): {mean_se(t['site'] - t['site_truth'])}")
+    print(f"  best_site CI coverage: {covers(t['site_lo'], t['site_hi'], st_)}")
+    vt = t["vs_truth"].mean()
+    print(f"  best_site - baseline, estimate - truth (bias): {mean_se(t['vs'] - t['vs_truth'])}")
+    print(f"  best_site - baseline CI coverage: {covers(t['vs_lo'], t['vs_hi'], vt)}")
+    print(f"  ({time.process_time() - start:.0f} s CPU)")
+
+
+# ---- max-T over positions -----------------------------------------------------------------
+class MemoryStore:
+    """The part of ``hooks.store.ActivationStore`` that ``sweep_store`` reads, in memory."""
+
+    def __init__(self, X: dict[tuple[str, str], np.ndarray], ids: list[str]) -> None:
+        self._X = X
+        self.sites = sorted({s for s, _ in X})
+        self.positions = sorted({p for _, p in X})
+        self.manifest = {"model": "m", "n_layers": len(self.sites)}
+        self.index = pd.DataFrame(
+            [
+                dict(item_id=i, sample=0, site=s, position=p, token_index=5, shard="x")
+                for s, p in X
+                for i in ids
+            ]
+        )
+        self._ids = ids
+
+    def load(self, site, position):
+        rows = self.index[(self.index.site == site) & (self.index.position == position)]
+        return self._X[(site, position)], rows.reset_index(drop=True)
+
+
+def section_max_t(reps: int, n: int = 120, n_positions: int = 6, n_layers: int = 4) -> None:
+    print(f"## max-T over {n_positions} positions x {n_layers} layers, {n} items, 39 permutations")
+    for signal, n_reps in ((0.0, reps), (1.0, max(10, reps // 10))):
+        hits, best = [], []
+        for r in range(n_reps):
+            rng = np.random.default_rng(5000 + r)
+            ids = [f"i{k:04d}" for k in range(n)]
+            rt = np.exp(rng.standard_normal(n))
+            X = {
+                (f"resid_post.{layer}", f"step_{p}"): rng.standard_normal((n, 8)).astype(np.float32)
+                for layer in range(n_layers)
+                for p in range(n_positions)
+            }
+            X[("resid_post.1", "step_2")][:, 0] += signal * np.log(rt)
+            items = pd.DataFrame(dict(item_id=ids, task="t", human_rt_s=rt))
+            traces = pd.DataFrame(dict(model="m", item_id=ids, prompt_tokens=10))
+            table, _ = sweep_store(
+                MemoryStore(X, ids), items, traces, "human_rt", n_permutations=39, seed=r, **KW
+            )
+            real = table[~table["site"].str.startswith("baseline:")]
+            hits.append(real["p_fwe"].min() <= 0.05)
+            best.append(real.loc[real["score"].idxmax(), "p_fwe"])
+        label = "H0: family-wise size at .05" if signal == 0 else "planted: best site's p_fwe"
+        print(f"  {label}: {share_se(hits) if signal == 0 else mean_se(best)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a fifth of the replications")
+    parser.add_argument("--only", choices=["score", "contrast", "max_t"], default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    scale = 0.2 if args.quick else 1.0
+
+    def reps(k: int) -> int:
+        return max(10, int(k * scale))
+
+    start = time.process_time()
+    if args.only in (None, "score"):
+        section_score(reps(400))
+    if args.only in (None, "contrast"):
+        section_contrast("A", reps(200), 150, (12, 40), (2, 40), 0.5, 1, 10)
+        section_contrast("B", reps(200), 150, (12, 40), (2, 20), 0.5, 1, 10)
+        section_contrast("C", reps(40), 300, (24, 256), (8, 128), 0.3, 8, 10, old=False)
+    if args.only in (None, "max_t"):
+        section_max_t(reps(200))
+    print(f"total {time.process_time() - start:.0f} s CPU")
+
+
+if __name__ == "__main__":
+    main()

@@ -134,3 +134,27 @@ def test_equal_multipliers_are_sized():
     rows = [inflation_row(_frame([2.44, 2.44], 150, rng)) for _ in range(300)]
     assert 0.02 <= np.mean([r["p_ratio_equal"] < 0.05 for r in rows]) <= 0.085
     assert np.mean([r["ratio_lo"] <= 2.44 <= r["ratio_hi"] for r in rows]) >= 0.92
+
+
+def test_report_reads_equality_and_constancy_from_the_tests(tmp_path):
+    from experiments.behaviour import analyse, write_behaviour_outputs
+    from experiments.behaviour.synthetic import planted_tables
+    from experiments.pipeline.layout import RunLayout
+    from experiments.pipeline.report.behaviour import behaviour_section
+
+    write_behaviour_outputs(
+        analyse(*planted_tables(n_tasks=1, n_items=10), n_boot=0),
+        tmp_path / "behaviour",
+        figures=False,
+    )
+    rng = np.random.default_rng(5)
+    unequal = inflation_table(_costs(_frame([2.0, 3.0], 200, rng)), [("S", "T")])
+    unequal.to_csv(tmp_path / "behaviour" / "inflation.csv", index=False)
+    text = "\n".join(behaviour_section(RunLayout(tmp_path))[0])
+    assert "the ratio differs across tasks (Welch p = 0.0000)" in text
+    assert "equality within a factor 1.10 is not shown" in text
+    equal = inflation_table(_costs(_frame([2.44, 2.44], 500, rng, noise=0.1)), [("S", "T")])
+    equal.to_csv(tmp_path / "behaviour" / "inflation.csv", index=False)
+    text = "\n".join(behaviour_section(RunLayout(tmp_path))[0])
+    assert "every pair of task ratios lies within a factor 1.10" in text
+    assert "changes by less than 10% per SD of human difficulty" in text

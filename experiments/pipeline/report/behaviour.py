@@ -256,12 +256,17 @@ def _inflation_reading(r: pd.Series) -> list[str]:
             f"(between-task SD of the log ratio τ = {_f(r.tau_logratio, 3)}); {differ}; {equal}."
         )
     if pd.notna(r.p_equivalent):
-        constant = (
-            f"changes by less than 10% per SD of human difficulty (TOST p = {_f(r.p_equivalent, 4)})"
-            if r.p_equivalent < ALPHA
-            else f"is not shown constant over difficulty within ±10% per SD (TOST p = {_f(r.p_equivalent, 3)}"
-            f"; p of a slope ≠ 0 = {_f(r.p_constant, 3)})"
-        )
+        tost = f"TOST p = {_f(r.p_equivalent, 4)}"
+        if r.p_equivalent < ALPHA:
+            constant = f"changes by less than 10% per SD of human difficulty ({tost})"
+        elif r.p_constant < ALPHA:
+            constant = f"changes with human difficulty (slope p = {_f(r.p_constant, 4)}; {tost})"
+        else:
+            constant = (
+                "is not shown constant over difficulty within ±10% per SD "
+                f"({tost}; slope p = {_f(r.p_constant, 3)}, which alone is no evidence of a "
+                "constant)"
+            )
         out.append(f"- {who}, {r.task}: the multiplier {constant}.")
     return out
 

@@ -289,3 +289,41 @@ def test_another_model_reads_the_traces(tmp_path):
             items=items(5),
             progress=False,
         )
+
+
+@pytest.mark.slow
+def test_cli_sharded_generate_merge_and_record_from_traces(tmp_path):
+    """`handan generate --shard I/N` twice, `handan merge`, `handan record --from-traces`."""
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+    from experiments.generation import tracefile
+    from experiments.models.organism.task import organism_items
+
+    items = organism_items()
+    items = items[items.task.str.startswith("binary")].groupby("task").head(4)
+    items.to_parquet(tmp_path / "items.parquet")
+    run = CliRunner()
+    common = ["--model", "organism-teacher", "--items", str(tmp_path / "items.parquet")]
+    common += ["--out", str(tmp_path / "t.parquet"), "--max-new-tokens", "60", "--samples", "2"]
+    for shard in ("1/2", "2/2"):
+        result = run.invoke(app, ["generate", *common, "--shard", shard])
+        assert result.exit_code == 0, result.output
+    shards = [tmp_path / f"t.shard-{i}-of-2.parquet" for i in (1, 2)]
+    merged = tmp_path / "merged.parquet"
+    result = run.invoke(app, ["merge", *map(str, shards), "--out", str(merged)])
+    assert result.exit_code == 0, result.output
+    table = tracefile.read_traces(merged)
+    assert sorted(table.item_id.unique()) == sorted(items.item_id) and len(table) == 2 * len(items)
+    result = run.invoke(
+        app,
+        ["record", "--from-traces", str(merged), "--model", "organism-teacher"]
+        + ["--out", str(tmp_path / "s"), "--sites", "resid_post.1,resid_post.3"]
+        + ["--positions", "prompt_end,think_close,step_4"],
+    )
+    assert result.exit_code == 0, result.output
+    store = ActivationStore(tmp_path / "s")
+    assert store.completed() == set(zip(table.item_id, table["sample"].astype(int)))
+    assert store.manifest["capture"]["mode"] == "forced"
+    refused = run.invoke(app, ["merge", str(shards[0]), "--out", str(tmp_path / "m2.parquet")])
+    assert refused.exit_code == 2 and "missing [2]" in refused.output

@@ -14,7 +14,9 @@ import pandas as pd
 from experiments.pipeline.layout import RunLayout
 from experiments.pipeline.report.behaviour import behaviour_section
 from experiments.pipeline.report.format import _table
+from experiments.pipeline.report.overview import brief, example_traces
 from experiments.pipeline.report.probes import probe_section
+from experiments.pipeline.report.seeds import seeds_section
 from experiments.pipeline.report.steering import steering_section
 from hooks.atomic import atomic_write
 
@@ -60,7 +62,9 @@ def write_report(
     ]
     model_lines, model_summary = _models_section(traces)
     sections = [behaviour_section(run), probe_section(run), steering_section(run)]
-    lines += model_lines
+    seeds = seeds_section(cfg, run)
+    lines += brief(cfg, run, seeds[1], sections[1][1], sections[2][1])
+    lines += model_lines + example_traces(run) + seeds[0]
     for sec, _ in sections:
         lines += sec
     figures = sorted(run.figures.glob("*.png"))
@@ -88,6 +92,7 @@ def write_report(
         alignment=sections[0][1],
         probes=sections[1][1],
         steering=sections[2][1],
+        seeds=seeds[1],
         timings={k: round(v, 2) for k, v in timings.items()},
         reused=sorted(reused),
     )

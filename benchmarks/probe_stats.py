@@ -11,11 +11,11 @@ feature(s), so the signal is equal at every layer and the true best-layer differ
 - ``score``: the pooled out-of-fold Spearman (the old score) vs the fold-wise score under H0 at
   80 and 392 items (mean and MC SE), and the size of ``p_perm``.
 - ``contrast``: ``probes.compare``'s best-layer difference (and, for reference, the old
-  cross-fit over one sweep's out-of-fold predictions and the raw difference of maxima) at
-  A: 12 vs 2 layers, d = 40 both (truth 0: bias and size); B: 12 layers d = 40 vs 2 layers
-  d = 20 (truth = the difference of a fixed layer's half-sample score: bias and coverage);
-  C: 24 layers d = 256 vs 8 layers d = 128, 300 items (the wide regime, fewer replications).
-  The same replications score ``best_site`` (selection-adjusted score and site - baseline).
+  cross-fit over one sweep's out-of-fold predictions and the raw difference of maxima), 150
+  items, 12 layers d = 40 vs 2 layers d = 40 (truth 0: bias and size) and vs 2 layers d = 20
+  (truth = the difference of a fixed layer's half-sample score: bias and coverage); then 300
+  items, 24 layers d = 256 vs 8 layers d = 128 (the wide regime, fewer replications). The same
+  replications score ``best_site`` (selection-adjusted score and site - baseline).
 - ``max_t``: the store-level family-wise p over 6 positions x 4 layers: size under H0 and its
   floor with a planted signal (the old per-position p times 6 positions could not reach .05).
 
@@ -68,9 +68,9 @@ def layers(n_layers, d, y, signal, rng, n_signal=1, prefix="resid_post"):
 
 
 # ---- score: pooled vs fold-wise under H0 ----------------------------------------------------
-def section_score(reps: int) -> None:
-    print("## score under H0 (one key, no signal; 5 x 5 nested folds)")
-    for n, d in ((80, 16), (392, 64)):
+def section_score(reps_small: int, reps_wide: int) -> None:
+    print("## score under H0 (one key, no signal; 5 x 5 nested folds, 10 alphas)")
+    for n, d, reps in ((80, 16, reps_small), (392, 512, reps_wide)):
         pooled, foldwise, p = [], [], []
         for r in range(reps):
             rng = np.random.default_rng(1000 + r)
@@ -80,7 +80,7 @@ def section_score(reps: int) -> None:
                 {"resid_post.0|prompt_end": X},
                 y,
                 np.arange(n),
-                n_permutations=39,
+                n_permutations=99,
                 seed=r,
                 dtype="float32",
                 return_predictions=True,
@@ -91,7 +91,7 @@ def section_score(reps: int) -> None:
             p.append(table["p_perm"].iloc[0] <= 0.05)
         print(f"n={n} d={d}: pooled out-of-fold rho {mean_se(pooled)}")
         print(f"n={n} d={d}: fold-wise score      {mean_se(foldwise)}")
-        print(f"n={n} d={d}: size of p_perm (39 permutations, alpha .05) {share_se(p)}")
+        print(f"n={n} d={d}: size of p_perm (99 permutations, alpha .05) {share_se(p)}")
 
 
 # ---- contrast and best site -------------------------------------------------------------------
@@ -117,81 +117,99 @@ def nadeau_bengio(est: np.ndarray) -> tuple[float, float]:
     return v.mean() - q * se, v.mean() + q * se
 
 
-def section_contrast(name, reps, n, a, b, signal, n_signal, n_splits, old=True) -> None:
-    (La, da), (Lb, db) = a, b
+def section_contrast(reps, n, a, bs, signal, n_signal, n_splits, old_for=()) -> None:
+    """Model a (layers, d) against each model b in ``bs`` on the same data and halves; the old
+    cross-fit is re-run for the b's named in ``old_for``."""
+    La, da = a
     print(
-        f"## contrast {name}: {La} layers d={da} vs {Lb} layers d={db}, {n} items, "
-        f"signal {signal} on {n_signal} feature(s), {n_splits} halvings, {N_BOOT} draws"
+        f"## contrasts: {La} layers d={da} vs "
+        + ", ".join(f"{L} layers d={d}" for L, d in bs)
+        + f"; {n} items, signal {signal} on {n_signal} feature(s) at every layer, "
+        f"{n_splits} halvings, {N_BOOT} draws"
     )
-    rec = []
+    recs = {b: [] for b in bs}
+    site_rec = []
     start = time.process_time()
     for r in range(reps):
         rng = np.random.default_rng(r)
         y = rng.standard_normal(n)
         ids = np.array([f"i{k:04d}" for k in range(n)])
         fa = layers(La, da, y, signal, rng, n_signal)
-        fb = layers(Lb, db, y, signal, rng, n_signal)
         base = {"baseline:feat|prompt_end": (0.3 * y + rng.standard_normal(n))[:, None]}
         halves = half_splits(ids, n_splits, seed=r)
         kw = dict(device="cpu", dtype="float32", seed=r)
         ha = half_scores(fa | base, y, ids, halves, n_layers=La, **kw)
-        hb = half_scores(fb, y, ids, halves, n_layers=Lb, **kw)
-        row = compare(ha, hb).query("comparison == 'best_layer'").iloc[0]
         is_base = np.array([k.startswith("baseline:") for k in ha.keys])
-        truth_a, truth_b = ha.scores[:, :, ~is_base].mean(), hb.scores.mean()
+        truth_a = ha.scores[:, :, ~is_base].mean()
         site = best_site(ha)
-        est = cross_picked(ha.scores[:, :, ~is_base])[0] - cross_picked(hb.scores)[0]
-        boot = cross_picked(ha.boot[:, :, ~is_base])[0] - cross_picked(hb.boot)[0]
-        boot_se = np.nanmean(boot.reshape(-1, boot.shape[-1]), axis=0).std(ddof=1)
-        out = dict(
-            diff=row["diff"],
-            lo=row["diff_lo"],
-            hi=row["diff_hi"],
-            p=row["p"],
-            boot_lo=row["diff"] - 1.96 * boot_se,
-            boot_hi=row["diff"] + 1.96 * boot_se,
-            nb=nadeau_bengio(est),
-            truth=truth_a - truth_b,
-            site=site["score"],
-            site_lo=site["score_lo"],
-            site_hi=site["score_hi"],
-            site_truth=truth_a,
-            vs=site["diff_baseline"],
-            vs_lo=site["diff_baseline_lo"],
-            vs_hi=site["diff_baseline_hi"],
-            vs_truth=truth_a - ha.scores[:, :, is_base].mean(),
+        site_rec.append(
+            dict(
+                site=site["score"] - truth_a,
+                truth_a=truth_a,
+                lo=site["score_lo"],
+                hi=site["score_hi"],
+                vs=site["diff_baseline"],
+                vs_lo=site["diff_baseline_lo"],
+                vs_hi=site["diff_baseline_hi"],
+                vs_truth=truth_a - ha.scores[:, :, is_base].mean(),
+            )
         )
-        if old:
+        a_est = cross_picked(ha.scores[:, :, ~is_base])[0]
+        a_boot = cross_picked(ha.boot[:, :, ~is_base])[0]
+        if old_for:
             sw = dict(n_permutations=0, seed=r, dtype="float32", return_predictions=True, **KW)
             ta, pa = sweep(fa, y, ids, **sw)
-            tb, pb = sweep(fb, y, ids, **sw)
             side = rng.permutation(n) % 2
-            out["old"] = old_crossfit(pa, side) - old_crossfit(pb, side)
-            out["raw"] = ta["score"].max() - tb["score"].max()
-        rec.append(out)
-    t = pd.DataFrame(rec)
-    truth = t["truth"].mean()
+        for Lb, db in bs:
+            fb = layers(Lb, db, y, signal, rng, n_signal)
+            hb = half_scores(fb, y, ids, halves, n_layers=Lb, **kw)
+            row = compare(ha, hb).query("comparison == 'best_layer'").iloc[0]
+            est = a_est - cross_picked(hb.scores)[0]
+            boot = a_boot - cross_picked(hb.boot)[0]
+            boot_se = np.nanmean(boot.reshape(-1, boot.shape[-1]), axis=0).std(ddof=1)
+            out = dict(
+                diff=row["diff"],
+                lo=row["diff_lo"],
+                hi=row["diff_hi"],
+                p=row["p"],
+                boot_lo=row["diff"] - 1.96 * boot_se,
+                boot_hi=row["diff"] + 1.96 * boot_se,
+                nb=nadeau_bengio(est),
+                truth=truth_a - hb.scores.mean(),
+            )
+            if (Lb, db) in old_for:
+                tb, pb = sweep(fb, y, ids, **sw)
+                out["old"] = old_crossfit(pa, side) - old_crossfit(pb, side)
+                out["raw"] = ta["score"].max() - tb["score"].max()
+            recs[(Lb, db)].append(out)
 
     def covers(lo, hi, value) -> str:
         return share_se((np.asarray(lo) <= value) & (value <= np.asarray(hi)))
 
-    print(f"  true difference (a fixed layer's half-sample score, a - b): {mean_se(t['truth'])}")
-    if old:
-        print(f"  old cross-fit over one sweep's predictions (truth 0): {mean_se(t['old'])}")
-        print(f"  raw max a - max b of full-data sweeps (truth 0):     {mean_se(t['raw'])}")
-    print(f"  compare best_layer, estimate - truth (bias): {mean_se(t['diff'] - t['truth'])}")
-    print(f"  coverage of its 95% CI: {covers(t['lo'], t['hi'], truth)}")
-    if da == db:  # same width and signal: the true difference is 0
-        print(f"  size at alpha .05 (truth 0): {share_se(t['p'] < 0.05)}")
-    nb_lo, nb_hi = zip(*t["nb"], strict=True)
-    print(f"  (bootstrap variance alone: coverage {covers(t['boot_lo'], t['boot_hi'], truth)})")
-    print(f"  (Nadeau-Bengio corrected t: coverage {covers(nb_lo, nb_hi, truth)})")
-    st_ = t["site_truth"].mean()
-    print(f"  best_site score - truth (bias): {mean_se(t['site'] - t['site_truth'])}")
-    print(f"  best_site CI coverage: {covers(t['site_lo'], t['site_hi'], st_)}")
-    vt = t["vs_truth"].mean()
-    print(f"  best_site - baseline, estimate - truth (bias): {mean_se(t['vs'] - t['vs_truth'])}")
-    print(f"  best_site - baseline CI coverage: {covers(t['vs_lo'], t['vs_hi'], vt)}")
+    for (Lb, db), rec in recs.items():
+        t = pd.DataFrame(rec)
+        truth = t["truth"].mean()
+        print(f"- a - b with b = {Lb} layers d={db}:")
+        print(
+            f"  true difference (a fixed layer's half-sample score, a - b): {mean_se(t['truth'])}"
+        )
+        if "old" in t:
+            print(f"  old cross-fit over one sweep's predictions (truth 0): {mean_se(t['old'])}")
+            print(f"  raw max a - max b of full-data sweeps (truth 0):     {mean_se(t['raw'])}")
+        print(f"  compare best_layer, estimate - truth (bias): {mean_se(t['diff'] - t['truth'])}")
+        print(f"  coverage of its 95% CI: {covers(t['lo'], t['hi'], truth)}")
+        if da == db:  # same width and signal: the true difference is 0
+            print(f"  size at alpha .05 (truth 0): {share_se(t['p'] < 0.05)}")
+        nb_lo, nb_hi = zip(*t["nb"], strict=True)
+        print(f"  (bootstrap variance alone: coverage {covers(t['boot_lo'], t['boot_hi'], truth)})")
+        print(f"  (Nadeau-Bengio corrected t: coverage {covers(nb_lo, nb_hi, truth)})")
+    t = pd.DataFrame(site_rec)
+    st_, vt = t["truth_a"].mean(), t["vs_truth"].mean()
+    print(f"- best_site of a (truth: a fixed layer's half-sample score {st_:.4f}):")
+    print(f"  estimate - truth (bias): {mean_se(t['site'])}")
+    print(f"  CI coverage: {covers(t['lo'], t['hi'], st_)}")
+    print(f"  site - baseline, estimate - truth (bias): {mean_se(t['vs'] - t['vs_truth'])}")
+    print(f"  site - baseline CI coverage: {covers(t['vs_lo'], t['vs_hi'], vt)}")
     print(f"  ({time.process_time() - start:.0f} s CPU)")
 
 
@@ -247,7 +265,7 @@ def section_max_t(reps: int, n: int = 120, n_positions: int = 6, n_layers: int =
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the replications")
-    parser.add_argument("--only", choices=["score", "contrast", "max_t"], default=None)
+    parser.add_argument("--only", choices=["score", "contrast", "wide", "max_t"], default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     scale = 0.2 if args.quick else 1.0
@@ -257,13 +275,13 @@ def main() -> None:
 
     start = time.process_time()
     if args.only in (None, "score"):
-        section_score(reps(400))
+        section_score(reps(1000), reps(400))
     if args.only in (None, "contrast"):
-        section_contrast("A", reps(200), 150, (12, 40), (2, 40), 0.5, 1, 10)
-        section_contrast("B", reps(200), 150, (12, 40), (2, 20), 0.5, 1, 10)
-        section_contrast("C", reps(40), 300, (24, 256), (8, 128), 0.3, 8, 10, old=False)
+        section_contrast(reps(200), 150, (12, 40), [(2, 40), (2, 20)], 0.5, 1, 10, [(2, 40)])
+    if args.only in (None, "wide"):
+        section_contrast(reps(24), 300, (24, 256), [(8, 128)], 0.3, 8, 10)
     if args.only in (None, "max_t"):
-        section_max_t(reps(200))
+        section_max_t(reps(150))
     print(f"total {time.process_time() - start:.0f} s CPU")
 
 

@@ -17,14 +17,16 @@ at every key it equals any fixed key's half-sample score, whatever the number of
 Inference (``crossfit_ci``): the estimate is the mean of 2S half-estimates. Its variance has two
 parts: which items were sampled, and which halvings were drawn. The first is the variance of a
 paired bootstrap over items — every half-score recomputed with the items reweighted by bootstrap
-counts, the fitted predictions held fixed, the pick redone in each draw (the counts are shared by
-every model on the same halves, so contrasts are paired); the second is the variance of the S
-halvings' means divided by S. Normal CI and p from their sum. Two alternatives fail: the half-
-estimates' plain standard error ignores that halvings share items (far too small), and Nadeau &
-Bengio's corrected resampled t, which assumes a correlation of 1/2 between halvings, was 2.6x
-too wide here (size 0, coverage 1.00: the halvings' estimates of a difference are nearly
-independent given the data, as most of their noise is the split's own). Measured by
-simulation in ``benchmarks/probe_stats.py``: see ``probes.contrasts.compare``.
+counts, the pick redone in each draw, the counts shared by every model on the same halves (so
+contrasts are paired); multi-feature probes keep their fitted predictions, one-feature baselines
+are refitted exactly (``probes.metrics.one_feature_refit_scores``: their refits flip sign, which
+fixed predictions cannot show). The second is the variance of the S halvings' means divided by
+S. Normal CI and p from their sum. The bootstrap alone is too narrow (coverage 0.905-0.910 for
+contrasts); the half-estimates' plain standard error ignores that halvings share items (far too
+small); Nadeau & Bengio's corrected resampled t, which assumes a correlation of 1/2 between
+halvings, is far too wide (coverage 1.000): the halvings' estimates are nearly independent given
+the data, most of their noise being the split's own. Measured by ``benchmarks/probe_stats.py``:
+``probes.contrasts.compare`` and ``best_site``.
 """
 
 from __future__ import annotations
@@ -305,7 +307,10 @@ def best_site(half: HalfScores, sweep: pd.DataFrame | None = None) -> dict:
     n_splits. Without baselines those are NaN. With the model's full-data ``sweep`` table (over
     the same sites and positions) also ``score_raw`` (that site's sweep score, unadjusted) and
     ``p_fwe`` (the smallest family-wise p of the sweep: the max-T test that some site x position
-    decodes the target). Measured: ``compare``'s docstring."""
+    decodes the target). Measured (``benchmarks/probe_stats.py``, 200 replications, 12 layers
+    d = 40, equal signal 0.5, 150 items): score bias +0.003 (MC SE 0.003) against a fixed
+    layer's half-sample score, coverage 0.980 (0.010); site - baseline coverage 0.945 (0.016).
+    Wide regime (300 items, 24 layers d = 256): WIDE_SITE_NUMBERS."""
     is_base = np.array([k.startswith(BASELINE_PREFIX) for k in half.keys])
     if is_base.all():
         raise InputError("the half scores hold no site keys (only baselines)")

@@ -199,10 +199,12 @@ def test_probe_compare_cli(tmp_path):
     table = pd.read_csv(out / "probe_compare.csv")
     best = table[table["comparison"] == "best_layer"].iloc[0]
     assert best["model_a"] == "teacher" and best["site_a"] == "resid_post.2"
-    assert best["diff_lo"] > 0.3 and best["p_holm"] == pytest.approx(best["p"])  # one row
+    assert best["diff"] > 0.4 and best["diff_lo"] > 0  # teacher encodes it, student does not
+    assert best["p_holm"] == pytest.approx(best["p"])  # one primary row: Holm changes nothing
     depth = table[table["comparison"] == "depth"].set_index("depth")
     assert list(depth.index) == [0.5, 1.0] and depth.loc[1.0, "site_a"] == "resid_post.2"
-    assert (depth["p_holm"] >= depth["p"]).all()
+    assert depth.loc[0.5, "diff"] == 0  # layer 1 holds the same vectors in both stores
+    assert depth.loc[1.0, "p_holm"] == pytest.approx(depth.loc[1.0, "p"])  # the one defined p
     assert (out / "probe_depth_compare.png").exists()
     bad = CliRunner().invoke(
         _app(),

@@ -210,8 +210,9 @@ def test_bootstrap_matches_explicit_resamples():
     y = np.round(rng.normal(size=80), 1)  # ties
     pred = y + rng.normal(size=80)
     counts = group_counts(40, 5, rng)
-    reg = bootstrap_scores(y, pred, groups, counts, "regression")
-    cls = bootstrap_scores((y > 0).astype(float), pred, groups, counts, "classification")
+    one_fold = np.zeros(80, dtype=int)  # one fold: the plain (pooled) score
+    reg = bootstrap_scores(y, pred, groups, counts, "regression", one_fold)
+    cls = bootstrap_scores((y > 0).astype(float), pred, groups, counts, "classification", one_fold)
     for b in range(5):
         idx = np.concatenate(
             [np.flatnonzero(groups == g).repeat(int(c)) for g, c in enumerate(counts[b])]

@@ -1,9 +1,9 @@
 """Simulations behind every probe statistic the report prints: bias at the null, size at
 alpha = .05, coverage of 95% intervals, each with its Monte-Carlo standard error.
 
-    python benchmarks/probe_stats.py            # all sections (about 10 min on one core)
+    python benchmarks/probe_stats.py            # all sections (11 min of CPU on one core)
     python benchmarks/probe_stats.py --quick    # a fifth of the replications (about 2 min)
-    python benchmarks/probe_stats.py --only contrast
+    python benchmarks/probe_stats.py --only contrast   # or score, wide, max_t
 
 Sections (planted data; every layer a fresh N(0, I_d) matrix plus ``signal * y`` on its first
 feature(s), so the signal is equal at every layer and the true best-layer difference is known):

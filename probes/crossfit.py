@@ -4,8 +4,9 @@ cross-validation refitted inside each half, over many random halvings.
 A sweep's best site is a maximum over layers x positions, and its score is biased upward the more
 keys there are (winner's curse). Picking on one half of the out-of-fold predictions of one sweep
 and scoring on the other is not enough: both halves were predicted by the same fitted probes, so
-a key whose fit happened to be good is good on both halves (measured, equal signal at every
-layer, 150 items: +0.044 teacher - student at 8 vs 2 layers, d = 20; +0.057 at 12 vs 2, d = 40).
+a key whose fit happened to be good is good on both halves (equal signal at every layer, 150
+items: +0.044 teacher - student at 8 vs 2 layers, d = 20, and +0.057 at 12 vs 2, d = 40, in issue
+14; +0.041, MC SE 0.010, at 12 vs 2, d = 40, in ``benchmarks/probe_stats.py``).
 Here every half runs its own grouped, nested CV (``half_scores``): the key picked on half B was
 fitted and scored on B's items only, and it is scored on half A by a CV fitted on A's items only.
 
@@ -310,7 +311,8 @@ def best_site(half: HalfScores, sweep: pd.DataFrame | None = None) -> dict:
     decodes the target). Measured (``benchmarks/probe_stats.py``, 200 replications, 12 layers
     d = 40, equal signal 0.5, 150 items): score bias +0.003 (MC SE 0.003) against a fixed
     layer's half-sample score, coverage 0.980 (0.010); site - baseline coverage 0.945 (0.016).
-    Wide regime (300 items, 24 layers d = 256): WIDE_SITE_NUMBERS."""
+    Wide regime (300 items, 24 layers d = 256, 24 replications): bias +0.006 (0.004), coverage
+    1.000, site - baseline coverage 0.958 (0.041)."""
     is_base = np.array([k.startswith(BASELINE_PREFIX) for k in half.keys])
     if is_base.all():
         raise InputError("the half scores hold no site keys (only baselines)")

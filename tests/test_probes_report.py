@@ -19,12 +19,12 @@ def _run(tmp_path):
                  picked=0.85, score=0.41, score_lo=0.30, score_hi=0.52, baseline="feat_carries",
                  baseline_score=0.30, diff_baseline=0.11, diff_baseline_lo=0.02,
                  diff_baseline_hi=0.20, p_baseline=0.01, n_splits=10, score_raw=0.55,
-                 p_fwe=0.0099, p_holm=0.0198, p_baseline_holm=0.02),
+                 p_fwe=0.0099, p_bh=0.0198, p_baseline_holm=0.02),
             dict(model="s", target="human_rt", site="resid_post.0", position="prompt_end",
                  picked=0.55, score=0.12, score_lo=-0.01, score_hi=0.25, baseline="feat_carries",
                  baseline_score=0.30, diff_baseline=-0.18, diff_baseline_lo=-0.30,
                  diff_baseline_hi=-0.06, p_baseline=0.004, n_splits=10, score_raw=0.2,
-                 p_fwe=0.03, p_holm=0.03, p_baseline_holm=0.008),
+                 p_fwe=0.03, p_bh=0.03, p_baseline_holm=0.008),
         ]
     ).to_csv(run.probe_best_site, index=False)  # fmt: skip
     base = dict(model_a="t", model_b="s", target="human_rt", position="prompt_end", n_items=40,
@@ -42,7 +42,7 @@ def _run(tmp_path):
     return run
 
 
-def test_probe_section_reports_adjusted_scores_holm_and_the_primary_endpoint(tmp_path):
+def test_probe_section_reports_adjusted_scores_multiplicity_and_the_primary_endpoint(tmp_path):
     lines, summary = probe_section(_run(tmp_path))
     text = "\n".join(lines)
     assert "| t | human_rt | resid_post.1 (85%) | 0.41 [0.30, 0.52] | 0.55 | 0.020 |" in text
@@ -57,9 +57,7 @@ def test_probe_section_reports_adjusted_scores_holm_and_the_primary_endpoint(tmp
     )
     assert "| human_rt | t | s | 0.5: resid_post.2 vs resid_post.1 |" in text
     assert "selectivity" not in text and "control" not in text
-    assert (
-        summary["t"]["human_rt"]["score"] == 0.41 and summary["t"]["human_rt"]["p_holm"] == 0.0198
-    )
+    assert summary["t"]["human_rt"]["score"] == 0.41 and summary["t"]["human_rt"]["p_bh"] == 0.0198
 
 
 def test_probe_section_without_best_site_says_to_rerun(tmp_path):

@@ -26,7 +26,7 @@ from probes.crossfit import (
 )
 from probes.layer_sweep import DEFAULT_ALPHAS, cv_predictions, family_wise_p
 from probes.metrics import fold_scores, group_counts, one_feature_refit_scores
-from probes.multiplicity import holm
+from probes.multiplicity import adjust, holm_by
 from probes.store_sweep import sweep_store
 
 NO_EXTRAS = dict(n_boot=0, n_random_dims=0, device="cpu")
@@ -319,10 +319,18 @@ def test_best_layer_contrast_and_best_site_are_unbiased_with_more_layers():
     assert np.mean(raw) > 0.1  # the raw best of 12 layers, even at twice the training items
 
 
-# ---- (11) Holm across a family ----------------------------------------------------------------
-def test_holm_matches_statsmodels_and_keeps_nans():
+# ---- (11) Holm / BH across a family -----------------------------------------------------------
+def test_adjustments_match_statsmodels_keep_nans_and_stay_within_families():
     p = np.array([0.01, np.nan, 0.04, 0.03, 0.2])
-    got = holm(p)
+    got = adjust(p)
     want = multipletests(p[[0, 2, 3, 4]], method="holm")[1]
     np.testing.assert_allclose(got[[0, 2, 3, 4]], want)
     assert np.isnan(got[1]) and got[0] == pytest.approx(0.04)  # 4 tests: 4 x 0.01
+    # ten permutation p-values at the floor 1/101: Holm cannot reach .05, BH keeps them
+    floor = np.full(10, 1 / 101)
+    assert adjust(floor).min() > 0.05 and adjust(floor, "fdr_bh").max() == pytest.approx(1 / 101)
+    table = pd.DataFrame(
+        dict(endpoint=["primary", "secondary", "primary", "secondary"], p=[0.01, 0.01, 0.02, 0.5]),
+        index=[7, 3, 5, 1],
+    )
+    np.testing.assert_allclose(holm_by(table, "endpoint"), [0.02, 0.02, 0.02, 0.5])

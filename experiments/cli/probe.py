@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
         from hooks.store import ActivationStore
         from probes.contrasts import PREREGISTERED_DEPTHS, compare
         from probes.crossfit import N_SPLITS
-        from probes.multiplicity import holm
+        from probes.multiplicity import holm_by
         from probes.store_sweep import StoreTarget, crossfit_store
 
         try:
@@ -164,9 +164,7 @@ def register(app: typer.Typer) -> None:
             for s, m in zip(stores, names, strict=True)
         ]
         result = compare(*halves, depths=levels)
-        result["p_holm"] = float("nan")
-        for _, rows in result.groupby("endpoint"):
-            result.loc[rows.index, "p_holm"] = holm(rows.p)
+        result["p_holm"] = holm_by(result, "endpoint")
         labels = [m or s.manifest["model"] for s, m in zip(stores, names, strict=True)]
         result.insert(0, "model_b", labels[1])
         result.insert(0, "model_a", labels[0])

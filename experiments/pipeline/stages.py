@@ -148,9 +148,10 @@ def probe_stage(
 ) -> None:
     """Probe sweeps for every model × target, each model's selection-adjusted best site
     (``probes/best_site.csv``), contrasts within each triple (``probes/compare.csv``, refitted
-    inside halves of the items both models have), figures. Holm across each family: the
-    decodability tests of every model × target, their baseline comparisons, and the contrasts'
-    primary (best layer) and secondary (pre-registered depths) endpoints.
+    inside halves of the items both models have), figures. Each family adjusted: the contrasts'
+    primary (best layer) and secondary (pre-registered depths) endpoints and the best sites vs
+    their baselines by Holm, the decodability screen of every model × target by BH
+    (``probes.multiplicity``).
     A target a model cannot have (e.g. its own reasoning length when it never reasons) is
     listed in ``probes/skipped.csv`` with the reason instead of failing the run."""
     from rich.progress import Progress
@@ -159,7 +160,7 @@ def probe_stage(
     from hooks.store import ActivationStore
     from probes import compare
     from probes.crossfit import best_site
-    from probes.multiplicity import holm
+    from probes.multiplicity import adjust, holm_by
     from probes.store_sweep import crossfit_store, sweep_store
 
     run.probes.mkdir(parents=True, exist_ok=True)
@@ -205,8 +206,10 @@ def probe_stage(
     sweep = pd.concat(tables, ignore_index=True)
     sweep.to_csv(run.probe_sweep, index=False)
     best_table = pd.DataFrame(best)
-    best_table.insert(best_table.columns.get_loc("p_fwe") + 1, "p_holm", holm(best_table.p_fwe))
-    best_table["p_baseline_holm"] = holm(best_table.p_baseline)
+    best_table.insert(
+        best_table.columns.get_loc("p_fwe") + 1, "p_bh", adjust(best_table.p_fwe, "fdr_bh")
+    )
+    best_table["p_baseline_holm"] = adjust(best_table.p_baseline)
     best_table.to_csv(run.probe_best_site, index=False)
     pd.DataFrame(skipped, columns=["model", "target", "reason"]).to_csv(
         run.probe_skipped, index=False
@@ -238,9 +241,7 @@ def probe_stage(
                 contrasts.append(c.assign(model_a=t[a], model_b=t[b], target=target))
     if contrasts:
         table = pd.concat(contrasts, ignore_index=True)
-        table["p_holm"] = float("nan")
-        for _, rows in table.groupby("endpoint"):
-            table.loc[rows.index, "p_holm"] = holm(rows.p)
+        table["p_holm"] = holm_by(table, "endpoint")
         table.to_csv(run.probe_compare, index=False)
     else:  # a previous run's contrasts must not reach the report
         run.probe_compare.unlink(missing_ok=True)

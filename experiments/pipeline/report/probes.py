@@ -2,10 +2,11 @@
 
 Primary probe endpoint: the teacher - student (and student - baseline, teacher - baseline)
 difference of selection-adjusted best-layer scores, ``compare.csv`` rows with ``endpoint ==
-"primary"``, Holm-adjusted over all of them (``p_holm``). Secondary families, each with its own
-Holm: the pre-registered relative depths (``compare.csv``), and in ``best_site.csv`` the
-decodability tests (``p_fwe`` → ``p_holm``, one per model × target) and the best site vs its
-trivial baseline (``p_baseline`` → ``p_baseline_holm``).
+"primary"``, Holm-adjusted over all of them (``p_holm``). Secondary families: the pre-registered
+relative depths (``compare.csv``, Holm), and in ``best_site.csv`` the decodability screen
+(``p_fwe`` → ``p_bh``, Benjamini-Hochberg over the model × target rows: permutation p-values
+have a floor that Holm would multiply) and the best site vs its trivial baseline
+(``p_baseline`` → ``p_baseline_holm``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def probe_section(run: RunLayout) -> tuple[list[str], dict]:
         f"{int(best.n_splits.max())} random halvings (score = fold-wise Spearman ρ at half the "
         "items; `picked` = share of halves that chose the site; the raw full-data score of that "
         "site, `probes/probe_sweep.csv`, is biased upward by the pick). p = permutation max-T "
-        "over every site × position (`p_fwe`), Holm-adjusted over the model × target rows. "
+        "over every site × position (`p_fwe`), Benjamini-Hochberg over the model × target rows "
+        "(a permutation p cannot go below 1 / (1 + n_permutations), a floor Holm would "
+        "multiply by the number of rows). "
         "Site − baseline: paired difference from the best trivial `baseline:*` predictor "
         "(prompt length, `feat_*`, token index), on the same halves, Holm-adjusted.",
         "",
@@ -55,7 +58,7 @@ def probe_section(run: RunLayout) -> tuple[list[str], dict]:
                 f"{r.site} ({r.picked:.0%})",
                 _ci(best.loc[r.Index], "score", "score_lo", "score_hi"),
                 _f(r.score_raw),
-                _p(r.p_holm),
+                _p(r.p_bh),
                 f"{r.baseline}: {_f(r.baseline_score)}" if r.baseline == r.baseline else "none",
                 _ci(best.loc[r.Index], "diff_baseline", "diff_baseline_lo", "diff_baseline_hi"),
                 _p(r.p_baseline_holm),
@@ -69,7 +72,7 @@ def probe_section(run: RunLayout) -> tuple[list[str], dict]:
             score_hi=round(float(r.score_hi), 4),
             score_raw=round(float(r.score_raw), 4),
             p_family=float(r.p_fwe),
-            p_holm=float(r.p_holm),
+            p_bh=float(r.p_bh),
             baseline=None if r.baseline != r.baseline else str(r.baseline),
             diff_baseline=round(float(r.diff_baseline), 4),
             diff_baseline_lo=round(float(r.diff_baseline_lo), 4),
@@ -82,7 +85,7 @@ def probe_section(run: RunLayout) -> tuple[list[str], dict]:
             "best site (picked)",
             "score [95% CI]",
             "raw score",
-            "p (max-T, Holm)",
+            "p (max-T, BH)",
             "trivial baseline",
             "site − baseline [95% CI]",
             "p (Holm)",
@@ -104,10 +107,10 @@ def probe_section(run: RunLayout) -> tuple[list[str], dict]:
 
 
 def _verdict(s: dict) -> str:
-    decodable = s["score_lo"] > 0 and s["p_holm"] < 0.05
+    decodable = s["score_lo"] > 0 and s["p_bh"] < 0.05
     where = (
         f"at {s['site']} (ρ = {s['score']:.2f} [{s['score_lo']:.2f}, {s['score_hi']:.2f}], "
-        f"max-T p = {_p(s['p_holm'])} after Holm)"
+        f"max-T p = {_p(s['p_bh'])} after BH)"
     )
     if not decodable:
         return f"is not reliably decodable from its residual stream (best: {where})"

@@ -1,9 +1,9 @@
 """Per-row steering: a row steered with its own vector inside a batch of other rows and vectors
 gives what a separate run of that row with ``Steer`` gives — identical greedy token ids, the
 site's activations within 1e-5 (float32) at every prompt position and every decoding step — on
-tiny Qwen2 and Llama models and on the model organism; ``PromptSteer`` picks each row's vector
-by its prompt whatever the batching; ``run_steering`` (every condition in shared batches) equals
-separate runs of each condition, also when sampling, and a killed run resumes to the same table."""
+tiny Qwen2 and Llama models and on the model organism; ``run_steering`` (every condition as rows
+of shared batches) equals separate runs of each condition, also when sampling, its batches hold
+rows of several conditions, and a killed run resumes to the same table."""
 
 from dataclasses import replace
 
@@ -14,12 +14,13 @@ import torch
 from tiny import tiny_model
 
 from experiments.data.answers import exact_match
-from experiments.generation import GenerationConfig
+from experiments.generation import GenerationConfig, tracefile
 from experiments.generation.traces import generate_traces
 from experiments.models.specs import ModelSpec
 from experiments.steering import random_directions, run_steering
+from hooks.engines.hf import HFEngine
 from hooks.engines.hf_loop import encode_prompts, generate_batch
-from hooks.interventions import PromptSteer, Steer
+from hooks.interventions import Steer
 from hooks.recorder import Recorder
 
 SPEC = ModelSpec(name="tiny", source="memory", template_kwargs={"think": True})
@@ -100,41 +101,13 @@ def test_per_row_vectors_equal_separate_runs(tok, prompt_ids, kind, positions):
     assert plain != steered
 
 
-def test_prompt_steer_picks_each_rows_vector_by_its_prompt(tok, prompt_ids):
-    model = tiny_model("llama", vocab=len(tok), seed=2)
-    torch.manual_seed(1)
-    by_prompt = {tuple(p): torch.randn(64) * 3 for p in prompt_ids}
-    order = [3, 0, 2, 1]  # another row order than the mapping's
-    prompts = [prompt_ids[k] for k in order]
-    vectors = [by_prompt[tuple(p)] for p in prompts]
-    assert_rows_match(
-        model,
-        prompts,
-        vectors,
-        lambda: PromptSteer(model, "resid_pre.1", by_prompt, positions="all"),
-        "resid_pre.1",
-        "resid_post.1",
-        "all",
-    )
-    # two batches in one block: each batch picks its own rows' vectors
-    with PromptSteer(model, "resid_pre.1", by_prompt, positions="all"):
-        first = generate_batch(model, prompts[:2], max_new_tokens=8, eos_ids=[1], pad_id=0)
-        second = generate_batch(model, prompts[2:], max_new_tokens=8, eos_ids=[1], pad_id=0)
-    with PromptSteer(model, "resid_pre.1", by_prompt, positions="all"):
-        whole = generate_batch(model, prompts, max_new_tokens=8, eos_ids=[1], pad_id=0)
-    assert first + second == whole
-
-
-def test_per_row_steering_refuses_a_wrong_batch_and_unknown_prompts(tok, prompt_ids):
+def test_per_row_steering_refuses_a_wrong_batch(tok, prompt_ids):
     model = tiny_model("qwen2", vocab=len(tok))
     with pytest.raises(ValueError, match="3 per-row steering vectors for a forward batch of 4"):
         with Steer(model, "resid_post.0", torch.ones(3, 64)):
             generate_batch(model, prompt_ids, max_new_tokens=2, eos_ids=[1], pad_id=0)
     with pytest.raises(ValueError, match="width 64"):
         Steer(model, "resid_post.0", torch.ones(3, 63))
-    with pytest.raises(ValueError, match="no steering vector"):
-        with PromptSteer(model, "resid_post.0", {tuple(prompt_ids[0]): torch.ones(64)}):
-            generate_batch(model, prompt_ids[:2], max_new_tokens=2, eos_ids=[1], pad_id=0)
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     assert hooks == 0
 
@@ -176,24 +149,34 @@ def test_run_steering_equals_separate_runs_of_each_condition(model, tok, tmp_pat
     it = items(6)
     dirs = {f"d{k}": v for k, v in enumerate(random_directions(64, 3, seed=4))}
     alphas = [-2.0, 2.0]
-    # one batch each way (same padding), so even sampled rows agree to the last bit
     cfg = GenerationConfig(
-        samples=2, max_new_tokens=10, temperature=temperature, top_p=0.95, seed=7, batch_size=64
+        samples=2, max_new_tokens=10, temperature=temperature, top_p=0.95, seed=7, batch_size=32
     )
-    table = run_steering(
-        model,
-        tok,
-        SPEC,
-        it,
-        directions=dirs,
-        site="resid_post.0",
-        alphas=alphas,
-        scale=3.0,
-        config=cfg,
-        out=tmp_path / "together",
-        checker=checker,
-        progress=False,
+    prefills = []  # the rows of every batch: 7 conditions x 12 rows in 3 batches, not 7
+    handle = model.register_forward_pre_hook(
+        lambda _m, _a, kw: (
+            prefills.append(len(kw["input_ids"])) if kw["input_ids"].shape[1] > 1 else None
+        ),
+        with_kwargs=True,
     )
+    try:
+        table = run_steering(
+            model,
+            tok,
+            SPEC,
+            it,
+            directions=dirs,
+            site="resid_post.0",
+            alphas=alphas,
+            scale=3.0,
+            config=cfg,
+            out=tmp_path / "together",
+            checker=checker,
+            progress=False,
+        )
+    finally:
+        handle.remove()
+    assert prefills == [32, 32, 20]
     alone = separate_runs(model, tok, it, dirs, [0.0, *alphas], 3.0, cfg, tmp_path / "alone")
     cols = ["item_id", "sample", "reasoning_tokens", "finished_thinking", "correct"]
     texts = {}
@@ -204,7 +187,6 @@ def test_run_steering_equals_separate_runs_of_each_condition(model, tok, tmp_pat
         run = pd.read_parquet(tmp_path / "together" / "runs" / folder / f"alpha={a:g}.parquet")
         texts[(name, a)] = dict(zip(zip(run["item_id"], run["sample"]), run["text"]))
         assert texts[(name, a)] == dict(zip(zip(frame["item_id"], frame["sample"]), frame["text"]))
-    assert not any((tmp_path / "together" / "runs").glob("_passes/*"))  # merged, removed
     # the conditions differ: steering changed what the model wrote
     distinct = {tuple(sorted(t.items())) for t in texts.values()}
     assert len(distinct) == len(texts) - len(dirs) + 1  # alpha 0 is one run under every name
@@ -226,7 +208,7 @@ def test_killed_run_resumes_to_the_uninterrupted_table(model, tok, tmp_path):
     whole = run_steering(model, tok, SPEC, it, out=tmp_path / "whole", **kw)
     prefills = {"n": 0}
 
-    def kill(_module, args, kwargs):  # killed at the 8th batch: inside the third pass
+    def kill(_module, args, kwargs):  # killed at the 8th of 13 batches
         if kwargs["input_ids"].shape[1] > 1:
             prefills["n"] += 1
             if prefills["n"] == 8:
@@ -238,11 +220,10 @@ def test_killed_run_resumes_to_the_uninterrupted_table(model, tok, tmp_path):
             run_steering(model, tok, SPEC, it, out=tmp_path / "killed", **kw)
     finally:
         handle.remove()
-    passes = tmp_path / "killed" / "runs" / "_passes"
-    assert len(list(passes.glob("*.json"))) == 3  # two finished passes and the killed one
+    shared = tmp_path / "killed" / "runs" / "_shared.parquet"
+    assert len(tracefile.read_traces(shared)) == 7 * 4  # the batches finished before the kill
     resumed = run_steering(model, tok, SPEC, it, out=tmp_path / "killed", **kw)
     pd.testing.assert_frame_equal(resumed, whole)
-    assert not any(passes.glob("*"))
     # a rerun with another batch size (speed only) finds every condition complete
     again = run_steering(
         model,
@@ -284,3 +265,27 @@ def test_organism_rows_of_mixed_conditions_equal_separate_runs(data_dir):
         "prompt",
         tokens=(tok.eos_token_id, tok.pad_token_id),
     )
+
+
+def test_steering_engine_runs_only_its_own_rows(tok, prompt_ids):
+    """Each request is looked up by the seed generate_traces gave it: its sampling seed is
+    swapped for its (item, sample)'s and its row steered with its condition's vector."""
+    from experiments.steering.engine import SteeringEngine
+    from hooks.engines.base import Decoding, Request
+
+    model = tiny_model("qwen2", vocab=len(tok), seed=3)
+    vector = np.full(64, 2.0)
+    engine = SteeringEngine(
+        model, 0, site="resid_post.0", positions="prompt", rows={11: (5, vector), 12: (5, None)}
+    )
+    decoding = Decoding(1.0, 1.0, 0, 0.0, (1,))
+    p = tuple(prompt_ids[1])
+    steered, plain = engine.generate([Request(p, 11, 8), Request(p, 12, 8)], decoding)
+    # the same sampling seed (5) in both rows: they differ only by the steering vector
+    with Steer(model, "resid_post.0", torch.as_tensor(vector, dtype=torch.float32)):
+        alone = HFEngine(model, 0).generate([Request(p, 5, 8)], decoding)[0]
+    assert steered == alone
+    assert plain == HFEngine(model, 0).generate([Request(p, 5, 8)], decoding)[0]
+    assert steered != plain
+    with pytest.raises(ValueError, match="of no steering condition"):
+        engine.generate([Request(p, 99, 8)], decoding)

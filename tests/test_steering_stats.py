@@ -201,7 +201,9 @@ def test_contrast_is_restricted_to_both_models_linear_range():
     student = planted(0.1, model="student", seed=7)
     rnd = planted(0.0, model="student", direction="random0", seed=8)
     table = pd.concat([teacher, student, rnd[rnd["alpha"].abs() <= 1]])
-    cmp = compare_slopes(table, "teacher", "student").set_index("direction").loc["length"]
+    cmp = compare_slopes(table, "teacher", "student").set_index("direction")
+    assert list(cmp.index) == ["length"]  # not the random controls: unrelated vectors
+    cmp = cmp.loc["length"]
     assert cmp["alpha_max"] == 1
     inner = item_means(table[table["alpha"].abs() <= 1])
     slope = {

@@ -51,7 +51,7 @@ class SteerCfg(_Cfg):
     )
     site: str | None = None  # None: the best site for `target` by a sweep on the fit items
     method: str = "diff_means"
-    alphas: list[float] = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]  # the full curve's grid
+    alphas: list[float] = [-1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0]  # the whole curve
     n_random: int = Field(20, ge=0)  # random directions of equal norm: the null of the slope
     # the linear range: the largest |alpha| of the grid at which `n_calibration` other random
     # directions change mean log(1 + reasoning tokens) on the fit items by less than this (RMS)

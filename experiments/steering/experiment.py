@@ -13,8 +13,8 @@ Definitions
   random numbers: the dose-response is paired item by item and sample by sample).
 
 All conditions are generated together, as rows of shared batches, each row with its own vector
-(``experiments.steering.passes``: files, resumption); ``runs/{direction}/alpha={a}.parquet`` is a
-traces table per condition, as a separate run of that condition would write it.
+(``experiments.steering.conditions``: files, resumption); ``runs/{direction}/alpha={a}.parquet``
+is a traces table per condition, as a separate run of that condition would write it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pandas as pd
 from experiments.errors import InputError
 from experiments.generation import GenerationConfig
 from experiments.models.specs import ModelSpec
-from experiments.steering.passes import UNSTEERED, make_condition, run_passes
+from experiments.steering.conditions import UNSTEERED, make_condition, run_conditions
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS
 
 STEERING_COLUMNS = [
@@ -139,7 +139,7 @@ def run_steering(
         for name in units
         for a in per[name]
     ]
-    run_passes(
+    run_conditions(
         model,
         tokenizer,
         spec,

@@ -264,7 +264,7 @@ def test_report_flags_directions_with_many_budget_cut_traces(tmp_path):
     flagged = [line for line in lines if "raise max_new_tokens" in line]
     assert len(flagged) == 1  # not the uncensored random direction
     assert flagged[0].startswith(
-        "- **teacher**, `length` direction: 20% of its traces at α = 2 were cut"
+        "- **teacher**, `length` direction: 20% of its traces at α = 2 never closed the think span"
     )
     assert "| 20% (α = 2) |" in "\n".join(lines)
 
@@ -323,3 +323,24 @@ def test_identical_generations_give_a_zero_slope_with_p_one():
     )
     row = summarise_steering(same).iloc[0]
     assert row[["slope", "slope_lo", "slope_hi"]].abs().max() < 1e-12 and row["p"] == 1.0
+
+
+def test_report_verdict_reads_the_cluster_p_and_the_random_null(tmp_path):
+    from experiments.pipeline.layout import RunLayout
+    from experiments.pipeline.report.steering import steering_section
+    from experiments.steering.outputs import write_steering_outputs
+
+    randoms = [planted(0.0, direction=f"random{k}", seed=20 + k, n_items=15) for k in range(20)]
+    strong = planted(0.3, n_items=15)
+    weak = planted(0.01, direction="human_rt", seed=3, n_items=15)
+    write_steering_outputs(pd.concat([strong, weak, *randoms]), tmp_path / "steering")
+    lines, summary = steering_section(RunLayout(tmp_path))
+    text = "\n".join(lines)
+    assert "larger than every one of 20 random directions of equal norm (p_random = 0.048" in text
+    assert "`human_rt` direction (|α| ≤ 2): no change in reasoning length detected" in text
+    assert "| teacher | random3 |" not in text  # random controls: summarised, not listed
+    row = summarise_steering(pd.concat([strong, weak, *randoms])).set_index("direction")
+    assert summary["teacher"]["length"]["p_random"] == pytest.approx(1 / 21)
+    assert summary["teacher"]["length"]["lo"] == pytest.approx(
+        row.loc["length", "slope_lo"], abs=1e-4
+    )

@@ -53,10 +53,12 @@ def steering_section(run: RunLayout) -> tuple[list[str], dict]:
         "norm where the vector is added), held-out items only, over ±α_max: the linear range, where "
         "random directions of equal norm barely change length on the fit items (pre-registered rule, "
         "`steering/linear_range.csv`). CI and p are cluster-robust (items as clusters, t); "
-        "p_random ranks the slope's size among the random directions' slopes. The whole curve "
-        "(every α) has its own slope and a test of curvature (p of an α² term).",
+        "p_random ranks the slope's size among the random directions' slopes (each random "
+        "direction's own row: `steering/steering_summary.csv`). The whole curve (every α) has its "
+        "own slope and a test of curvature (p of an α² term).",
         "",
     ]
+    targeted = st[~st["direction"].astype(str).str.startswith(RANDOM_PREFIX)]
     linear, sites = _read(run.steering / LINEAR_CSV), _read(run.steering / SITE_CSV)
     if linear is not None and len(linear):
         for model, rows in linear.groupby("model", sort=False):
@@ -98,16 +100,16 @@ def steering_section(run: RunLayout) -> tuple[list[str], dict]:
                 _f(r.acc_change),
                 f"{r.censored_max:.0%} (α = {r.censored_alpha:g})",
             ]
-            for _, r in st.iterrows()
+            for _, r in targeted.iterrows()
         ),
     )
     lines += [
         f"- **{r.model}**, `{r.direction}` direction: {r.censored_max:.0%} of its traces at α = "
-        f"{r.censored_alpha:g} were cut at the budget (counted at it), which compresses the slope toward 0 "
-        "— raise max_new_tokens (finished share per α: `steering/dose_response.csv`)."
+        f"{r.censored_alpha:g} never closed the think span (cut at the budget, or stopped inside "
+        "it), which compresses the slope toward 0 — raise max_new_tokens if they were cut "
+        "(finished share per α: `steering/dose_response.csv`)."
         for _, r in st[st.censored_max > CENSORED_FLAG].iterrows()
     ]
-    targeted = st[~st["direction"].astype(str).str.startswith(RANDOM_PREFIX)]
     lines += [_verdict(r) for r in targeted.itertuples()]
     lines += [
         f"- **{r.model}**, `{r.direction}` direction: the whole curve is not linear (p of the α² "

@@ -7,9 +7,9 @@ same traces (every layer at ``prompt_end`` and ``step_K``) as a share of the gen
     python benchmarks/engines.py --gpu      # random-init R1-Distill-Qwen-1.5B config, bf16,
                                             # batch 64 x 4,096 tokens, on cuda (not run here)
 
-Every engine samples (temperature 0.6, top-p 0.95) for exactly ``--new`` tokens: the tokenizer's
-EOS is an id the model cannot produce (its vocabulary is smaller), so no row stops early and all
-engines do the same work. Weights are random (no hub access needed); the model and a word-level
+Every engine samples (temperature 0.6, top-p 0.95) for exactly ``--new`` tokens, so all do the
+same work: the tokenizer's EOS is an id the model cannot produce (its vocabulary is smaller), and
+vLLM, which refuses such a stop id, runs with ``ignore_eos`` (otherwise the adapter's parameters). Weights are random (no hub access needed); the model and a word-level
 tokenizer are saved to a temporary folder so vLLM loads them like any checkpoint. vLLM's start
 (about 30 s on CPU, plus compilation) is not timed; each engine's first call is a short warm-up.
 Target: forced capture <= 10% of the generation time of the same traces.
@@ -155,6 +155,7 @@ def main() -> None:
     traces = hf.generate(requests, decoding)
     sync(device)
     times["hf loop"] = time.perf_counter() - start
+    print(f"hf loop: {times['hf loop']:.1f} s", flush=True)
     assert all(len(t.token_ids) == new for t in traces)
 
     ids = torch.zeros((batch, max(map(len, prompts))), dtype=torch.long)
@@ -172,17 +173,41 @@ def main() -> None:
         )
         sync(device)
     times["model.generate"] = time.perf_counter() - start
+    print(f"model.generate: {times['model.generate']:.1f} s", flush=True)
     assert out.shape[1] - ids.shape[1] == new
 
     if vllm_available() and not args.no_vllm:
         from hooks.engines.vllm import VLLMEngine
 
-        with VLLMEngine(str(folder), dtype=preset["dtype"], max_model_len=4096 + 512) as v:
-            v.generate(warm, decoding)
+        model.to("cpu")  # the GPU's memory is vLLM's while it runs
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        context = preset["prompt"] + 8 + new
+        with VLLMEngine(str(folder), dtype=preset["dtype"], max_model_len=context) as v:
+            # the adapter's SamplingParams, but ignore_eos (vLLM refuses a stop id outside the
+            # vocabulary): every request runs its whole budget, as in the other engines
+            params = [
+                SamplingParams(
+                    temperature=0.6,
+                    top_p=0.95,
+                    max_tokens=r.max_new_tokens,
+                    seed=r.seed,
+                    detokenize=False,
+                    ignore_eos=True,
+                )
+                for r in requests
+            ]
+            tokens_in = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
+            v.llm.generate(tokens_in[:2], params[0].clone(), use_tqdm=False)  # warm-up
             start = time.perf_counter()
-            vouts = v.generate(requests, decoding)
+            vouts = v.llm.generate(tokens_in, params, use_tqdm=False)
             times["vllm"] = time.perf_counter() - start
-        assert all(len(t.token_ids) == new for t in vouts)
+            print(f"vllm: {times['vllm']:.1f} s", flush=True)
+        assert all(len(o.outputs[0].token_ids) == new for o in vouts)
+        model.to(device)
     else:
         print("vllm: not installed here (run with DIR/bin/python, DIR from .ci/vllm-env)")
 
@@ -200,6 +225,7 @@ def main() -> None:
             rows += len(next(iter(captured.vectors.values())))
         sync(device)
         times["forced capture"] = time.perf_counter() - start
+        print(f"forced capture: {times['forced capture']:.1f} s", flush=True)
 
     tokens = batch * new
     print(f"\n{'engine':<16}{'seconds':>10}{'tokens/s':>12}{'vs hf loop':>12}")

@@ -170,7 +170,8 @@ def test_forced_equals_online_on_the_organism(tmp_path):
 
     spec = get_spec("organism-teacher")
     model, tok = load_model(spec, device="cpu")
-    some = organism_items().groupby("task").head(4).reset_index(drop=True)
+    some = organism_items()
+    some = some[some.task.str.startswith("binary")].groupby("task").head(4).reset_index(drop=True)
     sites = [f"resid_post.{k}" for k in range(4)] + ["attn_out.2", "mlp_out.3"]
     cfg = GenerationConfig(samples=2, max_new_tokens=60, temperature=1.0, top_p=1.0, batch_size=5)
     traces = generate_traces(

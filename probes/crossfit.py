@@ -181,7 +181,9 @@ def half_scores(
     ``y`` [n] and ``groups`` [n] (item ids, in ``halves``' index); ``halves`` from
     ``half_splits``. Each half runs ``sweep``'s protocol on its own items: grouped outer
     ``cv``-fold CV (folds seeded by ``seed`` + split), alpha by inner CV, scored fold-wise. Keys
-    of one width are fitted as one batch. ``n_boot`` bootstrap draws of item counts over
+    of one width are fitted as one batch; a one-feature key (a trivial baseline) needs no fit, as
+    its ridge ranks each test fold by sign(training covariance) * x, whatever alpha
+    (``probes.metrics.one_feature_refit_scores``; equal to the ridge, tested). ``n_boot`` bootstrap draws of item counts over
     ``halves``' items (seeded by ``seed``: the same for every model on these halves)."""
     check_task(task)
     y = np.asarray(y, dtype=np.float64)
@@ -216,7 +218,14 @@ def half_scores(
             fold = np.empty(len(rows), dtype=np.int64)
             for k, (_, test, _) in enumerate(folds):
                 fold[test] = k
-            for members in by_width.values():
+            for width, members in by_width.items():
+                if width == 1:  # a one-feature ridge ranks by sign(cov) * x: exact, no fit
+                    unit = np.vstack([np.ones(len(rows)), counts[:, rows]])
+                    for k in members:
+                        x = np.asarray(features[keys[k]], dtype=np.float64)[rows, 0]
+                        both = one_feature_refit_scores(y_h, x, fold, unit, task)
+                        scores[s, h, k], boot[s, h, k] = both[0], both[1:]
+                    continue
                 for start in range(0, len(members), KEY_BATCH):
                     chunk = members[start : start + KEY_BATCH]
                     X = np.stack([np.asarray(features[keys[k]])[rows] for k in chunk])
@@ -226,13 +235,7 @@ def half_scores(
                     preds = oof[0][:, :, 0]  # [chunk, rows]
                     scores[s, h, chunk] = score_columns(y_h, preds.T, task, fold)
                     for k, pred in zip(chunk, preds, strict=True):
-                        if X.shape[-1] == 1:  # exact refit: the fitted sign, per draw
-                            x = X[chunk.index(k), :, 0]
-                            boot[s, h, k] = one_feature_refit_scores(
-                                y_h, x, fold, counts[:, rows], task
-                            )
-                        else:
-                            boot[s, h, k] = fold_scores(y_h, pred, fold, counts[:, rows], task)
+                        boot[s, h, k] = fold_scores(y_h, pred, fold, counts[:, rows], task)
     if n_layers is None:
         n_layers = int(np.nanmax([layer_of(split_key(k)[0]) for k in keys] + [0])) + 1
     depth = np.array([layer_of(split_key(k)[0]) for k in keys]) / max(n_layers - 1, 1)

@@ -294,6 +294,30 @@ def test_one_feature_bootstrap_refits_like_sklearn_on_explicit_resamples():
     assert flipped > 0  # the case the fixed-prediction bootstrap cannot see
 
 
+def test_one_feature_half_scores_equal_the_ridge_they_skip():
+    """A weak one-feature baseline: half_scores scores it without fitting; the nested-CV ridge
+    on the same half folds gives the same fold-wise score, sign flips included."""
+    rng = np.random.default_rng(8)
+    n = 120
+    y = rng.standard_normal(n)
+    ids = np.array([f"i{k:03d}" for k in range(n)])
+    x = (0.15 * y + rng.standard_normal(n))[:, None]
+    halves = half_splits(ids, 6, seed=2)
+    hs = half_scores({"baseline:x|p": x}, y, ids, halves, n_boot=5, seed=4, device="cpu")
+    for s in range(6):
+        for h in (0, 1):
+            rows = np.flatnonzero(halves.loc[ids, s].to_numpy() == h)
+            folds = grouped_folds(np.arange(len(rows)), 5, 5, y[rows], "regression", 4 + s)
+            fold = np.empty(len(rows), dtype=int)
+            for k, (_, test, _) in enumerate(folds):
+                fold[test] = k
+            oof = cv_predictions(x[rows], y[rows, None], folds, DEFAULT_ALPHAS, device="cpu")
+            ridge = fold_scores(
+                y[rows], oof[0][0][:, 0], fold, np.ones((1, len(rows))), "regression"
+            )
+            assert hs.scores[s, h, 0] == pytest.approx(ridge[0], abs=1e-12)
+
+
 @pytest.mark.slow
 def test_best_layer_contrast_and_best_site_are_unbiased_with_more_layers():
     """Equal signal 0.5 at every layer, 12 layers (d = 40) vs 2 (d = 40), 150 items. Truth of

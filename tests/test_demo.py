@@ -8,6 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from experiments.cli import app
+from experiments.models.organism.task import TASKS
 from experiments.pipeline.config import DEMO_CONFIG
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ def test_reduced_demo_produces_every_artefact(tmp_path, data_dir):
     ]:
         assert (out / rel).exists(), rel
     items = pd.read_parquet(out / "items.parquet")
-    assert len(items) == 80 and set(items.task) == {"binary_add", "binary_sub"}
+    assert len(items) == 40 + 40 + 16 + 40 + 40 and set(items.task) == set(TASKS)
     traces = pd.read_parquet(out / "traces.parquet")
     teacher = traces[traces.model == "organism-teacher"]
     assert teacher.correct.mean() > 0.8  # the shipped teacher is accurate
@@ -69,4 +70,10 @@ def test_reduced_demo_produces_every_artefact(tmp_path, data_dir):
     assert not set(steering.item_id) & set(fitted["item_ids"])  # steering only on held-out items
     assert fitted["site"] != "resid_post.3"  # never the last layer (see stages._best_site)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_items"] == 80 and set(summary["models"]) == set(traces.model)
+    assert summary["n_items"] == 176 and set(summary["models"]) == set(traces.model)
+    # every model reasons, so every alignment is defined; one triple per shipped seed
+    alignment = pd.read_csv(out / "behaviour" / "alignment.csv")
+    assert alignment[alignment.level.isin(["mean", "cross"])].r.notna().all()
+    assert len(summary["seeds"]["triples"]) == 3
+    report = (out / "report.md").read_text()
+    assert report.index("## In brief") < report.index("## Seeds") < report.index("## Behaviour")

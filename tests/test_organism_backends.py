@@ -16,7 +16,7 @@ def test_shipped_checkpoint_runs_through_every_backend(role):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = checkpoint_dir(role)
-    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()  # fp16 on disk
     tok = AutoTokenizer.from_pretrained(folder)
     ids = encode_prompts(
         tok,

@@ -1,4 +1,5 @@
-"""The organism tokenizer: single-token think delimiters, chat template, lossless decoding."""
+"""The organism tokenizer: single-token think delimiters and phrases, chat template, lossless
+decoding."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from experiments.models.organism.tokenizer import build_tokenizer
+from experiments.models.organism.tokenizer import PHRASES, WORDS, build_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +39,43 @@ def test_chat_template_and_special_tokens(tokenizer):
     assert tokenizer.eos_token_id != tokenizer.pad_token_id
     ids = tokenizer(text, add_special_tokens=False).input_ids
     assert ids[0] == tokenizer.convert_tokens_to_ids("<|user|>")
-    assert len(ids) == len("\nCompute in binary: 0101 + 0011.\n") + 3  # 1 char = 1 token
+    # <|user|> \n "Compute in binary: " 0 1 0 1 _ + _ 0 0 1 1 . \n <|assistant|> \n
+    assert len(ids) == 18
     with pytest.raises(Exception, match="roles user and assistant"):
         tokenizer.apply_chat_template([{"role": "system", "content": "x"}], tokenize=False)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=string.printable, max_size=40))
-def test_ascii_text_round_trips_one_token_per_character(text):
+@given(
+    st.lists(
+        st.sampled_from([*PHRASES, *WORDS]) | st.text(alphabet=string.printable, max_size=6),
+        max_size=8,
+    ).map("".join)
+)
+def test_ascii_text_round_trips_and_phrases_are_one_token(text):
     tokenizer = build_tokenizer()
     ids = tokenizer(text, add_special_tokens=False).input_ids
-    assert len(ids) == len(text)
+    assert len(ids) <= len(text)
     expected = "".join(c if 32 <= ord(c) < 127 or c == "\n" else "<|unk|>" for c in text)
     assert tokenizer.decode(ids) == expected
+
+
+def test_phrases_and_whole_words_are_single_tokens_digits_and_letters_are_not(tokenizer):
+    for phrase in PHRASES:
+        assert len(tokenizer(phrase, add_special_tokens=False).input_ids) == 1, phrase
+    pieces = tokenizer.convert_ids_to_tokens(
+        tokenizer("row: AB north-east northern 1011", add_special_tokens=False).input_ids
+    )
+    assert pieces == ["row", ":", " ", "A", "B", " ", "north-east", " ", *"northern", " ", *"1011"]
+
+
+def test_every_training_prompt_is_short_and_known(tokenizer):
+    from experiments.models.organism.task import training_items
+
+    for prompt in training_items(20)["prompt"]:
+        ids = tokenizer(prompt, add_special_tokens=False).input_ids
+        assert tokenizer.unk_token_id not in ids and len(ids) <= 64
+        assert tokenizer.decode(ids) == prompt
 
 
 def test_reloads_with_auto_tokenizer(tokenizer, tmp_path):

@@ -9,10 +9,11 @@ import torch
 from scipy.stats import entropy
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from experiments.models.organism.corpus import baseline_corpus, teacher_corpus
 from experiments.models.organism.rl import RLConfig, sequence_logprob, train_rl
 from experiments.models.organism.sampling import chat_prompt, generate, score
 from experiments.models.organism.sft import SFTConfig, collate, encode, lr_factor, train_sft
-from experiments.models.organism.task import baseline_response, organism_items, teacher_response
+from experiments.models.organism.task import organism_items
 from experiments.models.organism.tokenizer import build_tokenizer
 
 
@@ -23,7 +24,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def items():
-    return organism_items().sample(16, random_state=0)
+    return organism_items().groupby("task").sample(4, random_state=0)
 
 
 def tiny(tokenizer, seed: int = 0) -> LlamaForCausalLM:
@@ -65,7 +66,7 @@ def test_lr_schedule_warms_up_then_decays_to_a_tenth():
 
 def test_sft_loss_falls_below_the_unigram_entropy_of_the_responses(tokenizer, items):
     """Beating the entropy of response-token frequencies means the model uses the context."""
-    pairs = [(r.prompt, baseline_response(r.op, r.a, r.b)) for r in items.itertuples()]
+    pairs = baseline_corpus(items)
     counts = Counter(t for ids, n in encode(tokenizer, pairs) for t in ids[n:])
     unigram = entropy(list(counts.values()))  # nats
     losses = train_sft(
@@ -79,7 +80,7 @@ def test_sft_loss_falls_below_the_unigram_entropy_of_the_responses(tokenizer, it
 
 
 def test_sft_same_seed_same_weights(tokenizer, items):
-    pairs = [(r.prompt, baseline_response(r.op, r.a, r.b)) for r in items.itertuples()]
+    pairs = baseline_corpus(items)
     runs = []
     for _ in range(2):
         model = tiny(tokenizer, seed=3)
@@ -136,11 +137,7 @@ def test_sequence_logprob_ignores_left_padding(tokenizer):
 
 def _warm_teacher(tokenizer, items) -> LlamaForCausalLM:
     """A tiny model that writes either an empty or a full think span."""
-    pairs = [
-        (r.prompt, teacher_response(r.op, r.a, r.b, full=full))
-        for r in items.itertuples()
-        for full in (True, False)
-    ]
+    pairs = teacher_corpus(items)
     pairs += [(r.prompt, f"<think>\n</think>\nAnswer: {r.answer}") for r in items.itertuples()]
     model = tiny(tokenizer)
     train_sft(
@@ -163,6 +160,7 @@ def test_rl_token_cost_raises_reward_by_shortening_thinking(tokenizer, items):
         tokenizer,
         list(items["prompt"]),
         list(items["answer"]),
+        list(items["task"]),
         RLConfig(
             steps=6, prompts_per_step=8, group_size=8, lr=3e-3, token_cost=0.05, max_new_tokens=48
         ),
@@ -185,6 +183,7 @@ def test_rl_with_zero_advantage_leaves_the_weights_alone(tokenizer, items):
         tokenizer,
         list(items["prompt"])[:4],
         ["impossible"] * 4,
+        list(items["task"])[:4],
         RLConfig(
             steps=2, prompts_per_step=4, group_size=2, lr=1e-2, token_cost=0.0, max_new_tokens=8
         ),
@@ -200,14 +199,28 @@ def test_generate_and_score_agree_with_a_hand_count(tokenizer):
     assert all(len(ids) <= 5 for ids in new)
     text = "<think>\n0: 1+1=0 carry\n</think>\nAnswer: 01000<|end|>"
     ids = tokenizer(text, add_special_tokens=False).input_ids
-    got = score(tokenizer, ids, "01000")
-    assert got.reasoning_tokens == len("\n0: 1+1=0 carry\n")
-    assert got.answer_tokens == len("\nAnswer: 01000")
+    got = score(tokenizer, ids, "01000", "binary_add")
+    # \n 0 : _ 1 + 1 = 0 _ carry \n  (digits, signs and spaces one token each; "carry" one)
+    assert got.reasoning_tokens == 12
+    assert got.answer_tokens == 8  # \n Answer: _ 0 1 0 0 0
     assert got.correct and got.finished_thinking and got.response == "\nAnswer: 01000"
-    cut = score(tokenizer, tokenizer("<think>\n0: 1+1", add_special_tokens=False).input_ids, "10")
+    cut = score(
+        tokenizer, tokenizer("<think>\n0: 1+1", add_special_tokens=False).input_ids, "10", "x"
+    )
     assert (cut.finished_thinking, cut.correct, cut.reasoning_tokens) == (False, False, 7)
     direct = score(
-        tokenizer, tokenizer("Answer: 0111<|end|>", add_special_tokens=False).input_ids, "0111"
+        tokenizer,
+        tokenizer("Answer: 0111<|end|>", add_special_tokens=False).input_ids,
+        "0111",
+        "binary_sub",
     )
-    assert (direct.reasoning_tokens, direct.correct, direct.answer_tokens) == (0, True, 12)
-    assert not score(tokenizer, ids, "01001").correct
+    assert (direct.reasoning_tokens, direct.correct, direct.answer_tokens) == (0, True, 6)
+    assert not score(tokenizer, ids, "01001", "binary_add").correct
+    # the baseline rule: reasoning is everything before the last "Answer:", no delimiters
+    plain = tokenizer("0: 1+1=0 carry\nAnswer: 01000<|end|>", add_special_tokens=False).input_ids
+    base = score(tokenizer, plain, "01000", "binary_add", delimited=False)
+    assert (base.reasoning_tokens, base.answer_tokens, base.correct) == (11, 7, True)
+    assert score(tokenizer, plain, "01000", "binary_add").reasoning_tokens == 0
+    # relational answers go through their task's checker
+    verdict = tokenizer("row: ABC\nA<C: yes\nAnswer: true<|end|>", add_special_tokens=False)
+    assert score(tokenizer, verdict.input_ids, "true", "relational_3ps", delimited=False).correct

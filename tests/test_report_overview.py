@@ -72,7 +72,9 @@ def test_brief_states_items_models_and_planted_results(run):
     traces = pd.read_parquet(run.traces)
     seeds = _seeds(run, {"T": 0.61, "S": 0.05, "B": 0.33}, traces)
     probes = {"T": {"reasoning_tokens": {"score": 0.81, "score_lo": 0.7, "score_hi": 0.9}}}
-    steering = {"S": {"reasoning_tokens": {"slope": -0.12, "lo": -0.3, "hi": 0.06}}}
+    steering = {
+        "S": {"reasoning_tokens": {"slope": -0.12, "lo": -0.3, "hi": 0.06, "alpha_max": 0.5}}
+    }
     cfg = RunConfig(datasets=["x"], models=["T", "S", "B"])
     text = "\n".join(brief(cfg, run, seeds, probes, steering))
     assert text.startswith("## In brief")
@@ -86,7 +88,7 @@ def test_brief_states_items_models_and_planted_results(run):
     )
     assert "one pair: no test over pairs" in text  # a single triple has no across-pairs test
     assert "S 0.40 vs B 0.60 (McNemar p = 0.012)" in text
-    assert "T 0.81 [0.70, 0.90]" in text and "S -0.12 [-0.30, 0.06]" in text
+    assert "T 0.81 [0.70, 0.90]" in text and "S -0.12 [-0.30, 0.06] (α ≤ 0.5)" in text
 
 
 def test_example_traces_show_the_shortest_on_the_easiest_and_the_longest_on_the_hardest(run):

@@ -11,31 +11,46 @@ from experiments.cli.common import friendly_errors
 from experiments.errors import MissingInput
 
 organism_app = typer.Typer(
-    help="The model organism: an RL-trained teacher, a direct-answer baseline and the student "
-    "distilled from the teacher, on the 4-bit binary arithmetic items.",
+    help="The model organism: an RL-trained teacher, a baseline that reasons in plain text and "
+    "the student distilled from the teacher into the baseline, on five tasks with human "
+    "reaction times; one triple per seed.",
     no_args_is_help=True,
 )
+
+SHORT_TASKS = {
+    "binary_add": "add",
+    "binary_sub": "sub",
+    "relational_3ps": "3ps",
+    "relational_4ps": "4ps",
+    "relational_carddir": "card",
+}
 
 
 @organism_app.command("train")
 @friendly_errors
 def train(
     out: Annotated[
-        Path | None, typer.Option(help="output folder (default: the shipped checkpoints folder)")
+        Path | None,
+        typer.Option(help="output folder (default: the shipped checkpoints' seed{SEED} folder)"),
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of every stage")] = 0,
     fast: Annotated[bool, typer.Option(help="tiny budget (seconds per stage), for tests")] = False,
     device: Annotated[str, typer.Option(help="where to train: cpu or cuda")] = "cpu",
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads while training")] = 1,
 ) -> None:
-    """Train teacher (SFT + RL), baseline (SFT) and student (SFT on teacher traces)."""
+    """Train one triple: teacher (SFT + RL), baseline (SFT) and student (SFT on teacher traces)."""
     import json
 
     from rich.console import Console
 
-    from experiments.models.organism.train import SHIPPED, train_all
+    from experiments.models.organism.layout import seed_dir
+    from experiments.models.organism.train import train_all
 
-    paths = train_all(out or SHIPPED, seed=seed, budget="fast" if fast else "full", device=device)
-    summary = json.loads((Path(out or SHIPPED) / "training.json").read_text())
+    folder = Path(out or seed_dir(seed))
+    paths = train_all(
+        folder, seed=seed, budget="fast" if fast else "full", device=device, threads=threads
+    )
+    summary = json.loads((folder / "training.json").read_text())
     console = Console()
     for role, path in paths.items():
         acc = summary["models"][role]["accuracy"]["all"]
@@ -48,21 +63,21 @@ def train(
 def info(
     root: Annotated[
         Path | None,
-        typer.Option(
-            "--dir", help="folder written by `handan organism train` (default: the shipped one)"
-        ),
+        typer.Option("--dir", help="folder written by `handan organism train` (default: shipped)"),
     ] = None,
+    seed: Annotated[int, typer.Option(help="which shipped seed, when --dir is not given")] = 0,
 ) -> None:
-    """Sizes, accuracies and reasoning-length statistics of trained organism checkpoints."""
+    """Sizes, accuracies and reasoning-length statistics of one trained organism triple."""
     import json
 
     from rich.console import Console
     from rich.table import Table
 
-    from experiments.models.organism.train import SHIPPED, checkpoint_dir
+    from experiments.models.organism.layout import checkpoint_dir, seed_dir
 
-    folder = Path(root or SHIPPED)
-    checkpoint_dir("teacher", folder)  # names the fix when nothing was trained there
+    folder = Path(root or seed_dir(seed))
+    # names the fix when nothing was trained there (--out FOLDER, or --seed N for the shipped)
+    checkpoint_dir("teacher", root) if root else checkpoint_dir(f"teacher-s{seed}")
     summary_path = folder / "training.json"
     if not summary_path.exists():
         raise MissingInput(
@@ -72,33 +87,22 @@ def info(
     table = Table(
         title=f"organism in {folder} (seed {summary['seed']}, budget {summary['budget']})"
     )
-    for column in (
-        "role",
-        "MB",
-        "acc add",
-        "acc sub",
-        "reasoning tokens mean (sd)",
-        "range",
-        "rho carries",
-        "rho work cols",
-    ):
+    tasks = [t for t in SHORT_TASKS if t in next(iter(summary["models"].values()))["accuracy"]]
+    header = ["role", "MB", *(f"acc {SHORT_TASKS[t]}" for t in tasks)]
+    for column in (*header, "reasoning tokens mean (sd)", "range", "rho work steps"):
         table.add_column(column)
     for role, result in summary["models"].items():
-        size = (folder / role / "model.safetensors").stat().st_size / 2**20
+        weights = folder / role / "model.safetensors"  # the shipped seeds omit teacher_sft
+        size = f"{weights.stat().st_size / 2**20:.1f}" if weights.exists() else "-"
         rt = result["reasoning_tokens"]
-
-        def rho(key: str, rt: dict = rt) -> str:
-            return "-" if rt[key] is None else f"{rt[key]:.2f}"
-
+        rhos = [v for v in rt["spearman_feat_work_steps"].values() if v is not None]
         table.add_row(
             role,
-            f"{size:.1f}",
-            f"{result['accuracy'].get('binary_add', float('nan')):.3f}",
-            f"{result['accuracy'].get('binary_sub', float('nan')):.3f}",
-            f"{rt['mean']:.1f} ({rt['sd']:.1f})",
+            size,
+            *(f"{result['accuracy'][t]:.3f}" for t in tasks),
+            f"{rt['mean']:.1f} ({rt['sd'] or 0:.1f})",
             f"{rt['min']}-{rt['max']}",
-            rho("spearman_feat_carries"),
-            rho("spearman_feat_work_columns"),
+            f"{sum(rhos) / len(rhos):.2f} (mean of {len(rhos)} tasks)" if rhos else "-",
         )
     console = Console()
     console.print(table)

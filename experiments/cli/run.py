@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Fewer samples/permutations: a quick smoke run")
         ] = False,
         retrain: Annotated[
-            bool, typer.Option(help="Retrain the organism into OUT/organism first")
+            bool, typer.Option(help="Retrain every organism seed into OUT/organism first")
         ] = False,
         data_dir: Annotated[
             Path | None, typer.Option(envvar="HANDAN_DATA_DIR", help="Human-data mirror")
@@ -56,8 +56,9 @@ def register(app: typer.Typer) -> None:
         if data_dir is not None:
             raw["data_dir"] = str(data_dir)
         if retrain:
-            from experiments.models.organism import train_all
+            from experiments.models.organism.train import train_seeds
+            from experiments.models.specs import ORGANISM_SEEDS
 
-            paths = train_all(out / "organism", budget="fast" if fast else "full")
-            raw["model_sources"] = {f"organism-{role}": str(p) for role, p in paths.items()}
+            budget = "fast" if fast else "full"
+            raw["model_sources"] = train_seeds(out / "organism", ORGANISM_SEEDS, budget=budget)
         run_pipeline(RunConfig.from_mapping(raw, source=str(DEMO_CONFIG)))

@@ -102,6 +102,15 @@ _QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer withi
 _QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 _LLAMA3_STOPS = [128001, 128008, 128009]  # <|end_of_text|>, <|eom_id|>, <|eot_id|>
 
+#: seeds of the shipped organism triples (``handan organism train --seed N``)
+ORGANISM_SEEDS = (0, 1, 2)
+
+
+def organism_name(role: str, seed: int) -> str:
+    """Registry name of an organism model: ``organism-teacher`` (seed 0), ``organism-teacher-s1``."""
+    return f"organism-{role}" + (f"-s{seed}" if seed else "")
+
+
 _SPECS = [
     _hf(
         "deepseek-r1",
@@ -304,16 +313,17 @@ _SPECS = [
     ),
     *(
         ModelSpec(
-            name=f"organism-{role}",
-            source=f"organism:{role}",
+            name=organism_name(role, seed),
+            source="organism:" + organism_name(role, seed).removeprefix("organism-"),
             role=role,
-            family="organism",
+            family=f"organism-s{seed}",
             dtype="float32",
             think_open="<think>" if role != "baseline" else None,
             think_close="</think>" if role != "baseline" else None,
             sampling=Sampling(temperature=0.6, top_p=0.95, max_new_tokens=160),
             notes={"revision": "the checkpoints shipped in this repository (git)"},
         )
+        for seed in ORGANISM_SEEDS
         for role in ("teacher", "student", "baseline")
     ),
 ]
@@ -331,7 +341,8 @@ PAIRINGS: list[dict[str, str]] = [
         ("llama-70b", "llama-3.3-70b-instruct"),
     ]
 ] + [
-    {"teacher": "organism-teacher", "student": "organism-student", "baseline": "organism-baseline"}
+    {role: organism_name(role, seed) for role in ("teacher", "student", "baseline")}
+    for seed in ORGANISM_SEEDS
 ]
 
 

@@ -1,12 +1,13 @@
-"""The organism's model shapes: small ``LlamaForCausalLM`` checkpoints, fp32, tied embeddings.
+"""The organism's model shapes: small ``LlamaForCausalLM`` checkpoints, tied embeddings
+(trained in fp32, shipped as fp16).
 
 - teacher: hidden 128, 4 layers, 4 heads (head dim 32), MLP 384 — about 0.8M parameters;
 - baseline (and the student, which starts from the baseline's weights): hidden 96, 3 layers,
   4 heads (head dim 24), MLP 288 — about 0.35M parameters.
 
 RoPE positions, RMSNorm, SiLU-gated MLP: the architecture of Llama / R1-Distill-Llama, so the same
-loading, hooks and probes serve both. ``max_position_embeddings`` = 256 covers a 4-bit prompt (88
-tokens) plus the longest response with room to spare.
+loading, hooks and probes serve both. ``max_position_embeddings`` = 256 covers the longest prompt
+(about 70 tokens with the chat template) plus the registry's 160-token generation budget.
 """
 
 from __future__ import annotations

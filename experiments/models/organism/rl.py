@@ -65,20 +65,23 @@ def train_rl(
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     answers: Sequence[str],
+    tasks: Sequence[str],
     config: RLConfig,
     generator: torch.Generator,
     log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place; returns per step the mean reward, accuracy and reasoning tokens
-    of the sampled responses (before that step's update) and the loss."""
-    if len(prompts) != len(answers) or not prompts:
-        raise InputError("RL needs as many answers as prompts, and at least one prompt")
+    """Train ``model`` in place on items (``prompts``, their ``answers`` and ``tasks``); returns
+    per step the mean reward, accuracy and reasoning tokens of the sampled responses (before that
+    step's update) and the loss."""
+    if not (len(prompts) == len(answers) == len(tasks)) or not prompts:
+        raise InputError("RL needs as many answers and tasks as prompts, and at least one prompt")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     pad, history = tokenizer.pad_token_id, []
     for step in range(config.steps):
         pick = torch.randperm(len(prompts), generator=generator)[: config.prompts_per_step].tolist()
         batch_prompts = [prompts[i] for i in pick for _ in range(config.group_size)]
         batch_answers = [answers[i] for i in pick for _ in range(config.group_size)]
+        batch_tasks = [tasks[i] for i in pick for _ in range(config.group_size)]
         new = generate(
             model,
             tokenizer,
@@ -87,7 +90,10 @@ def train_rl(
             temperature=config.temperature,
             batch_size=len(batch_prompts),
         )
-        scored = [score(tokenizer, ids, ans) for ids, ans in zip(new, batch_answers)]
+        scored = [
+            score(tokenizer, ids, ans, task)
+            for ids, ans, task in zip(new, batch_answers, batch_tasks)
+        ]
         correct = torch.tensor([s.correct for s in scored], dtype=torch.float)
         length = torch.tensor([s.reasoning_tokens for s in scored], dtype=torch.float)
         reward = correct - config.token_cost * length

@@ -1,11 +1,13 @@
 """Generation and scoring for the organism: batched ``model.generate`` and the Traces-table fields.
 
-Definitions (the Traces contract, counted on token ids): ``reasoning_tokens`` = tokens strictly
-between the first ``<think>`` and the following ``</think>`` (0 when the model writes no think
-span; everything after ``<think>`` when it never closes it, with ``finished_thinking`` False);
-``response`` = the text after ``</think>`` (or the whole text without a think span), special
-tokens removed; ``answer_tokens`` = tokens after ``</think>`` up to, not including, ``<|end|>``;
-``correct`` = ``exact_match(response, answer)``, False for an unfinished think span.
+Definitions (the Traces contract, counted on token ids by ``hooks.accounting``): for a model with
+think delimiters (teacher, student), ``reasoning_tokens`` = tokens strictly between the first
+``<think>`` and the following ``</think>`` (0 when the model writes no think span; everything
+after ``<think>`` when it never closes it, with ``finished_thinking`` False); for the baseline
+(``delimited=False``), the tokens before the last ``Answer:`` (the base-model rule).
+``response`` = the text after the reasoning span, special tokens removed; ``answer_tokens`` = its
+tokens up to, not including, ``<|end|>``; ``correct`` = the task's checker
+(``experiments.data.checkers``) on the response, False for an unfinished span.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from experiments.data.answers import exact_match
+from experiments.data.checkers import get_checker
 from experiments.models.organism.tokenizer import THINK_CLOSE, THINK_OPEN
 from hooks.accounting import ThinkTokens, account, think_tokens
 
@@ -84,10 +86,18 @@ def _think(tokenizer: PreTrainedTokenizerBase) -> ThinkTokens:
     return think_tokens(tokenizer, THINK_OPEN, THINK_CLOSE, model="organism")
 
 
-def score(tokenizer: PreTrainedTokenizerBase, new_ids: Sequence[int], answer: str) -> Scored:
-    """Split a generated sequence into think span and response (``hooks.accounting``, the same
-    rules as the Traces table) and check the answer."""
-    think = _think(tokenizer)
+def score(
+    tokenizer: PreTrainedTokenizerBase,
+    new_ids: Sequence[int],
+    answer: str,
+    task: str,
+    *,
+    delimited: bool = True,
+) -> Scored:
+    """Split a generated sequence into reasoning span and response (``hooks.accounting``, the
+    same rules as the Traces table) and check the answer with ``task``'s checker;
+    ``delimited=False`` for the baseline, which reasons without think delimiters."""
+    think = _think(tokenizer) if delimited else ThinkTokens(None, None)
     ids = [t for t in new_ids if t != tokenizer.pad_token_id]
     acc = account([], ids, think, [tokenizer.eos_token_id], tokenizer.decode)
     body = [t for t in ids if t != tokenizer.eos_token_id]
@@ -101,6 +111,6 @@ def score(tokenizer: PreTrainedTokenizerBase, new_ids: Sequence[int], answer: st
         answer_tokens=acc.answer_tokens,
         finished_thinking=acc.finished_thinking,
         response=response,
-        correct=acc.finished_thinking and exact_match(response, answer),
+        correct=acc.finished_thinking and get_checker(task)(response, answer),
         text=tokenizer.decode(list(new_ids), skip_special_tokens=False),
     )

@@ -117,14 +117,17 @@ def _mechanism(probes: dict, steering: dict, triples: list[dict], target: str) -
             f"of held-out predictions [95% CI]: {scores} (the probe section gives the trivial "
             "baselines and family-wise p's)."
         )
-    slopes = _per_role(
-        steering, triples, target, lambda s: _ci(s.get("slope"), s.get("lo"), s.get("hi"))
-    )
+
+    def slope(s: dict) -> str:
+        reach = f" (α ≤ {s['alpha_max']:g})" if s.get("alpha_max") is not None else ""
+        return _ci(s.get("slope"), s.get("lo"), s.get("hi")) + reach
+
+    slopes = _per_role(steering, triples, target, slope)
     if slopes:
         lines.append(
             f"- **steering** along the `{target}` direction, change of mean log(1 + reasoning "
-            f"tokens) per unit α [95% CI]: {slopes} (the steering section compares it with "
-            "random directions)."
+            f"tokens) per unit α [95% CI], over the α range the steering section tested: {slopes} "
+            "(the steering section compares it with random directions)."
         )
     return lines
 

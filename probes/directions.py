@@ -1,7 +1,7 @@
 """Steering directions: unit vectors in the ORIGINAL activation space, saved with metadata.
 
 - ``diff_means``: mean activation of the items in the top ``quantile`` of y minus that of the bottom
-  ``quantile`` (so it points towards larger y).
+  ``quantile`` (so it points towards larger y); tied quantiles split at the tied value.
 - ``probe``: the weight vector of ``LinearProbe`` (ridge, or logistic for 0/1 targets) with the
   standardisation undone (``coef_`` is already in the original space), sign kept (towards larger y).
 """
@@ -21,6 +21,22 @@ from probes.estimator import LinearProbe
 METADATA_KEY = "handan"
 
 
+def _extremes(y: np.ndarray, quantile: float) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the bottom and top ``quantile`` of y. Where ties make the two quantiles equal
+    (a length target with most traces at the budget), the split is at that value: below it vs
+    at or above it, or at or below it vs above it, whichever side is not empty."""
+    lo, hi = np.quantile(y, [quantile, 1 - quantile])
+    low, high = y <= lo, y >= hi
+    if lo == hi:
+        low, high = (y < lo, y >= lo) if (y < lo).any() else (y <= lo, y > lo)
+    if not (low.any() and high.any()):
+        raise InputError(
+            f"y takes one value ({lo:g}) on all {len(y)} items; a difference of means needs a "
+            "target that varies"
+        )
+    return low, high
+
+
 def fit_direction(
     X: np.ndarray,
     y: np.ndarray,
@@ -36,13 +52,7 @@ def fit_direction(
     if method == "diff_means":
         if not 0 < quantile <= 0.5:
             raise InputError(f"quantile={quantile}; use a fraction in (0, 0.5]")
-        lo, hi = np.quantile(y, [quantile, 1 - quantile])
-        low, high = y <= lo, y >= hi
-        if low.all() or high.all() or not (low.any() and high.any()):
-            raise InputError(
-                "the top and bottom quantiles of y coincide (y is (nearly) constant); "
-                "a difference of means needs a target that varies"
-            )
+        low, high = _extremes(y, quantile)
         vector = X[high].mean(0) - X[low].mean(0)
     elif method == "probe":
         binary = np.isin(y, (0.0, 1.0)).all()

@@ -101,8 +101,19 @@ def test_direction_recovers_planted_axis(method, tmp_path):
     assert meta == {"model": "m", "site": "resid_post.3", "method": method, "n": 400, "score": 0.8}
 
 
+def test_diff_means_with_tied_quantiles_splits_at_the_tied_value():
+    """Most traces at the budget (12): the quartiles tie, so the split is below vs at 12."""
+    y = np.array([3.0, 7.0, 12, 12, 12, 12, 12, 12])
+    X = np.eye(8)
+    v = fit_direction(X, y)
+    expected = np.r_[-0.5, -0.5, np.full(6, 1 / 6)]  # mean(at 12) - mean(below 12)
+    np.testing.assert_allclose(v, expected / np.linalg.norm(expected))
+    w = fit_direction(X, -y)  # the tie now at the bottom: above vs at it
+    np.testing.assert_allclose(w, -v)
+
+
 def test_direction_bad_input():
-    with pytest.raises(ValueError, match="constant"):
+    with pytest.raises(ValueError, match="one value"):
         fit_direction(np.ones((10, 3)), np.zeros(10))
     with pytest.raises(ValueError, match="method"):
         fit_direction(np.ones((10, 3)), np.arange(10.0), method="pca")

@@ -66,7 +66,7 @@ def test_record_writes_traces_and_a_store_that_matches_a_clean_forward(items_fil
     traces = pd.read_parquet(out / "traces.parquet")
     store = ActivationStore(out)
     assert (
-        len(traces) == 4
+        len(traces) == len(pd.read_parquet(items_file))  # 2 items of each organism task
         and store.dtype == "float16"
         and store.sites == [f"resid_post.{k}" for k in range(4)]
     )

@@ -73,13 +73,14 @@ def apply_holm(comparisons: pd.DataFrame, transfer: pd.DataFrame) -> None:
     transfer["p_r_holm"] = lookup.reindex(index).to_numpy()
 
 
-def family_size(comparisons: pd.DataFrame, transfer: pd.DataFrame) -> int:
-    """Number of tests in the Holm family."""
-    copies = (
-        _copies(comparisons, ["model_a", "model_b"]),
-        _copies(transfer, ["student", "baseline"]),
-    )
+def family_size(comparisons: pd.DataFrame, transfer: pd.DataFrame | None) -> int:
+    """Number of tests in the Holm family (a run without a baseline has no transfer rows)."""
+    tables = [(comparisons, ["model_a", "model_b"], "p_boot")]
+    if transfer is not None and len(transfer):
+        tables.append((transfer, ["student", "baseline"], "p_acc"))
     return int(
-        (np.isfinite(comparisons["p_boot"]) & ~copies[0]).sum()
-        + (np.isfinite(transfer["p_acc"]) & ~copies[1]).sum()
+        sum(
+            (np.isfinite(pd.to_numeric(t[col], errors="coerce")) & ~_copies(t, pair)).sum()
+            for t, pair, col in tables
+        )
     )

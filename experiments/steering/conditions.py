@@ -120,18 +120,15 @@ def run_conditions(
     for c in conditions:
         guard(c, out)
     ids = items["item_id"].astype(str).tolist()
-    by_id = items.assign(item_id=ids).set_index("item_id", drop=False)
+    position = {iid: k for k, iid in enumerate(ids)}
     order = row_order(ids, conditions)
-    rows, seeds = [], {}
-    for iid, c in order:
-        row_id = f"{iid}{SEP}{c.key}"
-        rows.append(by_id.loc[iid].copy().rename(None))
-        rows[-1]["item_id"] = row_id
-        for s in range(config.samples):
-            seeds[request_seed(config.seed, row_id, s)] = (
-                request_seed(config.seed, iid, s),
-                c.vector,
-            )
+    row_ids = [f"{iid}{SEP}{c.key}" for iid, c in order]
+    rows = items.iloc[[position[iid] for iid, _ in order]].assign(item_id=row_ids)
+    seeds = {
+        request_seed(config.seed, row_id, s): (request_seed(config.seed, iid, s), c.vector)
+        for row_id, (iid, c) in zip(row_ids, order)
+        for s in range(config.samples)
+    }
     shared = out / "runs" / SHARED
     shared.parent.mkdir(parents=True, exist_ok=True)
     engine = SteeringEngine(
@@ -141,7 +138,7 @@ def run_conditions(
         engine,
         tokenizer,
         spec,
-        pd.DataFrame(rows).reset_index(drop=True),
+        rows.reset_index(drop=True),
         config=config,
         out=shared,
         checker=checker,

@@ -3,11 +3,14 @@
 Layout::
 
     STORE/manifest.json      model, config_hash, sites, positions, dtype, d_model,
-                             handan_version, created (UTC ISO time)
+                             handan_version, created (UTC ISO time), and optionally widths
+                             ({site: width} for sites whose vectors are not d_model wide,
+                             e.g. one attention head's output)
     STORE/index.parquet/     one row per saved vector: model, item_id, sample, site, position,
                              token_index, shard, row — a folder of parts (part-000001.parquet,
                              one per append), read as one table by pyarrow / pandas
-    STORE/shards/shard-000001.safetensors   one 2-D tensor [rows, d_model] per site (key = site)
+    STORE/shards/shard-000001.safetensors   one 2-D tensor [rows, width] per site (key = site;
+                             width = widths[site], else d_model)
     STORE/write.lock         held (flock) by the one process appending, if any
 
 ``shard`` is the shard's path relative to STORE and ``row`` the row inside that shard's tensor for
@@ -112,6 +115,8 @@ class ActivationStore:
             "dtype": normalise_dtype(manifest["dtype"]),
             "d_model": int(manifest["d_model"]),
         }
+        if "widths" in manifest:
+            new["widths"] = {str(k): int(v) for k, v in manifest["widths"].items()}
         if not (path / MANIFEST).exists() and path.exists():
             # a creation killed before the manifest landed leaves only these behind
             ours = {SHARD_DIR, INDEX, LOCK}
@@ -188,6 +193,10 @@ class ActivationStore:
     def d_model(self) -> int:
         return int(self.manifest["d_model"])
 
+    def width(self, site: str) -> int:
+        """Length of ``site``'s vectors: ``widths[site]`` of the manifest, else ``d_model``."""
+        return int(self.manifest.get("widths", {}).get(site, self.d_model))
+
     @property
     def dtype(self) -> str:
         return str(self.manifest["dtype"])
@@ -203,7 +212,7 @@ class ActivationStore:
         return set(self._done)
 
     def load(self, site: str, position: str) -> tuple[np.ndarray, pd.DataFrame]:
-        """Vectors of ``site`` at ``position``: ``X [n, d_model]`` float32 and their index rows,
+        """Vectors of ``site`` at ``position``: ``X [n, width(site)]`` float32 and their index rows,
         in index order, absent rows excluded."""
         if site not in self.sites:
             raise InputError(f"store {self.path} has no site {site!r}; it has {self.sites}")
@@ -215,7 +224,7 @@ class ActivationStore:
             & (self._index["position"] == position)
             & (self._index["shard"] != "")
         ].reset_index(drop=True)
-        X = np.empty((len(rows), self.d_model), dtype=np.float32)
+        X = np.empty((len(rows), self.width(site)), dtype=np.float32)
         for shard, where in rows.groupby("shard", sort=False).groups.items():
             X[where] = self._read(str(shard), site)[rows.loc[where, "row"].to_numpy()]
         return X, rows
@@ -268,7 +277,7 @@ class ActivationStore:
 
         ``index_rows`` has columns model, item_id, sample, site, position, token_index; a row
         with ``token_index < 0`` is absent (no vector). ``vectors[site]`` is a Tensor or ndarray
-        ``[n, d_model]`` holding that site's present rows, in the order they appear in
+        ``[n, width(site)]`` holding that site's present rows, in the order they appear in
         ``index_rows``. Pairs (item_id, sample) already in the store raise ValueError: skip
         them (see ``completed()``)."""
         missing = [c for c in ROW_COLUMNS if c not in index_rows.columns]
@@ -348,10 +357,10 @@ class ActivationStore:
             )
         x = vectors[site]
         x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach()
-        if tuple(x.shape) != (n, self.d_model):
+        if tuple(x.shape) != (n, self.width(site)):
             raise InputError(
                 f"vectors[{site!r}] has shape {tuple(x.shape)}; the index rows need "
-                f"({n}, {self.d_model}) (one row per present index row of that site)"
+                f"({n}, {self.width(site)}) (one row per present index row of that site)"
             )
         return x.to(device="cpu", dtype=getattr(torch, self.dtype)).contiguous()
 

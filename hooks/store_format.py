@@ -18,7 +18,7 @@ INDEX_PART = "part-{:06d}.parquet"
 INDEX_PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
 SHARD_DIR = "shards"
 LOCK = "write.lock"
-MATCH_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
+MATCH_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model", "widths")
 """Manifest keys that must agree before a run may append to an existing store."""
 REQUIRED_KEYS = ("model", "config_hash", "sites", "positions", "dtype", "d_model")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -80,11 +80,13 @@ def write_lock(path: Path) -> Any:
 
 def refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
     """SettingsMismatch naming what differs between a store's manifest and a run's, if anything does."""
-    differ = [k for k in MATCH_KEYS if old.get(k) != new[k]]
+    differ = [k for k in MATCH_KEYS if old.get(k) != new.get(k)]
     if not differ:
         return
     details = [
-        f"{k}: store has {old.get(k)!r}, run has {new[k]!r}" for k in differ if k != "config_hash"
+        f"{k}: store has {old.get(k)!r}, run has {new.get(k)!r}"
+        for k in differ
+        if k != "config_hash"
     ]
     if "config_hash" in differ:  # name the settings behind the hash where both manifests keep them
         changed = []

@@ -92,6 +92,19 @@ def test_append_then_load_in_index_order(tmp_path: Path) -> None:
     assert man["d_model"] == D and man["handan_version"] and man["created"]
 
 
+def test_a_site_narrower_than_d_model_is_stored_at_its_width(tmp_path: Path) -> None:
+    """``widths`` (e.g. one attention head's d_head) overrides d_model for its site only."""
+    store = ActivationStore.create_or_open(tmp_path / "s", manifest(widths={"resid_post.0": 3}))
+    df, v = batch(["a", "b"], seed=4)
+    v["resid_post.0"] = v["resid_post.0"][:, :3].copy()
+    store.append(df, v)
+    X, _ = ActivationStore(tmp_path / "s").load("resid_post.0", "prompt_end")
+    np.testing.assert_array_equal(X, expected(df, v, "resid_post.0", "prompt_end"))
+    assert X.shape == (2, 3) and store.width("resid_post.2") == D
+    with pytest.raises(ValueError, match=r"need \(4, 3\)"):
+        store.append(*batch(["c"], seed=5))  # d_model-wide vectors for the narrow site
+
+
 def test_absent_rows_are_indexed_without_vectors(tmp_path: Path) -> None:
     store = ActivationStore.create_or_open(tmp_path / "s", manifest())
     df, v = batch(["a", "b"], absent=frozenset({"think_close"}))
@@ -133,6 +146,7 @@ def test_reopen_resumes_and_refuses_duplicates(tmp_path: Path) -> None:
         ("dtype", "float16"),
         ("sites", ["resid_post.0"]),
         ("d_model", 16),
+        ("widths", {"resid_post.0": 4}),
     ],
 )
 def test_config_mismatch_refuses_to_append(tmp_path: Path, key: str, value: object) -> None:

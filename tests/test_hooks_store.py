@@ -101,7 +101,7 @@ def test_a_site_narrower_than_d_model_is_stored_at_its_width(tmp_path: Path) -> 
     X, _ = ActivationStore(tmp_path / "s").load("resid_post.0", "prompt_end")
     np.testing.assert_array_equal(X, expected(df, v, "resid_post.0", "prompt_end"))
     assert X.shape == (2, 3) and store.width("resid_post.2") == D
-    with pytest.raises(ValueError, match=r"need \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"need \(2, 3\)"):
         store.append(*batch(["c"], seed=5))  # d_model-wide vectors for the narrow site
 
 

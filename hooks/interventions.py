@@ -38,7 +38,9 @@ import torch
 from torch import Tensor, nn
 
 from experiments.errors import InputError
-from hooks.sites import add_hook, d_model, resolve_site
+from hooks.heads import site_width
+from hooks.site_hooks import add_site_hook
+from hooks.sites import parse_site, resolve_site, site_head
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS, STEER_POSITIONS, SteerPositions
 
 
@@ -59,9 +61,15 @@ class Steer:
             raise InputError(
                 f"unknown steering positions {positions!r}; use one of {STEER_POSITIONS}"
             )
-        self._module, self._kind = resolve_site(model, site)
+        resolve_site(model, site)  # unknown sites fail here
+        if parse_site(site)[0] == "attn_result":
+            raise InputError(
+                f"{site} is read-only; steer the head's output before the projection, "
+                f"attn_z.{parse_site(site)[1]}.{site_head(site)}"
+            )
+        self._model = model
         vector = torch.as_tensor(vector)
-        width = d_model(model)
+        width = site_width(model, site)
         if vector.ndim not in (1, 2) or vector.shape[-1] != width:
             raise InputError(
                 f"steering vector has shape {tuple(vector.shape)} but {site} has width {width}; "
@@ -96,7 +104,7 @@ class Steer:
     def __enter__(self) -> Self:
         if self._handle is not None:
             raise RuntimeError("this Steer is already active; use one `with` block at a time")
-        self._handle = add_hook(self._module, self._kind, self._steer, prepend=True)
+        self._handle = add_site_hook(self._model, self.site, self._steer, prepend=True)
         return self
 
     def __exit__(

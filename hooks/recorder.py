@@ -3,6 +3,7 @@
     with Recorder(model, ["resid_post.3", "mlp_out.5"]) as rec:
         model(**batch)
     rec.activations["resid_post.3"]   # Tensor [batch, seq', d_model], detached
+    # per-head sites: attn_z.{L}.{H} [batch, seq', d_head], attn_result.{L}.{H} [.., d_model]
 
 Hooks go on at ``__enter__`` and come off at ``__exit__``, also when the block raises.
 """
@@ -17,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from experiments.errors import InputError
-from hooks.sites import add_hook, resolve_site
+from hooks.site_hooks import add_site_hook
+from hooks.sites import resolve_site
 
 Positions = slice | Tensor | None
 """Which sequence positions to keep: ``None`` all; a ``slice`` along seq; or a LongTensor
@@ -48,7 +50,7 @@ def select_positions(x: Tensor, positions: Positions) -> Tensor:
 class Recorder:
     """Record the activations of ``sites`` on each forward call of ``model``.
 
-    ``activations[site]`` holds the detached tensor ``[batch, seq', d]`` of the most recent
+    ``activations[site]`` holds the detached tensor ``[batch, seq', width]`` of the most recent
     forward call (overwritten at every call; ``generate`` calls forward once per step).
     ``positions`` (public, may be changed between forward calls) picks rows along seq before
     anything leaves the model's device; ``device`` / ``dtype`` (``None`` = keep) say where and
@@ -70,7 +72,8 @@ class Recorder:
             sites = [sites]
         self.model = model
         self.sites = list(dict.fromkeys(sites))
-        self._targets = {site: resolve_site(model, site) for site in self.sites}
+        for site in self.sites:
+            resolve_site(model, site)  # unknown sites fail here, before any hook goes on
         self.positions = positions
         self.device = device
         self.dtype = dtype
@@ -91,8 +94,8 @@ class Recorder:
         if self._handles:
             raise RuntimeError("this Recorder is already active; use one `with` block at a time")
         try:
-            for site, (module, kind) in self._targets.items():
-                self._handles.append(add_hook(module, kind, self._recorder(site)))
+            for site in self.sites:
+                self._handles.append(add_site_hook(self.model, site, self._recorder(site)))
         except BaseException:
             self._remove()
             raise

@@ -55,7 +55,8 @@ class Backend(ABC):
         self, inputs: Mapping[str, Tensor], sites: Sequence[str]
     ) -> dict[str, Tensor]:
         """One forward over ``inputs`` (``input_ids``, ``attention_mask``, optional
-        ``position_ids``; ``[batch, seq]``) -> ``{site: Tensor [batch, seq, d_model]}``,
+        ``position_ids``; ``[batch, seq]``) -> ``{site: Tensor [batch, seq, width]}`` (``d_model``;
+        ``d_head`` for ``attn_z``),
         detached, on the model's device."""
 
 

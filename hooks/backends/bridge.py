@@ -8,6 +8,9 @@ boots on the model you pass (use the backend, not the model, afterwards); ``copy
 boots it on a deep copy and leaves yours untouched. The tokenizer is always copied (the bridge
 re-reads it from the path it was loaded from, so it is saved to, and reloaded from, the backend's
 own temporary folder).
+Per-head sites read TransformerLens' ``hook_z`` (``[batch, seq, head, d_head]``); ``attn_result``
+is ``hook_z`` times the bridge's own ``W_O`` (computed here, not TransformerLens' ``hook_result``,
+which needs ``use_attn_result``).
 Token-id tensors are passed straight through: no BOS is prepended (the bridge only prepends one
 when it tokenizes strings itself).
 """
@@ -24,7 +27,8 @@ from torch import Tensor, nn
 
 from experiments.errors import InputError
 from hooks.backends import Backend, forward_inputs
-from hooks.sites import check_sites, list_sites, parse_site
+from hooks.heads import head_results
+from hooks.sites import check_sites, list_sites, parse_site, site_head
 
 # handan site kind -> TransformerLens hook name inside blocks.{layer}
 HOOK_NAMES = {
@@ -36,8 +40,11 @@ HOOK_NAMES = {
 
 
 def bridge_hook_name(site: str) -> str:
-    """``"resid_post.3"`` -> ``"blocks.3.hook_resid_post"``."""
+    """``"resid_post.3"`` -> ``"blocks.3.hook_resid_post"``; a per-head site -> its layer's
+    ``"blocks.3.attn.hook_z"`` (``[batch, seq, head, d_head]``, cut per head by the backend)."""
     kind, layer = parse_site(site)
+    if site_head(site) is not None:
+        return f"blocks.{layer}.attn.hook_z"
     return f"blocks.{layer}.{HOOK_NAMES[kind]}"
 
 
@@ -53,7 +60,7 @@ class BridgeBackend(Backend):
 
         if tokenizer is None:
             raise InputError("the bridge backend needs the model's tokenizer; pass tokenizer=")
-        self._valid = list_sites(hf_model)
+        self._valid = list_sites(hf_model, heads=True)
         self._folder = tempfile.TemporaryDirectory(prefix="handan-bridge-")
         tokenizer.save_pretrained(self._folder.name)
         own_tokenizer = AutoTokenizer.from_pretrained(self._folder.name)
@@ -76,8 +83,18 @@ class BridgeBackend(Backend):
             _, cache = self.bridge.run_with_cache(
                 batch["input_ids"],
                 return_type=None,
-                names_filter=list(names.values()),
+                names_filter=sorted(set(names.values())),
                 attention_mask=batch["attention_mask"],
                 position_ids=batch["position_ids"],
             )
-        return {site: cache[name] for site, name in names.items()}
+        return {site: self._site(cache, site, name) for site, name in names.items()}
+
+    def _site(self, cache: Any, site: str, name: str) -> Tensor:
+        head = site_head(site)
+        if head is None:
+            return cache[name]
+        z = cache[name][:, :, head : head + 1]  # hook_z: [batch, seq, head, d_head]
+        if parse_site(site)[0] == "attn_z":
+            return z[:, :, 0]
+        w_o = self.bridge.blocks[parse_site(site)[1]].attn.W_O  # [head, d_head, d_model]
+        return head_results(z, w_o[head : head + 1])[:, :, 0]

@@ -5,6 +5,9 @@ trace runs). nnsight sets the tokenizer's padding side and pad token, so the bac
 copy. In transformers 5 a decoder layer's ``.output`` is a tensor (a tuple before); attention
 modules return ``(attn_output, weights)``; both are handled.
 
+Per-head sites read the input of the attention output projection once per layer (``.input`` of
+``o_proj`` / ``c_proj``) and cut it per head with :mod:`hooks.heads`.
+
 Remote (NDIF-hosted) models: ``NNsightBackend("meta-llama/Llama-3.1-70B", remote=True)`` builds
 nnsight's meta-device model from the repo id (no weights are downloaded) and runs every trace
 with ``remote=True`` on NDIF; it needs network access and an NDIF API key
@@ -22,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from hooks.backends import Backend, forward_inputs
-from hooks.sites import check_sites, list_sites, resolve_site
+from hooks.heads import head_results, out_weights, split_heads
+from hooks.sites import check_sites, list_sites, n_heads, parse_site, resolve_site, site_head
 
 
 class NNsightBackend(Backend):
@@ -39,7 +43,7 @@ class NNsightBackend(Backend):
         self.model = TransformersModel(hf_model, tokenizer=own_tokenizer)
         self.remote = remote
         module = self.model._module
-        self._valid = list_sites(module)
+        self._valid = list_sites(module, heads=True)
         self._paths = {id(m): name for name, m in module.named_modules()}
         self._module = module
 
@@ -49,13 +53,26 @@ class NNsightBackend(Backend):
         check_sites(sites, self._valid, "the nnsight backend")
         # nnsight reads modules in the order the forward pass reaches them
         order = {site: i for i, site in enumerate(self._valid)}
-        targets = {}
+        targets, read = {}, {}  # per-head sites of a layer share one read of the projection
         for site in sorted(dict.fromkeys(sites), key=order.__getitem__):
             module, kind = resolve_site(self._module, site)
-            targets[site] = (self.model.get(self._paths[id(module)]), kind)
-        saved: dict[str, Any] = {}
+            path = self._paths[id(module)]
+            targets.setdefault((path, kind), self.model.get(path))
+            read[site] = (path, kind)
+        saved: dict[Any, Any] = {}
         with torch.no_grad(), self.model.trace(dict(forward_inputs(inputs)), remote=self.remote):
-            for site, (envoy, kind) in targets.items():
-                value = envoy.input if kind == "input" else envoy.output
-                saved[site] = (value[0] if isinstance(value, tuple) else value).save()
-        return {site: saved[site].detach() for site in sites}
+            for key, envoy in targets.items():
+                value = envoy.input if key[1] == "input" else envoy.output
+                saved[key] = (value[0] if isinstance(value, tuple) else value).save()
+        return {site: self._site(site, saved[read[site]].detach()) for site in sites}
+
+    def _site(self, site: str, value: Tensor) -> Tensor:
+        head = site_head(site)
+        if head is None:
+            return value
+        kind, layer = parse_site(site)
+        z = split_heads(value, n_heads(self._module))[:, :, head : head + 1]
+        if kind == "attn_z":
+            return z[:, :, 0]
+        w_o = out_weights(self._module, layer)[head : head + 1]
+        return head_results(z, w_o.to(z.device))[:, :, 0]

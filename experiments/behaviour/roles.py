@@ -18,23 +18,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.errors import InputError, MissingInput
+from experiments.errors import InputError
 
 ROLES = ("teacher", "student", "baseline")
 
 
 def load_pairs(path: str | Path) -> list[dict]:
     """Read the triples of a PAIRS.yaml file."""
-    import yaml
+    from experiments.data.user_table import read_yaml_mapping
 
-    path = Path(path)
-    if not path.exists():
-        raise MissingInput(f"{path} does not exist; pass a PAIRS.yaml with a `triples:` list")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict) or not isinstance(data.get("triples"), list):
-        # bad input file content: ValueError like every other input error (friendly_errors)
-        raise InputError(  # noqa: TRY004
-            f"{path}: expected a mapping with a `triples:` list of "
+    data = read_yaml_mapping(path, what="pairs file", keys="`triples:` to a list of triples")
+    if not isinstance(data.get("triples"), list) or not data["triples"] or set(data) != {"triples"}:
+        raise InputError(
+            f"{path}: expected a mapping with only a non-empty `triples:` list of "
             "{teacher: ..., student: ..., baseline: ...}"
         )
     return check_triples(data["triples"], source=str(path))

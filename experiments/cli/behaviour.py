@@ -47,12 +47,15 @@ def behaviour(
     """Write alignment, comparisons, transfer, inflation, effort, fingerprints, item_effects and
     exclusions CSVs (see README, "Behavioural analysis")."""
     from experiments.behaviour import analyse, load_pairs, write_behaviour_outputs
-    from experiments.contracts import read_table
+    from experiments.behaviour.inputs import read_traces_file
+    from experiments.data import load_items_file
 
+    if n_boot < 0:
+        raise InputError(f"--n-boot {n_boot}: give 0 (no intervals) or more resamples")
     triples = load_pairs(pairs) if pairs else None
     results = analyse(
-        read_table(items),
-        read_table(traces),
+        load_items_file(items),
+        read_traces_file(traces),
         triples=triples,
         roles=_parse_roles(roles or []) or None,
         n_boot=n_boot,

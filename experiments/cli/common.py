@@ -53,9 +53,34 @@ BatchSizeOpt = Annotated[int, typer.Option(help="sequences per batch")]
 GENERATION_DEFAULTS = GenerationSettings()
 
 
+#: file-system refusals that a path or the disk causes, not handan: one line naming the file
+_USER_OS_ERRORS = {
+    errno.ENOSPC,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+}
+
+
+def _os_message(err: OSError) -> str:
+    name = err.filename or "a file"
+    if err.errno == errno.ENOSPC:
+        return (
+            f"the disk is full (writing {name}); files are written whole or not at all, so free "
+            "some space and rerun the same command: generation and recording resume after the "
+            "last complete batch"
+        )
+    return f"{name}: {err.strerror}; check the path (a folder, not a file, where one is expected) and its permissions"
+
+
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn handan's own errors (``experiments.errors``), invalid settings (pydantic) and a full
-    disk into one red line and exit code 2; anything else is a bug and keeps its traceback."""
+    """Turn handan's own errors (``experiments.errors``), invalid settings (pydantic) and a path
+    the file system refuses (a full disk, no permission, a file where a folder is expected) into
+    one red line and exit code 2; anything else is a bug and keeps its traceback."""
     from pydantic import ValidationError
 
     @functools.wraps(fn)
@@ -74,12 +99,10 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             )
             raise typer.Exit(code=2) from err
         except OSError as err:
-            if err.errno != errno.ENOSPC:
+            if err.errno not in _USER_OS_ERRORS:
                 raise
             console.print(
-                f"[bold red]error:[/] the disk is full (writing {err.filename or 'a file'}); files are "
-                "written whole or not at all, so free some space and rerun the same command: "
-                "generation and recording resume after the last complete batch"
+                f"[bold red]error:[/] {_os_message(err)}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(code=2) from err
 

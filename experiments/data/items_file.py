@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from experiments.contracts import ITEM_REQUIRED, validate_items
@@ -13,6 +14,7 @@ from experiments.data.user_table import read_user_table
 from experiments.errors import InputError
 
 _NUMERIC = ("human_rt_s", "human_rt_sd", "human_accuracy", "n_human")
+MAX_PEOPLE = 10**9  # more answers than any study's: a corrupt n_human
 
 
 def load_items_file(path: str | Path) -> pd.DataFrame:
@@ -20,7 +22,8 @@ def load_items_file(path: str | Path) -> pd.DataFrame:
 
     Errors (ValueError) name the line (CSV; header = line 1) or row (parquet; first = row 1) and
     the column: missing required column or value, a non-numeric value in a numeric column,
-    ``human_accuracy`` outside [0, 1], a negative or fractional ``n_human``, duplicate ``item_id``.
+    ``human_accuracy`` outside [0, 1], a negative or infinite ``human_rt_sd``, an ``n_human`` that
+    is not a whole number from 0 to ``MAX_PEOPLE``, duplicate ``item_id``.
     ``human_rt_s`` may be empty (the item has no human time: it is generated and probed, and the
     behavioural analysis leaves it out and says so in ``exclusions.csv``); zero or negative is an
     error.
@@ -57,13 +60,21 @@ def load_items_file(path: str | Path) -> pd.DataFrame:
                 f"{path}, {where} {bad.idxmax() + offset}, column 'human_accuracy': "
                 f"{table['human_accuracy'][bad.idxmax()]} is outside [0, 1]; give a proportion"
             )
+    if "human_rt_sd" in table.columns:
+        sd = table["human_rt_sd"]
+        bad = sd.notna() & ~(np.isfinite(sd) & (sd >= 0))
+        if bad.any():
+            raise InputError(
+                f"{path}, {where} {bad.idxmax() + offset}, column 'human_rt_sd': {sd[bad.idxmax()]} "
+                "is not a spread; give a non-negative SD of log seconds, or leave it empty"
+            )
     if "n_human" in table.columns:
         n = table["n_human"]
-        bad = n.notna() & ((n < 0) | (n % 1 != 0))
+        bad = n.notna() & ((n < 0) | (n % 1 != 0) | (n > MAX_PEOPLE))
         if bad.any():
             raise InputError(
                 f"{path}, {where} {bad.idxmax() + offset}, column 'n_human': {n[bad.idxmax()]} "
-                "is not a count; give a non-negative integer"
+                f"is not a count; give a whole number from 0 to {MAX_PEOPLE}"
             )
     for col in [
         c

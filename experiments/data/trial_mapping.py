@@ -21,10 +21,9 @@ import string
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from experiments.errors import InputError, MissingInput
+from experiments.data.user_table import read_yaml_mapping
 
 
 def _one_of(mapping: TrialMapping, what: str, *keys: str) -> None:
@@ -102,13 +101,6 @@ def template_fields(template: str) -> list[str]:
 
 def load_mapping(path: str | Path) -> dict:
     """The keys of a ``--mapping`` YAML file (validated later, with the command-line options)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInput(f"mapping file {path} does not exist; pass a YAML file of column names")
-    raw = yaml.safe_load(path.read_text())
-    if not isinstance(raw, dict):
-        raise InputError(
-            f"{path}: a mapping file is a YAML mapping of keys to column names "
-            f"(e.g. `rt: rt_ms`), not {type(raw).__name__}"
-        )
-    return raw
+    return read_yaml_mapping(
+        path, what="mapping file", keys="keys to column names (e.g. `rt: rt_ms`)"
+    )

@@ -31,12 +31,10 @@ import pandas as pd
 from experiments.contracts import ITEM_COLUMNS, validate_items
 from experiments.data import aggregate
 from experiments.data.trial_mapping import TrialMapping
-from experiments.data.user_table import UserTable, read_user_table
+from experiments.data.user_table import FALSE_WORDS, TRUE_WORDS, UserTable, read_user_table
 from experiments.errors import InputError
 
 PLAUSIBLE_MEDIAN_S = (0.05, 600.0)
-_TRUE = {"true", "t", "yes", "y", "1", "1.0", "correct"}
-_FALSE = {"false", "f", "no", "n", "0", "0.0", "incorrect"}
 EXCLUSION_COLUMNS = ["reason", "trials", "items", "effect", "examples"]
 _SHOWN = 5  # items named in an error or in ``examples``
 
@@ -134,7 +132,7 @@ def _correct(table: UserTable, mapping: TrialMapping, answer: pd.Series) -> pd.S
     if mapping.correct is not None:
         raw = table.frame[mapping.correct]
         text = raw.astype(str).str.strip().str.lower()
-        known = text.isin(_TRUE | _FALSE)
+        known = text.isin(TRUE_WORDS | FALSE_WORDS)
         bad = ~_empty(raw) & ~known
         if bad.any():
             i = int(bad.to_numpy().argmax())
@@ -142,7 +140,7 @@ def _correct(table: UserTable, mapping: TrialMapping, answer: pd.Series) -> pd.S
                 f"{table.where(i)}, column {mapping.correct!r}: {raw.iloc[i]!r} is not "
                 "boolean-like; use true/false, 1/0 or yes/no (empty = no response)"
             )
-        return text.isin(_TRUE).where(~_empty(raw))
+        return text.isin(TRUE_WORDS).where(~_empty(raw))
     raw = table.frame[mapping.response]
 
     def norm(values: pd.Series) -> pd.Series:

@@ -25,64 +25,127 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from experiments.errors import InputError, MissingInput
 
 FORMATS = ("deepseek", "generic")
 _ITEM_KEYS = ("item_id", "prompt_id", "custom_id")
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+_JSON_TYPES[type(None)] = "null"
 
 
-def read_records(path: Path) -> list[dict]:
-    """The records of a JSONL or parquet file."""
+def read_records(path: Path) -> list[tuple[str, dict]]:
+    """``(where, record)`` for each record of a JSONL or parquet file; ``where`` names its line
+    (JSONL) or row (parquet) for the errors."""
     path = Path(path)
     if not path.exists():
         raise MissingInput(f"{path} does not exist; pass a .jsonl or .parquet file of traces")
     if path.suffix == ".parquet":
-        return pd.read_parquet(path).to_dict("records")
+        from experiments.data.user_table import read_user_table
+
+        frame = read_user_table(path, what="traces file").frame
+        return [(f"{path}, row {n}", r) for n, r in enumerate(frame.to_dict("records"), 1)]
     if path.suffix not in (".jsonl", ".json"):
         raise InputError(f"{path}: unknown format {path.suffix!r}; give .jsonl or .parquet")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise InputError(
                     f"{path} line {n} is not JSON ({err.msg}); give one object a line"
                 ) from err
+            if not isinstance(record, dict):
+                raise InputError(
+                    f"{path} line {n} is a JSON {_JSON_TYPES.get(type(record), 'value')}, not an "
+                    "object; give one "
+                    '{"item_id": ..., ...} object a line'
+                )
+            records.append((f"{path} line {n}", record))
     return records
 
 
-def _message(record: Mapping) -> tuple[Mapping, Mapping]:
+def _mapping(value, where: str, key: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise InputError(f"{where}: {key} is {value!r}, not an object; give the API's own record")
+    return value
+
+
+def _message(record: Mapping, where: str) -> tuple[Mapping, Mapping]:
     """(the message holding reasoning_content/content, the object holding finish_reason)."""
-    body = record.get("response", {}).get("body", record) if "response" in record else record
+    body = record
+    if "response" in record:
+        response = _mapping(record["response"], where, "response")
+        body = _mapping(response.get("body", record), where, "response.body")
     if isinstance(body.get("choices"), list) and body["choices"]:
-        choice = body["choices"][0]
-        return choice.get("message", {}), choice
-    if isinstance(record.get("message"), Mapping):
-        return record["message"], record
+        choice = _mapping(body["choices"][0], where, "choices[0]")
+        return _mapping(choice.get("message", {}), where, "choices[0].message"), choice
+    if "message" in record:
+        return _mapping(record["message"], where, "message"), record
     return record, record
 
 
-def parse_record(record: Mapping, fmt: str, fields: Mapping[str, str], think_close: str | None):
-    """(item_id, sample or None, reasoning or None, response, finish_reason) of one record."""
+def _missing(value) -> bool:
+    """None, or the NaN a parquet column holds where a record lacks the field."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value, where: str, key: str) -> str | None:
+    if _missing(value):
+        return None
+    if isinstance(value, str):
+        return value
+    raise InputError(f"{where}: {key} is {value!r}, not text; give the generated text as a string")
+
+
+def _sample(value, where: str) -> int | None:
+    if _missing(value):
+        return None
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+    if not number or not math.isfinite(value) or value % 1 != 0 or not 0 <= value < 2**31:
+        raise InputError(
+            f"{where}: sample {value!r} is not a sample number; give a whole number from 0 "
+            "(or leave it out: the order of the item's records)"
+        )
+    return int(value)
+
+
+def parse_record(
+    record: Mapping, fmt: str, fields: Mapping[str, str], think_close: str | None, where: str
+):
+    """(item_id, sample or None, reasoning or None, response, finish_reason) of one record;
+    ``where`` (its line or row) starts every error."""
     get = lambda obj, key: obj.get(fields.get(key, key))  # noqa: E731
     item = next((get(record, k) for k in _ITEM_KEYS if get(record, k) is not None), None)
     if item is None:
-        raise InputError(f"a record has none of {list(_ITEM_KEYS)} (rename with --field)")
-    sample = get(record, "sample")
+        raise InputError(
+            f"{where}: the record has none of {list(_ITEM_KEYS)} (rename with --field)"
+        )
+    if not isinstance(item, str | numbers.Integral) or isinstance(item, bool | np.bool_):
+        raise InputError(f"{where}: item id {item!r} is not a name; give the Items table's item_id")
+    sample = _sample(get(record, "sample"), where)
     if fmt == "deepseek":
-        message, holder = _message(record)
-        reasoning, response = get(message, "reasoning_content"), get(message, "content")
+        message, holder = _message(record, where)
+        reasoning = _text(get(message, "reasoning_content"), where, "reasoning_content")
+        response = _text(get(message, "content"), where, "content")
         finish = get(holder, "finish_reason")
     elif fmt == "generic":
-        reasoning, response = get(record, "reasoning"), get(record, "response")
+        reasoning = _text(get(record, "reasoning"), where, "reasoning")
+        response = _text(get(record, "response"), where, "response")
         finish = get(record, "finish_reason")
-        text = get(record, "text")
+        text = _text(get(record, "text"), where, "text")
         if reasoning is None and text is not None:
             if think_close is not None and think_close in text:
                 reasoning, response = text.split(think_close, 1)
@@ -94,8 +157,8 @@ def parse_record(record: Mapping, fmt: str, fields: Mapping[str, str], think_clo
     if finish is None:
         finish = "length" if reasoning is not None and not response else "stop"
     if finish not in ("stop", "length"):
-        raise InputError(f"item {item!r}: finish_reason {finish!r}; use 'stop' or 'length'")
-    return str(item), None if sample is None else int(sample), reasoning, response, finish
+        raise InputError(f"{where}: finish_reason {finish!r}; use 'stop' or 'length'")
+    return str(item), sample, reasoning, response, finish
 
 
 def generated_ids(tokenizer, think, prompt_ids, reasoning, response, finish, eos_id) -> list[int]:
@@ -136,8 +199,10 @@ def import_traces(
     if checker is None:
         from experiments.data import get_checker as checker
     path, fields = Path(path), dict(fields or {})
+    if fmt not in FORMATS:
+        raise InputError(f"unknown import format {fmt!r}; use one of {FORMATS}")
     items = validate_items(items)
-    records = [parse_record(r, fmt, fields, spec.think_close) for r in read_records(path)]
+    records = [parse_record(r, fmt, fields, spec.think_close, w) for w, r in read_records(path)]
     if not records:
         raise InputError(f"{path} holds no records")
     known = set(items["item_id"])

@@ -120,7 +120,7 @@ def compare(
         )
         seen = set()
         for q in depths:
-            at = [_nearest(h.depth, q) for h in halves]
+            at = [nearest_depth(h.depth, q) for h in halves]
             if any(i is None for i in at) or tuple(at) in seen:
                 continue  # a depth that lands on layers already compared is the same test
             seen.add(tuple(at))
@@ -138,7 +138,7 @@ def compare(
     return pd.DataFrame(rows)
 
 
-def _nearest(depth: np.ndarray, q: float) -> int | None:
+def nearest_depth(depth: np.ndarray, q: float) -> int | None:
     """Index of the key whose relative depth is nearest ``q`` (the shallower on ties)."""
     if not np.isfinite(depth).any():
         return None

@@ -63,7 +63,7 @@ from probes.metrics import (
 from probes.ridge import RidgeBasis, as_tensor, nested_ridge_predict, resolve_device
 
 DEFAULT_ALPHAS = np.logspace(-2, 4, 10)
-LAYER_PATTERN = re.compile(r"\.(\d+)$")
+LAYER_PATTERN = re.compile(r"\.(\d+)(?:\.(\d+))?$")  # kind.layer, or kind.layer.head
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -73,9 +73,16 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 def layer_of(site: str) -> float:
-    """Layer number at the end of a site name (``resid_post.12`` -> 12), NaN when there is none."""
+    """Layer number of a site name (``resid_post.12`` -> 12; a head's site ``attn_z.12.3`` ->
+    12), NaN when there is none."""
     match = LAYER_PATTERN.search(site)
     return float(match.group(1)) if match else float("nan")
+
+
+def head_of(site: str) -> float:
+    """Head number of a per-head site name (``attn_z.12.3`` -> 3), NaN for the others."""
+    match = LAYER_PATTERN.search(site)
+    return float(match.group(2)) if match and match.group(2) is not None else float("nan")
 
 
 def cv_predictions(

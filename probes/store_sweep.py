@@ -6,6 +6,7 @@ samples of an item carry the same activation, so only the lowest sample of each 
 
 from __future__ import annotations
 
+import fnmatch
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,21 @@ from probes.targets import build_target
 PROMPT_POSITIONS = ("prompt_end",)
 
 
+def select_sites(available: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
+    """The sites of ``available`` (a store's, in its order) matching ``wanted`` (names or
+    ``fnmatch`` patterns, e.g. ``attn_z.*``; None: all); a name or pattern matching none fails."""
+    if wanted is None:
+        return list(available)
+    if isinstance(wanted, str):
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    unmatched = [w for w in wanted if not fnmatch.filter(available, w)]
+    if unmatched or not wanted:
+        raise InputError(
+            f"sites {unmatched or wanted} match none of the store's sites {list(available)}"
+        )
+    return [s for s in available if any(fnmatch.fnmatchcase(s, w) for w in wanted)]
+
+
 def first_sample_mask(index: pd.DataFrame) -> np.ndarray:
     """True on each item's lowest sample: the one row per item kept where samples share the
     activation (``prompt_end``: same prompt, same vector)."""
@@ -37,6 +53,7 @@ def sweep_store(
     *,
     model: str | None = None,
     positions: Sequence[str] | None = None,
+    sites: Sequence[str] | None = None,
     n_permutations: int = 100,
     seed: int = 0,
     **sweep_kwargs: Any,
@@ -51,8 +68,10 @@ def sweep_store(
     has rows (a ``think_close`` that never occurred must not lend its label to one that did), so
     ``p_fwe`` is one max-T over every site x position of the store — the family the best site is
     picked from — and can reach 1 / (1 + n_permutations) whatever the number of positions.
+    ``sites``: the store's sites to probe (names or patterns such as ``attn_z.*``; default all):
+    the family of ``p_fwe`` is those sites x positions (per-head sites: every layer x head).
     Returns (table with model, target, position columns; out-of-fold predictions)."""
-    data = StoreTarget(store, items, traces, target, model=model)
+    data = StoreTarget(store, items, traces, target, model=model, sites=sites)
     positions = data.check_positions(positions)
     donors = item_permutations(
         data.permutation_strata(positions),
@@ -118,8 +137,10 @@ class StoreTarget:
         *,
         model: str | None = None,
         item_ids: Sequence[str] | None = None,
+        sites: Sequence[str] | None = None,
     ) -> None:
         self.store = store
+        self.sites = select_sites(store.sites, sites)
         self.model = model or store.manifest["model"]
         self.target = target
         y_item = build_target(target, items, traces, model=self.model).sort_index()
@@ -166,7 +187,7 @@ class StoreTarget:
 
     def load(self, position: str) -> PositionBlock:
         features, rows = {}, None
-        for site in self.store.sites:
+        for site in self.sites:
             X, index = self.store.load(site, position)
             keep = index["item_id"].astype(str).isin(self.y_item.index).to_numpy().copy()
             if position in PROMPT_POSITIONS:
@@ -223,6 +244,7 @@ def crossfit_store(
     model: str | None = None,
     positions: Sequence[str] | None = None,
     item_ids: Sequence[str] | None = None,
+    sites: Sequence[str] | None = None,
     n_splits: int = N_SPLITS,
     seed: int = 0,
     **half_kwargs: Any,
@@ -231,7 +253,7 @@ def crossfit_store(
     baselines) on ``n_splits`` halvings of the items that have ``target`` (only ``item_ids``
     when given: two models are compared on the items both have), stratified by task. The halves
     depend only on the items and ``seed``, so two models probed on the same items share them."""
-    data = StoreTarget(store, items, traces, target, model=model, item_ids=item_ids)
+    data = StoreTarget(store, items, traces, target, model=model, item_ids=item_ids, sites=sites)
     halves = half_splits(data.y_item.index, n_splits, seed, strata=data.task_of.to_numpy())
     result = None
     for position in data.check_positions(positions):

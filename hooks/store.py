@@ -8,7 +8,8 @@ Layout::
                              e.g. one attention head's output)
     STORE/index.parquet/     one row per saved vector: model, item_id, sample, site, position,
                              token_index, shard, row — a folder of parts (part-000001.parquet,
-                             one per append), read as one table by pyarrow / pandas
+                             one per append), read as one table by pyarrow / pandas; each part
+                             also records its shard's shard_bytes and shard_sha256
     STORE/shards/shard-000001.safetensors   one 2-D tensor [rows, width] per site (key = site;
                              width = widths[site], else d_model)
     STORE/write.lock         held (flock) by the one process appending, if any
@@ -20,9 +21,16 @@ the budget) is an *absent* row: ``shard == ""``, ``row == -1``, ``token_index ==
 Atomicity: each ``append`` writes one shard (temporary file, fsync, ``os.replace``), then one new
 index part the same way; nothing already written is rewritten, so an append costs the same at any
 store size. A shard is complete iff an index part references it; reopening a store for writing
-deletes unreferenced shards and the temporary files left by a killed run, so a rerun resumes from
+deletes the one shard and the temporary files a killed append leaves, so a rerun resumes from
 the last complete append (``completed()`` lists the (item_id, sample) pairs to skip). Stores of
 older handan versions (one ``index.parquet`` file) are read, not appended to.
+
+Damage is detected, never read as numbers (``hooks.store_checks``): every open refuses a missing
+index, a referenced shard that is missing or not of the size written, and shards no index part
+references beyond that one leftover (lost index parts: nothing deletes those shards); ``load``
+compares each shard's sha256 with the recorded one the first time it reads it. Each refusal is one
+line naming the file and `handan store repair STORE` (``hooks.store_verify``), which drops what
+cannot be trusted so that a rerun recomputes it; `handan store verify STORE` checks every shard.
 
 dtype: vectors are stored in the manifest's dtype (float32, float16 or bfloat16). float32 and
 float16 stores read with numpy alone; bfloat16 stores need torch to read (numpy has no bfloat16).
@@ -38,8 +46,8 @@ Reading one site/position without handan (float32/float16 stores; needs safetens
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,24 +58,25 @@ import pandas as pd
 
 from experiments.errors import InputError, MissingInput, SettingsMismatch
 from hooks.atomic import atomic_write
+from hooks.store_checks import check_open, check_shard, number, on_disk, recorded
 from hooks.store_format import (
     INDEX,
     INDEX_COLUMNS,
-    INDEX_PART,
     INDEX_PART_RE,
     LOCK,
     MANIFEST,
+    PART_COLUMNS,
     REQUIRED_KEYS,
     ROW_COLUMNS,
     SHARD_DIR,
-    SHARD_RE,
     empty_index,
     handan_version,
-    index_part_bytes,
     normalise_dtype,
+    read_manifest,
     refuse_mismatch,
     write_lock,
 )
+from hooks.store_index import parts, read_index, write_part
 
 
 class ActivationStore:
@@ -82,13 +91,16 @@ class ActivationStore:
                 f"{self.path} is not an activation store (no {MANIFEST}); pass the folder that "
                 "`handan record --out` wrote"
             )
-        self.manifest: dict[str, Any] = json.loads(manifest.read_text())
-        index = self.path / INDEX
-        read = pd.read_parquet(index) if index.is_file() or _parts(index) else empty_index()
-        self._parts: list[pd.DataFrame] = [read.astype(INDEX_COLUMNS)]
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        listed = on_disk(self.path)  # before the index: see hooks.store_checks.on_disk
+        read = read_index(self.path)
+        self._shards = recorded(read)  # shard → (bytes, sha256) recorded at write
+        check_open(self.path, self._shards, listed)
+        self._checked: set[str] = set()  # shards whose sha256 this object has compared
+        self._parts: list[pd.DataFrame] = [read[list(INDEX_COLUMNS)]]
         self._joined: pd.DataFrame | None = self._parts[0]
         self._done = {(str(i), int(s)) for i, s in zip(read["item_id"], read["sample"])}
-        numbers = [int(m.group(1)) for p in _parts(index) if (m := INDEX_PART_RE.match(p.name))]
+        numbers = [int(m.group(1)) for p in parts(self.path) if (m := INDEX_PART_RE.match(p.name))]
         self._next_part = max(numbers, default=0) + 1
         self._shard_counter: int | None = None
         self._lock: Any = None
@@ -100,8 +112,8 @@ class ActivationStore:
 
         ``manifest`` needs model, config_hash, sites, positions, dtype, d_model; handan_version
         and created are filled in. Reopening refuses (ValueError) when model, config_hash, sites,
-        positions, dtype or d_model differ, and deletes shards the index does not reference and
-        ``*.tmp`` files (leftovers of a killed run). The returned store holds ``STORE/write.lock``
+        positions, dtype or d_model differ (or the store is damaged: see the module docstring),
+        and deletes what a killed append left (its shard, ``*.tmp`` files). The returned store holds ``STORE/write.lock``
         until ``close()`` (or the end of a ``with`` block): a second writer is refused
         (FileExistsError) instead of deleting the first one's shard in flight."""
         path = Path(path)
@@ -135,7 +147,7 @@ class ActivationStore:
                 new.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
                 (path / SHARD_DIR).mkdir(exist_ok=True)
                 (path / INDEX).mkdir(exist_ok=True)
-                _write_part(path, empty_index(), 0)  # the schema, for readers of an empty store
+                write_part(path, empty_index(PART_COLUMNS), 0)  # the schema, for empty readers
                 atomic_write(path / MANIFEST, json.dumps(new, indent=2).encode())
                 store = cls(path)
             else:
@@ -166,11 +178,14 @@ class ActivationStore:
         self.close()
 
     def _remove_leftovers(self) -> None:
-        referenced = set(self._index["shard"].unique()) - {""}
-        for file in (self.path / SHARD_DIR).glob("*"):
-            if f"{SHARD_DIR}/{file.name}" not in referenced:
-                file.unlink()
+        """Delete what a killed append left: its shard (the one unreferenced shard ``check_open``
+        lets through) and temporary files."""
+        for shard in on_disk(self.path):
+            if shard not in self._shards:
+                (self.path / shard).unlink()
         for tmp in [*self.path.glob("*.tmp"), *self.path.glob("*.staged")]:
+            tmp.unlink()
+        for tmp in (self.path / SHARD_DIR).glob("*.tmp"):
             tmp.unlink()
 
     @property
@@ -233,6 +248,9 @@ class ActivationStore:
         """One site's full tensor from one shard, as float32."""
         from safetensors import safe_open
 
+        if shard not in self._checked:  # an altered byte is refused, never read as a number
+            check_shard(self.path, shard, self._shards.get(shard, (-1, ""))[1])
+            self._checked.add(shard)
         framework = "pt" if self.dtype == "bfloat16" else "np"
         with safe_open(self.path / shard, framework=framework) as f:
             tensor = f.get_tensor(site)
@@ -306,15 +324,22 @@ class ActivationStore:
                 f"vectors given for {sorted(extra)} but no present index rows use them; "
                 "drop those keys (a batch where every row is absent has no vectors)"
             )
+        record = (-1, "")  # (bytes, sha256) of the shard, what check_open compares
         if tensors:
             from safetensors.torch import save
 
             shard = f"{SHARD_DIR}/shard-{self._next_shard():06d}.safetensors"
-            atomic_write(self.path / shard, save(tensors))
+            data = save(tensors)
+            record = (len(data), hashlib.sha256(data).hexdigest())
+            atomic_write(self.path / shard, data)
             rows.loc[present, "shard"] = shard
-        _write_part(self.path, rows, self._next_part)
+            self._shards[shard] = record
+            self._checked.add(shard)
+        rows["shard_bytes"] = np.where(present, record[0], -1)
+        rows["shard_sha256"] = np.where(present, record[1], "")
+        write_part(self.path, rows, self._next_part)
         self._next_part += 1
-        self._parts.append(rows.astype(INDEX_COLUMNS))
+        self._parts.append(rows[list(INDEX_COLUMNS)].astype(INDEX_COLUMNS))
         self._joined = None
         self._done |= {(str(i), int(s)) for i, s in zip(rows["item_id"], rows["sample"])}
 
@@ -367,35 +392,7 @@ class ActivationStore:
     def _next_shard(self) -> int:
         """One more than any shard number on disk or in the index (found once, then counted)."""
         if self._shard_counter is None:
-            numbers = [
-                int(m.group(1))
-                for f in (self.path / SHARD_DIR).glob("*")
-                if (m := SHARD_RE.match(f.name))
-            ]
-            numbers += [
-                int(m.group(1))
-                for s in self._index["shard"].unique()
-                if (m := SHARD_RE.match(Path(s).name))
-            ]
-            self._shard_counter = max(numbers, default=0)
+            names = [*on_disk(self.path), *self._shards]
+            self._shard_counter = max((number(s) or 0 for s in names), default=0)
         self._shard_counter += 1
         return self._shard_counter
-
-
-def _write_part(store: Path, rows: pd.DataFrame, number: int) -> None:
-    """Index part ``number`` of ``store``: written whole beside the index folder, then renamed
-    into it (a reader of the folder never meets a partial file)."""
-    name = INDEX_PART.format(number)
-    staged = store / f"{name}.staged"
-    atomic_write(staged, index_part_bytes(rows))
-    os.replace(staged, store / INDEX / name)
-    if hasattr(os, "O_DIRECTORY"):  # make the rename durable
-        fd = os.open(store / INDEX, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _parts(index: Path) -> list[Path]:
-    return sorted(index.glob("part-*.parquet")) if index.is_dir() else []

@@ -33,6 +33,11 @@ INDEX_COLUMNS = {
     "row": "int64",
 }
 ROW_COLUMNS = ("model", "item_id", "sample", "site", "position", "token_index")
+CHECK_COLUMNS = {"shard_bytes": "int64", "shard_sha256": "str"}
+"""What an index part records of the shard it references, computed from the bytes written:
+its size and sha256 (-1 / "" on absent rows, and null in parts of stores written before
+handan recorded them). Kept on disk only; ``ActivationStore.index`` has the INDEX_COLUMNS."""
+PART_COLUMNS = {**INDEX_COLUMNS, **CHECK_COLUMNS}
 SHARD_RE = re.compile(r"^shard-(\d{6,})\.safetensors$")
 
 
@@ -107,20 +112,53 @@ def refuse_mismatch(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) 
     )
 
 
-def empty_index() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in INDEX_COLUMNS.items()})
+def read_manifest(path: Path) -> dict[str, Any]:
+    """``path/manifest.json`` as a dict; a file that is not a JSON object with the required keys
+    is refused in one line naming it and the fix."""
+    import json
+
+    file = path / MANIFEST
+    try:
+        manifest = json.loads(file.read_bytes())
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        problem = f"is not valid JSON ({err})"
+    else:
+        if not isinstance(manifest, dict):
+            problem = "is not a JSON object"
+        elif lacks := [k for k in REQUIRED_KEYS if k not in manifest]:
+            problem = f"lacks {lacks}"
+        else:
+            return manifest
+    raise InputError(
+        f"{file} {problem}: the store's settings are lost; restore the file, or delete {path} "
+        "and rerun `handan record` (it recomputes everything)"
+    )
+
+
+def empty_index(columns: Mapping[str, str] = INDEX_COLUMNS) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+
+
+def part_schema():
+    """The pyarrow schema of an index part (what every part is read with: older parts lacking
+    CHECK_COLUMNS read them as null)."""
+    import pyarrow as pa
+
+    kinds = {"str": pa.string(), "int64": pa.int64()}
+    return pa.schema([pa.field(c, kinds[t]) for c, t in PART_COLUMNS.items()])
 
 
 def index_part_bytes(rows: pd.DataFrame) -> bytes:
-    """One index part as parquet bytes, with the one schema every part shares."""
+    """One index part (INDEX_COLUMNS and CHECK_COLUMNS) as parquet bytes, with the one schema
+    every part shares."""
     import io
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    kinds = {"str": pa.string(), "int64": pa.int64()}
-    schema = pa.schema([pa.field(c, kinds[t]) for c, t in INDEX_COLUMNS.items()])
-    table = pa.Table.from_pandas(rows[list(INDEX_COLUMNS)], schema=schema, preserve_index=False)
+    table = pa.Table.from_pandas(
+        rows[list(PART_COLUMNS)], schema=part_schema(), preserve_index=False
+    )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()

@@ -48,3 +48,22 @@ def test_corrupt_stages_json_names_the_file_and_the_fix(tmp_path):
     (tmp_path / "stages.json").write_text("{not json")
     with pytest.raises(InputError, match=r"stages\.json is not valid JSON.*delete it and rerun"):
         Stages(tmp_path / "stages.json")
+
+
+@pytest.mark.parametrize(
+    "data,problem",
+    [
+        (b"\xff\xfe\x00garbage", "is not valid JSON"),  # not even text
+        (b"[1, 2]", "is not a JSON object of stage records"),
+        (b'{"behaviour": "done"}', "is not a JSON object of stage records"),
+        (b'{"behaviour": {"hash": "x"}}', "is not a JSON object of stage records"),
+    ],
+)
+def test_a_stages_json_that_is_not_stage_records_names_the_file_and_the_fix(
+    tmp_path, data, problem
+):
+    """Before: undecodable bytes gave a bare UnicodeDecodeError, and valid JSON of another shape
+    an AttributeError / KeyError at the first stage, naming no file."""
+    (tmp_path / "stages.json").write_bytes(data)
+    with pytest.raises(InputError, match=rf"stages\.json {problem}.*delete it and rerun"):
+        Stages(tmp_path / "stages.json").run("behaviour", [1], [], lambda: None)

@@ -37,15 +37,28 @@ class Stages:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self.done: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
-        except json.JSONDecodeError as err:
-            raise InputError(
-                f"{path} is not valid JSON ({err}); delete it and rerun: every stage "
-                "then reruns (generation resumes from its files)"
-            ) from err
+        self.done: dict[str, dict] = self._read(path)
         self.timings: dict[str, float] = {}
         self.reused: set[str] = set()
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, dict]:
+        """The stage records of ``path`` ({} when there is none); a file that is not a JSON
+        object of records is refused in one line naming it and the fix."""
+        if not path.exists():
+            return {}
+        fix = "delete it and rerun: every stage then reruns (generation resumes from its files)"
+        try:
+            done = json.loads(path.read_bytes())
+        except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise InputError(f"{path} is not valid JSON ({err}); {fix}") from err
+        records = isinstance(done, dict) and all(
+            isinstance(r, dict) and isinstance(r.get("seconds"), int | float) and "hash" in r
+            for r in done.values()
+        )
+        if not records:
+            raise InputError(f"{path} is not a JSON object of stage records; {fix}")
+        return done
 
     def _save(self) -> None:
         from hooks.atomic import atomic_write

@@ -69,6 +69,8 @@ class TrialMapping(BaseModel):
             template = getattr(self, key)
             if template is not None and not template_fields(template):
                 raise ValueError(f"{key} {template!r} names no column; write {{COLUMN}} in it")
+            if template is not None:
+                _renders(key, template)
         return self
 
     def columns(self) -> dict[str, list[str]]:
@@ -86,6 +88,17 @@ class TrialMapping(BaseModel):
             if getattr(self, key) is not None:
                 used[key] = template_fields(getattr(self, key))
         return used
+
+
+def _renders(key: str, template: str) -> None:
+    """Refuse a template that cannot be filled with text (every column is read as text)."""
+    try:
+        template.format_map({name: "x" for name in template_fields(template)})
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as err:
+        raise ValueError(
+            f"{key} {template!r} cannot be filled ({type(err).__name__}: {err}); write plain "
+            "{COLUMN} fields, without conversions, formats or attributes"
+        ) from err
 
 
 def template_fields(template: str) -> list[str]:

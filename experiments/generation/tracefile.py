@@ -9,7 +9,11 @@ killed run leaves its parts, which the next run (or :func:`read_traces`) reads w
 
 Metadata: the settings that change what is generated (compared before a file is resumed: a
 mismatch is refused, naming the setting) and, under ``recorded``, what was only noted (engine
-version, batch size, how tokens were counted).
+version, batch size, how tokens were counted). Beside it, under its own key, the file's
+``FORMAT``: a file of another format (an older handan's, e.g. one sampled by the Gumbel sampler
+before per-row inverse-CDF draws) is read but never resumed, since resuming would mix two
+versions' generations in one file. A file or part that is not readable parquet is refused in one
+line naming it, never skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from experiments.contracts import TRACE_COLUMNS
 from experiments.errors import InputError, SettingsMismatch
 
 META_KEY = b"handan.generation"
+FORMAT_KEY = b"handan.traces_format"
+FORMAT = "2"
+"""Bump when what the same settings generate, or the file's columns, change."""
 RECORDED = "recorded"  # metadata section that is noted, never compared
 ID_COLUMNS = ("prompt_ids", "generated_ids", "finish_reason")
 COLUMNS = (*TRACE_COLUMNS, *ID_COLUMNS)
@@ -52,16 +59,43 @@ def _parts(path: Path) -> list[Path]:
     return sorted(parts_dir(path).glob("part-*.parquet"))
 
 
-def read_traces_meta(path: Path) -> dict | None:
-    """The metadata of the traces file at ``path`` (or of its first part when only parts exist);
-    None when it was not written by handan."""
+def _unreadable(file: Path, err: Exception) -> InputError:
+    fix = (
+        "delete that part and rerun (the batch is generated again)"
+        if file.parent.name.endswith(".parts")
+        else "restore it, or delete it and rerun (its traces are generated again; a store "
+        "recorded with them must then be recorded again)"
+    )
+    return InputError(
+        f"{file} is not a readable traces file ({type(err).__name__}: {err}); it was cut or "
+        f"altered: {fix}"
+    )
+
+
+def _schema_meta(path: Path) -> dict[bytes, bytes] | None:
+    """The parquet key-value metadata of the file at ``path`` (or of its first part when only
+    parts exist); None when neither exists."""
     import pyarrow.parquet as pq
 
     files = ([Path(path)] if Path(path).exists() else []) + _parts(path)
     if not files:
         return None
-    meta = pq.read_schema(files[0]).metadata or {}
-    return json.loads(meta[META_KEY]) if META_KEY in meta else None
+    try:
+        return pq.read_schema(files[0]).metadata or {}
+    except Exception as err:  # pyarrow's ArrowInvalid / OSError for a damaged file
+        raise _unreadable(files[0], err) from err
+
+
+def read_traces_meta(path: Path) -> dict | None:
+    """The metadata of the traces file at ``path`` (or of its first part when only parts exist);
+    None when it was not written by handan."""
+    meta = _schema_meta(path) or {}
+    if META_KEY not in meta:
+        return None
+    try:
+        return json.loads(meta[META_KEY])
+    except ValueError as err:
+        raise _unreadable(Path(path), err) from err
 
 
 def read_traces(path: Path) -> pd.DataFrame:
@@ -70,9 +104,22 @@ def read_traces(path: Path) -> pd.DataFrame:
     files = ([Path(path)] if Path(path).exists() else []) + _parts(path)
     if not files:
         return pd.DataFrame({c: pd.Series(dtype=TRACE_COLUMNS.get(c, "object")) for c in COLUMNS})
-    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    table = pd.concat([_read(f) for f in files], ignore_index=True)
+    missing = [c for c in TRACE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"{files[0]} lacks the traces column(s) {missing}; write it with `handan generate` "
+            "or `handan traces import`"
+        )
     table = table.drop_duplicates(KEY, keep="last").reset_index(drop=True)
     return table.astype(TRACE_COLUMNS)
+
+
+def _read(file: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(file)
+    except Exception as err:  # pyarrow's ArrowInvalid / OSError for a damaged file
+        raise _unreadable(file, err) from err
 
 
 def write_traces(table: pd.DataFrame, path: Path, meta: dict) -> None:
@@ -94,7 +141,8 @@ def _write_arrow(arrow, path: Path, meta: dict) -> None:
     from hooks.atomic import atomic_write
 
     buffer = io.BytesIO()
-    pq.write_table(arrow.replace_schema_metadata({META_KEY: json.dumps(meta)}), buffer)
+    stamped = {META_KEY: json.dumps(meta), FORMAT_KEY: FORMAT}
+    pq.write_table(arrow.replace_schema_metadata(stamped), buffer)
     atomic_write(path, buffer.getvalue())
 
 
@@ -147,5 +195,13 @@ def existing_traces(path: Path, meta: dict) -> pd.DataFrame:
     model or settings."""
     path = Path(path)
     if path.exists() or _parts(path):
-        check_meta(path, read_traces_meta(path), meta)
+        old = read_traces_meta(path)
+        written = (_schema_meta(path) or {}).get(FORMAT_KEY, b"1").decode()
+        if old is not None and written != FORMAT:
+            raise SettingsMismatch(
+                f"{path} was written by an older handan (traces format {written}, this handan "
+                f"writes {FORMAT}); resuming would mix two versions' generations: write to "
+                "another --out, or finish it with the handan that wrote it"
+            )
+        check_meta(path, old, meta)
     return read_traces(path)

@@ -135,3 +135,45 @@ def test_best_head_contrast_sees_the_stronger_head(tmp_path, tables):
     assert pairs == [(0, 0), (1, 0), (1, 1)]
     assert depth.site_b.iloc[0] == "attn_z.0.0"  # the student's planted head, picked in layer 0
     assert (depth.endpoint == "secondary").all()
+
+
+def test_report_names_the_best_heads_and_the_contrast(tmp_path, tables):
+    from experiments.pipeline.head_stage import (
+        HEADS_BEST_CSV,
+        HEADS_COMPARE_CSV,
+        HEADS_SWEEP_CSV,
+    )
+    from experiments.pipeline.layout import RunLayout
+    from experiments.pipeline.report.heads import head_section
+    from probes.multiplicity import holm_by
+
+    items, traces = tables
+    run = RunLayout(tmp_path / "run")
+    run.probes.mkdir(parents=True)
+    fit = dict(cv=3, seed=0)
+    sweeps, best, halves = [], [], []
+    for model, layers, heads, planted, strength in (
+        ("teacher", 3, 4, "attn_z.2.1", 2.0),
+        ("student", 2, 3, "attn_z.0.0", 0.8),
+    ):
+        store = _store(tmp_path, items, model, layers, heads, planted, strength)
+        table, _ = sweep_store(
+            store, items, traces, "human_rt", model=model, n_permutations=19, n_boot=50, **fit
+        )
+        half = crossfit_store(store, items, traces, "human_rt", model=model, n_splits=4, **fit)
+        sweeps.append(table)
+        halves.append(half)
+        best.append(dict(model=model, target="human_rt", n_heads=layers * heads))
+        best[-1] |= best_site(half, table)
+    head_rows(pd.concat(sweeps)).to_csv(run.probes / HEADS_SWEEP_CSV, index=False)
+    pd.DataFrame(best).to_csv(run.probes / HEADS_BEST_CSV, index=False)
+    cmp_ = compare_heads(*halves).assign(model_a="teacher", model_b="student", target="human_rt")
+    cmp_["p_holm"] = holm_by(cmp_, "endpoint")
+    cmp_.to_csv(run.probes / HEADS_COMPARE_CSV, index=False)
+    lines, summary = head_section(run)
+    text = "\n".join(lines)
+    assert "| teacher | human_rt | 12 | attn_z.2.1 (100%)" in text
+    assert "teacher's best head decodes it more than student's" in text
+    assert "not matched one to one" in text
+    assert summary["teacher"]["human_rt"]["site"] == "attn_z.2.1"
+    assert summary["contrasts"][0]["comparison"] == "best_head"

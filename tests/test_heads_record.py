@@ -44,3 +44,48 @@ def test_record_attn_z_per_head_matches_every_backend(items_file, tmp_path):  # 
         torch.testing.assert_close(
             got[:, -1], torch.as_tensor(X), atol=2e-3, rtol=2e-3, msg=lambda m, n=name: f"{n}: {m}"
         )
+
+
+def test_probe_cli_sweeps_the_recorded_heads(items_file, tmp_path):  # noqa: F811
+    from test_record_cli import runner
+
+    from experiments.cli import app
+
+    out = tmp_path / "store"
+    assert record(items_file, out, "--sites", "attn_z.*,resid_post.1").exit_code == 0
+    probed = tmp_path / "probe"
+    result = runner.invoke(
+        app,
+        [
+            "probe",
+            "--store",
+            str(out),
+            "--items",
+            str(items_file),
+            "--traces",
+            str(out / "traces.parquet"),
+            "--target",
+            "prompt_tokens",
+            "--out",
+            str(probed),
+            "--sites",
+            "attn_z.*",
+            "--cv",
+            "2",
+            "--n-permutations",
+            "9",
+            "--n-boot",
+            "50",
+            "--n-splits",
+            "2",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    sweep = pd.read_csv(probed / "probe_sweep.csv")
+    heads = sweep[~sweep.site.str.startswith("baseline:")]
+    assert sorted(heads.site) == sorted(f"attn_z.{la}.{h}" for la in range(4) for h in range(4))
+    assert heads.p_fwe.min() >= 0.1  # one max-T family over the 16 heads: floor 1 / (1 + 9)
+    assert (probed / "probe_depth.png").exists()
+    best = pd.read_csv(probed / "best_site.csv").iloc[0]
+    assert best.site.startswith("attn_z.")

@@ -35,6 +35,13 @@ def register(app: typer.Typer) -> None:
         positions: Annotated[
             list[str] | None, typer.Option(help="positions to probe (default: all)")
         ] = None,
+        sites: Annotated[
+            str | None,
+            typer.Option(
+                help="the store's sites to probe, comma-separated names or patterns, e.g. "
+                "'attn_z.*' (every layer x head: one family for p_fwe); default: all"
+            ),
+        ] = None,
         cv: int = 5,
         n_permutations: int = 100,
         n_boot: int = 1000,
@@ -53,7 +60,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Probe TARGET at every site x position of STORE; writes probe_sweep.csv,
+        """Probe TARGET at every site x position of STORE (or --sites, e.g. 'attn_z.*' for a head
+        sweep); writes probe_sweep.csv,
         oof_predictions.parquet, best_site.csv (selection-adjusted) and probe_depth.png to OUT."""
         import pandas as pd
 
@@ -71,6 +79,7 @@ def register(app: typer.Typer) -> None:
         the_store = ActivationStore(store)
         tables = validate_items(read_table(items)), validate_traces(read_table(traces))
         fit = dict(model=model, positions=positions, cv=cv, seed=seed, device=device, dtype=dtype)
+        fit["sites"] = None if sites is None else [s.strip() for s in sites.split(",") if s.strip()]
         table, preds = sweep_store(
             the_store, *tables, target, n_permutations=n_permutations, n_boot=n_boot, **fit
         )
@@ -82,7 +91,7 @@ def register(app: typer.Typer) -> None:
         preds.to_parquet(out / PROBE_PREDICTIONS, index=False)
         best.to_csv(out / PROBE_BEST_SITE_CSV, index=False)
         plot_depth_profile(
-            table, out / "probe_depth.png", title=f"{table['model'].iloc[0]}: {target}"
+            _per_layer(table), out / "probe_depth.png", title=f"{table['model'].iloc[0]}: {target}"
         )
         b = best.iloc[0]
         typer.echo(
@@ -186,3 +195,16 @@ def register(app: typer.Typer) -> None:
             profile, out / "probe_depth_compare.png", title=f"half-sample scores: {target}"
         )
         typer.echo(result.to_string(index=False))
+
+
+def _per_layer(table):
+    """Sweep rows to plot by depth: the rows of the sites that are not heads when there are
+    some, else (a head sweep) the best head per layer x position."""
+    from probes.heads import is_head_site
+
+    heads = table["site"].map(is_head_site)
+    others = ~heads & ~table["site"].str.startswith("baseline:")
+    if others.any() or not heads.any():
+        return table[~heads]
+    best = table[heads].sort_values("score").groupby(["position", "layer"]).tail(1)
+    return best.sort_values(["position", "layer"])

@@ -28,6 +28,16 @@ class RecordCfg(_Cfg):
     dtype: str = "float32"
 
 
+class HeadCfg(_Cfg):
+    """``experiments.pipeline.head_stage``: attention heads probed (recorded teacher-forced at
+    ``positions`` only, for ``models`` only)."""
+
+    enabled: bool = True
+    models: list[str] | None = None  # None: the first triple's teacher and student
+    targets: list[str] = ["reasoning_tokens"]  # the length code (add human_rt: ~2x the time)
+    positions: list[str] = ["prompt_end"]
+
+
 class ProbeCfg(_Cfg):
     targets: list[str] = ["human_rt", "reasoning_tokens", "reasoning_tokens|human_rt"]
     positions: list[str] | None = None  # None: every recorded position
@@ -35,6 +45,7 @@ class ProbeCfg(_Cfg):
     n_permutations: int = 100
     n_boot: int = 1000
     dtype: str = "float64"  # "float32": about 2x faster on CPU, scores within ~1e-4
+    heads: HeadCfg = HeadCfg()
 
 
 class SteerCfg(_Cfg):

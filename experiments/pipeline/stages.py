@@ -248,6 +248,9 @@ def probe_stage(
     for target, rows in sweep[~sweep["site"].str.startswith("baseline:")].groupby("target"):
         safe = target.replace("|", "_given_")
         plot_depth_profile(rows, run.figures / f"probe_{safe}.png", title=f"probe: {target}")
+    from experiments.pipeline.head_stage import head_stage
+
+    head_stage(cfg, specs, pairing, items, traces, run, progress)  # probes.heads: per-head part
 
 
 def held_out(item_ids: pd.Series, share: float) -> pd.Series:

@@ -14,6 +14,7 @@ import pandas as pd
 from experiments.pipeline.layout import RunLayout
 from experiments.pipeline.report.behaviour import behaviour_section
 from experiments.pipeline.report.format import _table
+from experiments.pipeline.report.heads import head_section
 from experiments.pipeline.report.overview import brief, example_traces
 from experiments.pipeline.report.probes import probe_section
 from experiments.pipeline.report.seeds import seeds_section
@@ -62,10 +63,11 @@ def write_report(
     ]
     model_lines, model_summary = _models_section(traces)
     sections = [behaviour_section(run), probe_section(run), steering_section(run)]
+    heads = head_section(run)
     seeds = seeds_section(cfg, run)
     lines += brief(cfg, run, seeds[1], sections[1][1], sections[2][1])
     lines += model_lines + example_traces(run) + seeds[0]
-    for sec, _ in sections:
+    for sec in (sections[0][0], sections[1][0], heads[0], sections[2][0]):
         lines += sec
     figures = sorted(run.figures.glob("*.png"))
     if figures:
@@ -91,6 +93,7 @@ def write_report(
         models=model_summary,
         alignment=sections[0][1],
         probes=sections[1][1],
+        heads=heads[1],
         steering=sections[2][1],
         seeds=seeds[1],
         timings={k: round(v, 2) for k, v in timings.items()},

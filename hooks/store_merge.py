@@ -3,7 +3,9 @@
 The stores must agree on every manifest key a resume compares (model, config hash, sites,
 positions, dtype, d_model); their ``shard`` labels must be 1..N of one N, none missing or
 repeated, and no (item, sample) may be in two of them. Each input's batches are re-appended to
-the new store (one append per input shard file), so the result is an ordinary store.
+the new store (one append per input shard file), so the result is an ordinary store. Every input
+shard is checked against its recorded sha256 before anything is written (a damaged input is
+refused, never given a fresh checksum in the merged store).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 
 from experiments.errors import InputError, SettingsMismatch
 from hooks.store import ActivationStore
+from hooks.store_checks import check_shard, recorded
 from hooks.store_format import ROW_COLUMNS, refuse_mismatch
+from hooks.store_index import read_index
 
 
 def merge_stores(
@@ -42,6 +46,9 @@ def merge_stores(
                     "shards are disjoint"
                 )
             seen[key] = store.path
+    for store in stores:  # before anything is written: a damaged input leaves no half merge
+        for shard, (_, digest) in recorded(read_index(store.path)).items():
+            check_shard(store.path, shard, digest)
     manifest = {k: v for k, v in first.items() if k not in ("handan_version", "created")}
     manifest.update(shard=None, merged_from=[s.manifest.get("shard") for s in stores])
     with ActivationStore.create_or_open(out, manifest) as merged:

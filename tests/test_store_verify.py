@@ -247,3 +247,21 @@ def test_a_store_written_before_checksums_is_read_and_verified_by_its_headers(
     assert f"shard-000001.safetensors has {len(data) - 40} bytes, its header says" in line
     with pytest.raises(InputError, match=r"shard-000001\.safetensors is not the safetensors file"):
         ActivationStore(path).load("resid_post.0", "prompt_end")
+
+
+def test_merge_refuses_an_altered_input_shard_instead_of_checksumming_it_anew(tmp_path: Path):
+    from experiments.generation.merge import merge_outputs
+
+    paths = []
+    for label, batches in {"1/2": [["a"], ["b"]], "2/2": [["c"]]}.items():
+        path = tmp_path / label.replace("/", "-of-")
+        with ActivationStore.create_or_open(path, {**manifest(), "shard": label}) as store:
+            for k, items in enumerate(batches):
+                store.append(*batch(items, seed=k))
+        paths.append(path)
+    data = bytearray(shard(paths[0], 2).read_bytes())
+    data[-3] ^= 0x01
+    shard(paths[0], 2).write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"1-of-2/shards/shard-000002\.safetensors does not match"):
+        merge_outputs(paths, tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()

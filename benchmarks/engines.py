@@ -12,6 +12,7 @@ same work: the tokenizer's EOS is an id the model cannot produce (its vocabulary
 vLLM, which refuses such a stop id, runs with ``ignore_eos`` (otherwise the adapter's parameters). Weights are random (no hub access needed); the model and a word-level
 tokenizer are saved to a temporary folder so vLLM loads them like any checkpoint. vLLM's start
 (about 30 s on CPU, plus compilation) is not timed; each engine's first call is a short warm-up.
+The hf loop and ``model.generate`` run ``--repeats`` times, interleaved; the table shows medians.
 Target: forced capture <= 10% of the generation time of the same traces.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -114,6 +116,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int)
     parser.add_argument("--new", type=int)
     parser.add_argument("--no-vllm", action="store_true", help="skip vLLM even if installed")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved runs of hf loop and model.generate"
+    )
     args = parser.parse_args()
     preset = dict(PRESETS["gpu" if args.gpu else "cpu"])
     preset.update({k: v for k, v in dict(batch=args.batch, new=args.new).items() if v})
@@ -150,14 +155,6 @@ def main() -> None:
 
     hf = HFEngine(model, pad_id=0)
     hf.generate(warm, decoding)
-    sync(device)
-    start = time.perf_counter()
-    traces = hf.generate(requests, decoding)
-    sync(device)
-    times["hf loop"] = time.perf_counter() - start
-    print(f"hf loop: {times['hf loop']:.1f} s", flush=True)
-    assert all(len(t.token_ids) == new for t in traces)
-
     ids = torch.zeros((batch, max(map(len, prompts))), dtype=torch.long)
     mask = torch.zeros_like(ids)
     for r, p in enumerate(prompts):
@@ -166,15 +163,34 @@ def main() -> None:
     kwargs = dict(do_sample=True, temperature=0.6, top_p=0.95, eos_token_id=eos, pad_token_id=0)
     with torch.inference_mode():
         model.generate(input_ids=ids[:2], attention_mask=mask[:2], max_new_tokens=4, **kwargs)
-        sync(device)
-        start = time.perf_counter()
-        out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, **kwargs
-        )
-        sync(device)
-    times["model.generate"] = time.perf_counter() - start
-    print(f"model.generate: {times['model.generate']:.1f} s", flush=True)
-    assert out.shape[1] - ids.shape[1] == new
+
+    def hf_loop():
+        traces = hf.generate(requests, decoding)
+        assert all(len(t.token_ids) == new for t in traces)
+        return traces
+
+    def hf_generate():
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, **kwargs
+            )
+        assert out.shape[1] - ids.shape[1] == new
+
+    # interleaved repeats, median: on CPU the first long run of a process is up to 2x slower
+    # whichever engine it is (glibc maps fresh pages as the KV cache grows; measured at batch
+    # 8 x 2,048: hf loop 32.2 s first / 16.2 s second, model.generate 20.3 s first / 11.5 s second)
+    runs: dict[str, list[float]] = {"hf loop": [], "model.generate": []}
+    for repeat in range(args.repeats):
+        for name, engine in (("hf loop", hf_loop), ("model.generate", hf_generate)):
+            sync(device)
+            start = time.perf_counter()
+            result = engine()
+            sync(device)
+            runs[name].append(time.perf_counter() - start)
+            print(f"{name} (run {repeat + 1}): {runs[name][-1]:.1f} s", flush=True)
+            if name == "hf loop":
+                traces = result
+    times = {name: statistics.median(seconds) for name, seconds in runs.items()}
 
     if vllm_available() and not args.no_vllm:
         from hooks.engines.vllm import VLLMEngine

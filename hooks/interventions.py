@@ -44,6 +44,15 @@ from hooks.sites import parse_site, resolve_site, site_head
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS, STEER_POSITIONS, SteerPositions
 
 
+def applies(positions: SteerPositions, x: Tensor) -> bool:
+    """Whether an intervention at ``positions`` touches this forward call's site tensor ``x``
+    ``[batch, seq, width]`` (``seq > 1``: the prefill call; ``seq == 1``: a generated step)."""
+    prefill = x.shape[1] > 1
+    if positions in ("prompt", "prompt_end"):
+        return prefill
+    return not prefill if positions == "generated" else True
+
+
 class Steer:
     """Add ``vector`` (already scaled by the caller) to ``site``'s output (``resid_pre``: to the
     layer's input) at ``positions``: shape ``[d_model]`` for every row, or ``[batch, d_model]``
@@ -82,10 +91,7 @@ class Steer:
         self._cast: Tensor | None = None  # the vector on the device / in the dtype last seen
 
     def _steer(self, x: Tensor) -> Tensor | None:
-        prefill = x.shape[1] > 1
-        if self.positions in ("prompt", "prompt_end") and not prefill:
-            return None
-        if self.positions == "generated" and prefill:
+        if not applies(self.positions, x):
             return None
         if self._cast is None or (self._cast.device, self._cast.dtype) != (x.device, x.dtype):
             self._cast = self.vector.to(device=x.device, dtype=x.dtype)

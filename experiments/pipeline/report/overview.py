@@ -5,7 +5,7 @@ Every number is taken from the other sections' summaries (``behaviour/alignment.
 seeds section, ``behaviour/transfer.csv``, the probe and steering summaries) or from
 ``items.parquet`` / ``traces.parquet``; a result whose file or column is absent is left out, not
 guessed. Example traces: in the task with the most items, the item people solved fastest (easy)
-and slowest (hard; mean correct-trial RT); per model, its shortest sample on the easy item and
+and slowest (hard; geometric mean of the kept correct-trial RTs); per model, its shortest sample on the easy item and
 its longest on the hard one, so a reader sees what "reasoning tokens" are.
 """
 
@@ -146,7 +146,7 @@ def brief(cfg, run: RunLayout, seeds: dict, probes: dict, steering: dict) -> lis
         "",
         f"**Items.** {len(items)} items people solved, in {len(per_task)} tasks ("
         + ", ".join(f"{t} {n}" for t, n in per_task.items())
-        + f"); human cost = log of the mean correct-trial solving time; {samples} samples per "
+        + f"); human cost = log of the geometric mean correct-trial solving time (the Items table's human_rt_s); {samples} samples per "
         "item and model.",
         "",
     ]

@@ -1,6 +1,8 @@
 """What every fuzz test asserts of a bad input (README, "Reliability"): the command ends in
 handan's own error — exit code 2 and one line, naming what is wrong — never a traceback, and every
-file that existed before is byte-identical afterwards, with no file added.
+file that existed before is byte-identical afterwards, with no file added. An option value of the
+wrong type (``--samples abc``) is refused by the option parser instead: exit code 2 and its usage
+message naming the option.
 
 Hypothesis settings are shared: a bounded number of examples, no deadline (the machine is
 shared), ``derandomize`` so that CI draws the same cases every run, no example database."""
@@ -46,6 +48,13 @@ def refused(args: list, folder: Path, *named: str) -> str:
             result.exception
         )
     assert result.exit_code == 2, f"exit {result.exit_code} for handan {args}: {result.output}"
+    if "Usage:" in result.stderr:  # the option parser refused a value of the wrong type
+        text = " ".join(result.stderr.replace("│", " ").split())
+        assert "Invalid value" in text or "No such option" in text, text
+        for name in named:
+            assert name in text, f"{name!r} not named in: {text}"
+        assert snapshot(folder) == before, f"handan {args} changed or added files: {text}"
+        return text
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     # warnings may come first; the error is one line, the last

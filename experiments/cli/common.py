@@ -34,8 +34,25 @@ DataDirOpt = Annotated[
         help="Local mirror of the human data (OWNER/REPO/PATH layout); default: download from the pinned commit",
     ),
 ]
+
+
+def _device(value: str | None) -> str | None:
+    """A device torch can parse (checked before a model loads; whether it exists, at load)."""
+    if value is not None:
+        import torch
+
+        try:
+            torch.device(value)
+        except (RuntimeError, ValueError) as err:
+            raise typer.BadParameter(
+                f"{value!r} is not a torch device; e.g. cpu, cuda, cuda:1"
+            ) from err
+    return value
+
+
 DeviceOpt = Annotated[
-    str | None, typer.Option(help="torch device (default: cuda if available, else cpu)")
+    str | None,
+    typer.Option(help="torch device (default: cuda if available, else cpu)", callback=_device),
 ]
 DtypeOpt = Annotated[str | None, typer.Option(help="model dtype (default: the spec's)")]
 # generation settings: the defaults are experiments.generation.GenerationSettings', validated there

@@ -33,7 +33,7 @@ SPEED_SETTINGS = (
 class GenerationSettings(BaseModel):
     """User-facing generation settings; ``None`` means the model spec's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf: no temperature
     samples: int = Field(1, ge=1)
     max_new_tokens: int | None = Field(None, gt=0)
     temperature: float | None = Field(None, ge=0)

@@ -42,11 +42,9 @@ def _check_numbers(cfg: RunConfig, source: str) -> None:
     for key, value, low, note in ranges:
         if value is not None and value < low:
             _fail(source, key, f"{value} is below {low}; give {low} or more {note}")
-    floats = {"generation.temperature": cfg.generation.temperature}
-    floats |= {f"steering.alphas[{i}]": a for i, a in enumerate(cfg.steering.alphas)}
-    for key, value in floats.items():
-        if value is not None and not math.isfinite(value):
-            _fail(source, key, f"{value} is not a finite number")
+    for i, alpha in enumerate(cfg.steering.alphas):
+        if not math.isfinite(alpha):
+            _fail(source, f"steering.alphas[{i}]", f"{alpha} is not a finite number")
     if not cfg.steering.alphas:
         _fail(source, "steering.alphas", "empty; give the doses, e.g. [-1, 0, 1]")
     if cfg.probes.dtype not in PROBE_DTYPES:

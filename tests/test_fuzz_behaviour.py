@@ -220,3 +220,56 @@ def test_unreadable_files_are_refused_naming_the_file(tmp_path, content, suffix)
     refused(_behaviour(tmp_path, bad, traces), tmp_path, str(bad))
     refused(_behaviour(tmp_path, items, bad), tmp_path, str(bad))
     refused(_behaviour(tmp_path, items, tmp_path), tmp_path, str(tmp_path))  # a folder
+
+
+NA_WORDS = {
+    "NA",
+    "N/A",
+    "n/a",
+    "NaN",
+    "nan",
+    "null",
+    "NULL",
+    "None",
+    "<NA>",
+    "#N/A",
+    "-nan",
+    "-NaN",
+}
+NA_WORDS |= {"1.#IND", "1.#QNAN", "#NA", "#N/A N/A", "-1.#IND", "-1.#QNAN", "NAN", "nil"}
+
+
+@fuzz(20)
+@given(
+    ids=st.lists(
+        UNICODE.filter(lambda s: s.strip() == s and s and s not in NA_WORDS),
+        min_size=len(ITEMS),
+        max_size=len(ITEMS),
+        unique=True,
+    ),
+    flags=st.sampled_from([("True", "False"), ("true", "false"), ("1", "0"), ("yes", "no")]),
+    fmt=st.sampled_from(["csv", "parquet"]),
+)
+def test_valid_tables_with_any_ids_and_flag_spellings_are_accepted(ids, flags, fmt):
+    """The checks refuse what is wrong, not what is unusual: unicode ids, every boolean spelling."""
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    rename = dict(zip(ITEMS["item_id"], ids, strict=True))
+    items = ITEMS.assign(item_id=ITEMS["item_id"].map(rename))
+    traces = TRACES.assign(item_id=TRACES["item_id"].map(rename))
+    for col in FLAGS:
+        traces[col] = np.where(traces[col], *flags)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        args = _behaviour(
+            folder, _write(items, folder, "items", fmt), _write(traces, folder, "traces", fmt)
+        )
+        result = CliRunner().invoke(app, [str(a) for a in [*args, "--n-boot", "5"]])
+        assert result.exit_code == 0, result.output
+        costs = pd.read_csv(folder / "out" / "item_costs.csv", keep_default_na=False)
+        assert set(costs["item_id"]) == set(ids)
+        expected = TRACES.assign(item_id=traces["item_id"]).groupby(["model", "item_id"])
+        got = costs.set_index(["model", "item_id"])["accuracy"]
+        assert np.allclose(got.sort_index(), expected["correct"].mean().sort_index())

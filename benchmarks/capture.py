@@ -59,6 +59,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from real_configs import R1_DISTILL_QWEN_1_5B  # benchmarks/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 POSITIONS = ("prompt_end", "step_16")
@@ -72,7 +73,7 @@ LABELS = {
     "nnsight-iter": "nnsight generate + iter[:N] layer.output.save()",
     "bridge": "TL Bridge.generate(return_cache=True)",
 }
-# DeepSeek-R1-Distill-Qwen-1.5B's architecture (config.json of the HF repo), random-init here
+# random-init here; 1.5b: DeepSeek-R1-Distill-Qwen-1.5B's architecture
 SIZES = {
     "tiny": dict(
         vocab_size=32000,
@@ -83,18 +84,7 @@ SIZES = {
         num_key_value_heads=2,
         max_position_embeddings=4096,
     ),
-    "1.5b": dict(
-        vocab_size=151936,
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        max_position_embeddings=131072,
-        rope_theta=10000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=False,
-    ),
+    "1.5b": R1_DISTILL_QWEN_1_5B,
 }
 
 

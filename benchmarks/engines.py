@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from real_configs import R1_DISTILL_QWEN_1_5B  # benchmarks/ is sys.path[0] when run as a script
+
 PRESETS = {
     "cpu": dict(
         kind="llama",
@@ -46,18 +48,12 @@ PRESETS = {
     ),
     "gpu": dict(  # DeepSeek-R1-Distill-Qwen-1.5B's config.json (random weights)
         kind="qwen2",
-        config=dict(
-            hidden_size=1536,
-            intermediate_size=8960,
-            num_hidden_layers=28,
-            num_attention_heads=12,
-            num_key_value_heads=2,
-            max_position_embeddings=131072,
-            rope_theta=10000.0,
-            rms_norm_eps=1e-6,
-            tie_word_embeddings=False,
-        ),
-        vocab=151936,
+        config={
+            k: v
+            for k, v in R1_DISTILL_QWEN_1_5B.items()
+            if k not in ("vocab_size", "bos_token_id", "eos_token_id")
+        },
+        vocab=R1_DISTILL_QWEN_1_5B["vocab_size"],
         dtype="bfloat16",
         device="cuda",
         batch=64,

@@ -26,26 +26,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from real_configs import R1_DISTILL_QWEN_1_5B  # benchmarks/ is sys.path[0] when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
-R1_1_5B = dict(  # config.json of deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B
-    vocab_size=151936,
-    hidden_size=1536,
-    intermediate_size=8960,
-    num_hidden_layers=28,
-    num_attention_heads=12,
-    num_key_value_heads=2,
-    max_position_embeddings=131072,
-    rope_theta=10000.0,
-    rms_norm_eps=1e-6,
-    tie_word_embeddings=False,
-    bos_token_id=151646,
-    eos_token_id=151643,
-)
 TINY = dict(
-    R1_1_5B, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4
+    R1_DISTILL_QWEN_1_5B,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
 )
 PRESETS = {
-    "gpu": dict(config=R1_1_5B, dtype="bfloat16", device="cuda", batch=32, new=2048, step=256),
+    "gpu": dict(
+        config=R1_DISTILL_QWEN_1_5B, dtype="bfloat16", device="cuda", batch=32, new=2048, step=256
+    ),
     "tiny": dict(config=TINY, dtype="float32", device="cpu", batch=4, new=16, step=8),
 }
 

@@ -18,6 +18,7 @@ every other hook of the module (a recorder sees the ablated tensor) and come off
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -30,6 +31,16 @@ from hooks.interventions import applies
 from hooks.site_hooks import add_site_hook
 from hooks.sites import parse_site, resolve_site
 from hooks.steer_positions import STEER_POSITIONS, SteerPositions
+
+
+@dataclass(frozen=True)
+class HeadAblation:
+    """One row's ablation (``experiments.steering``: a condition's payload): ``sites`` (attn_z
+    heads) moved by ``dose`` toward ``means`` (``{site: [d_head]}``; None: zero)."""
+
+    sites: tuple[str, ...]
+    dose: float
+    means: Mapping[str, Any] | None = None
 
 
 class Ablate:

@@ -8,7 +8,7 @@ names the key of any invalid value. Generation settings are ``experiments.genera
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +48,18 @@ class ProbeCfg(_Cfg):
     heads: HeadCfg = HeadCfg()
 
 
+class HeadAblationCfg(_Cfg):
+    """``experiments.steering.ablation``: the ``k`` heads that best predict the steering target
+    on the fit items (from the model's head store, ``probes.heads``), ablated at ``doses``
+    against ``n_random`` random sets of ``k`` other heads."""
+
+    enabled: bool = True
+    k: int = Field(2, ge=1)
+    doses: list[float] = [0.5, 1.0]
+    n_random: int = Field(8, ge=1)
+    mode: Literal["zero", "mean"] = "zero"
+
+
 class SteerCfg(_Cfg):
     """``experiments.steering.study``: every choice below is applied on the direction-fitting
     items (the ones not held out) before a held-out item is steered."""
@@ -72,6 +84,7 @@ class SteerCfg(_Cfg):
     max_items: int | None = Field(None, ge=2)  # held-out items steered, at most; None: all
     holdout: float = Field(0.5, gt=0, lt=1)  # share of items held out from direction fitting
     samples: int = Field(2, ge=1)
+    heads: HeadAblationCfg = HeadAblationCfg()  # models with a head store only
 
 
 class BehaviourCfg(_Cfg):
@@ -161,5 +174,10 @@ FAST = {
         "n_permutations": 20,
         "n_boot": 200,
     },
-    "steering": {"alphas": [-1.0, 0.0, 1.0], "n_random": 2, "samples": 1},
+    "steering": {
+        "alphas": [-1.0, 0.0, 1.0],
+        "n_random": 2,
+        "samples": 1,
+        "heads": {"n_random": 2},
+    },
 }

@@ -42,8 +42,9 @@ def head_models(cfg: RunConfig, specs, pairing: list[dict]) -> list[str]:
     return [n for n in names if n in specs]
 
 
-def record_heads(cfg: RunConfig, spec, run: RunLayout, items: pd.DataFrame, progress: bool):
-    """The model's ``attn_z.*`` at the head positions, teacher-forced over its own traces."""
+def record_heads(cfg: RunConfig, spec, run: RunLayout, progress: bool):
+    """The model's ``attn_z.*`` at the head positions, teacher-forced over its own traces (their
+    own prompt ids: the file may hold items a narrowed rerun left out; the sweeps keep the run's)."""
     from experiments.generation.forced import record_from_traces
     from experiments.models.loading import free_memory, load_model
     from hooks.sites import expand_sites
@@ -60,7 +61,6 @@ def record_heads(cfg: RunConfig, spec, run: RunLayout, items: pd.DataFrame, prog
             positions=cfg.probes.heads.positions,
             store_dtype=cfg.record.dtype,
             batch_size=cfg.generation.batch_size or 64,  # prompt positions: short rows
-            items=items,
             progress=progress,
         )
     finally:
@@ -86,7 +86,7 @@ def head_stage(cfg: RunConfig, specs, pairing, items, traces, run: RunLayout, pr
     fit = dict(cv=p.cv, dtype=p.dtype, seed=cfg.generation.seed, positions=h.positions)
     tables, halves, best, skipped, stores = [], {}, [], [], {}
     for name in names:
-        store = stores[name] = record_heads(cfg, specs[name], run, items, progress)
+        store = stores[name] = record_heads(cfg, specs[name], run, progress)
         for target in h.targets:
             try:
                 table, _ = sweep_store(

@@ -276,6 +276,15 @@ def _best_site(run: RunLayout, model: str, target: str, position: str) -> str:
     return str(rows.loc[rows["chosen"], "site"].iloc[0])
 
 
+def _head_store(run: RunLayout, model: str):
+    """The model's head store (``probes.heads``), or None when the probes stage made none."""
+    from experiments.pipeline.head_stage import head_store
+    from hooks.store import ActivationStore
+
+    path = head_store(run, model)
+    return ActivationStore(path) if (path / "manifest.json").exists() else None
+
+
 def steering_stage(
     cfg: RunConfig,
     specs,
@@ -326,12 +335,16 @@ def steering_stage(
             seed=cfg.generation.seed,
             out=lambda condition, name=name: run.steering_run(name, condition),
             progress=progress,
+            head_store=_head_store(run, name),
         )
         for direction, (vector, meta) in study.directions.items():
             save_direction(run.direction(name, direction), vector, meta)
         studies.append(study)
         del model
         free_memory()
+    from experiments.steering.ablation import write_head_ablation
+
+    write_head_ablation(studies, run.steering)
     steering_table = pd.concat([st.steering for st in studies], ignore_index=True)
     outputs.write_steering_outputs(steering_table, run.steering, items=items)
     outputs.write_choices(studies, run.steering)

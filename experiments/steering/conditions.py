@@ -29,11 +29,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from experiments.errors import SettingsMismatch
+
+if TYPE_CHECKING:
+    from hooks.ablation import HeadAblation
 
 UNSTEERED = "_unsteered"
 SHARED = "_shared.parquet"
@@ -43,11 +47,12 @@ SEP = "@"  # composite row id: {item}@{condition key}; condition keys hold no "@
 @dataclass(frozen=True)
 class Condition:
     """One steering condition: ``folder`` (direction name or ``UNSTEERED``), ``alpha``, the added
-    vector (``None`` unsteered) and ``spec``, what its guard file records."""
+    vector (``None`` unsteered; a ``hooks.ablation.HeadAblation`` for a head-ablation condition,
+    ``alpha`` then its dose) and ``spec``, what its guard file records."""
 
     folder: str
     alpha: float
-    vector: np.ndarray | None
+    vector: np.ndarray | HeadAblation | None
     spec: dict
 
     @property

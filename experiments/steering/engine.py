@@ -5,7 +5,9 @@ underneath) looks each request up by its seed — every (condition, item, sample
 run is a request of its own, with a seed of its own — and then
 
 - runs the batch inside ``hooks.Steer`` with one vector per row (``[batch, d]``: the row's
-  condition's vector, zeros for the unsteered rows), and
+  condition's vector, zeros for the unsteered rows) and, when some rows ablate heads
+  (``hooks.ablation.HeadAblation``), inside ``hooks.ablation.Ablate`` with one
+  dose per row and head (0 for the rows that leave that head alone), and
 - gives each row the seed of its (item, sample) — the seed a separate run of that condition would
   give it — so every condition draws the same random numbers for the same sample (common random
   numbers) and a row draws what it would draw in a run of its own.
@@ -14,11 +16,13 @@ run is a request of its own, with a seed of its own — and then
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 
 import numpy as np
 
 from experiments.errors import InputError
+from hooks.ablation import HeadAblation
 from hooks.engines.hf import HFEngine
 
 
@@ -33,7 +37,7 @@ class SteeringEngine(HFEngine):
         *,
         site: str,
         positions: str,
-        rows: Mapping[int, tuple[int, np.ndarray | None]],
+        rows: Mapping[int, tuple[int, np.ndarray | HeadAblation | None]],
     ) -> None:
         super().__init__(model, pad_id)
         self.site, self.positions, self.rows = site, positions, rows
@@ -52,10 +56,32 @@ class SteeringEngine(HFEngine):
             )
         own = [self.rows[r.seed] for r in requests]
         requests = [replace(r, seed=seed) for r, (seed, _) in zip(requests, own)]
-        if all(v is None for _, v in own):
+        steered = [v if isinstance(v, np.ndarray) else None for _, v in own]
+        ablated = [v if isinstance(v, HeadAblation) else None for _, v in own]
+        with ExitStack() as stack:
+            if any(v is not None for v in steered):
+                dtype = next(self.model.parameters()).dtype
+                zero = np.zeros(d_model(self.model))
+                vectors = np.stack([zero if v is None else v for v in steered])
+                vectors = torch.as_tensor(vectors, dtype=dtype)
+                stack.enter_context(Steer(self.model, self.site, vectors, positions=self.positions))
+            if any(a is not None for a in ablated):
+                stack.enter_context(self._ablate(ablated))
             return super().generate(requests, decoding, observer)
-        dtype = next(self.model.parameters()).dtype
-        zero = np.zeros(d_model(self.model))
-        vectors = torch.as_tensor(np.stack([zero if v is None else v for _, v in own]), dtype=dtype)
-        with Steer(self.model, self.site, vectors, positions=self.positions):
-            return super().generate(requests, decoding, observer)
+
+    def _ablate(self, rows: Sequence[HeadAblation | None]):
+        """One ``Ablate`` for the batch: per head, each row's dose (0 where it is not ablated)."""
+        import torch
+
+        from hooks.ablation import Ablate
+
+        sites = sorted({s for a in rows if a is not None for s in a.sites})
+        doses = {
+            s: torch.tensor([a.dose if a is not None and s in a.sites else 0.0 for a in rows])
+            for s in sites
+        }
+        means = {}
+        for a in rows:
+            if a is not None and a.means is not None:
+                means |= {s: torch.as_tensor(m) for s, m in a.means.items()}
+        return Ablate(self.model, doses, means=means or None, positions=self.positions)

@@ -8,7 +8,9 @@ direction-fitting items before a held-out item is steered:
 3. ``scale``: the mean residual norm where the vector is added (``norms.injected_norm``);
 4. the linear range ``alpha_max`` by the pre-registered rule of ``calibration`` on the fit items;
 5. on the held-out items: ``target`` and ``control_target`` on the whole alpha grid (the full
-   curve), ``n_random`` random directions of equal norm at ``±alpha_max`` (the null of the slope).
+   curve), ``n_random`` random directions of equal norm at ``±alpha_max`` (the null of the slope);
+6. given the model's head store: the head-ablation control (``experiments.steering.ablation``:
+   the ``heads.k`` best heads for ``target`` on the fit items vs random head sets, at ``doses``).
 
 ``settings`` has the fields of ``experiments.pipeline.config.SteerCfg``.
 """
@@ -38,6 +40,8 @@ class Study:
     linear: pd.DataFrame
     sites: pd.DataFrame
     directions: dict
+    heads: pd.DataFrame | None = None  # head ablation (``experiments.steering.ablation``)
+    head_choice: pd.DataFrame | None = None
 
 
 def subsample(item_ids: pd.Series, n: int | None) -> pd.Series:
@@ -130,6 +134,7 @@ def run_study(
     seed: int,
     out: Callable[[str], Path],
     progress: bool = True,
+    head_store=None,
 ) -> Study:
     """Steps 1-5 of the module docstring for one loaded model; ``out(condition)`` is the folder
     of its generations under a condition hash (site, positions, scale, settings, directions):
@@ -218,4 +223,23 @@ def run_study(
         **common,
     )
     linear = linear.assign(model=name, site=site, scale=scale)
-    return Study(table, linear, sites, fitted)
+    study = Study(table, linear, sites, fitted)
+    if head_store is not None and s.heads.enabled:  # 6. the head-ablation control
+        from experiments.steering.ablation import ablation_study
+
+        study.heads, study.head_choice = ablation_study(
+            model,
+            tokenizer,
+            spec,
+            head_store,
+            items=items,
+            traces=traces,
+            fit_ids=fit_ids,
+            test_items=by_length(test_items, traces, name),
+            settings=s,
+            config=config,
+            seed=seed,
+            out=out,
+            progress=progress,
+        )
+    return study

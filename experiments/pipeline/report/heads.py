@@ -103,7 +103,48 @@ def head_section(run: RunLayout) -> tuple[list[str], dict]:
         lines += ["No teacher − student head contrast: the run has no triple with both probed.", ""]
     if skipped is not None and len(skipped):
         lines += _skipped(skipped) + [""]
-    return lines, summary
+    ablation, summary["ablation"] = _ablation(run)
+    return lines + ablation, summary
+
+
+def _ablation(run: RunLayout) -> tuple[list[str], dict]:
+    """The head-ablation control of the steering stage (``steering/head_ablation_summary.csv``)."""
+    from experiments.steering.ablation import (
+        CHOSEN,
+        HEAD_ABLATION_SUMMARY_CSV,
+        HEAD_CHOICE_CSV,
+    )
+
+    summary = _read(run.steering / HEAD_ABLATION_SUMMARY_CSV)
+    choice = _read(run.steering / HEAD_CHOICE_CSV)
+    if summary is None or choice is None:
+        return [], {}
+    lines = [
+        f"**Ablating the heads** (`steering/{HEAD_ABLATION_SUMMARY_CSV}`): each model's best "
+        "heads for the steering target on the fit items (`steering/head_choice.csv`) ablated on "
+        "the held-out items at doses t (output moved to (1 − t)·z + t·m), against random sets of "
+        "as many other heads at the same doses. Slope = change of mean log(1 + reasoning "
+        "tokens) per unit dose, cluster-robust CI and p; p_random = rank of |slope| among the "
+        "random sets'.",
+        "",
+    ]
+    out, rows = {}, []
+    for r in summary[summary.direction == CHOSEN].itertuples():
+        heads = choice[(choice.model == r.model) & choice.chosen].site.tolist()
+        rows.append(
+            [
+                r.model,
+                ", ".join(heads),
+                _ci(summary.loc[r.Index], "slope", "slope_lo", "slope_hi", 3),
+                _p(r.p),
+                f"{_p(r.p_random)} ({int(r.n_random)} sets)",
+            ]
+        )
+        out[str(r.model)] = dict(
+            heads=heads, slope=round(float(r.slope), 4), p=float(r.p), p_random=float(r.p_random)
+        )
+    lines += _table(["model", "heads ablated", "slope [95% CI]", "p", "p_random"], rows)
+    return lines, out
 
 
 def _contrasts(cmp_: pd.DataFrame) -> list[str]:

@@ -26,12 +26,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the whole pipeline for the models and datasets of CONFIG."""
         from experiments.pipeline import RunConfig, run_pipeline
-        from experiments.pipeline.preflight import check_run
 
         overrides = {k: str(v) for k, v in (("out", out), ("data_dir", data_dir)) if v is not None}
-        cfg = RunConfig.from_yaml(config, **overrides)
-        check_run(cfg, source=str(config))  # before the run folder is touched
-        run_pipeline(cfg)
+        run_pipeline(RunConfig.from_yaml(config, **overrides), source=str(config))
 
     @app.command()
     @friendly_errors

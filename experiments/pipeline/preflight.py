@@ -125,7 +125,10 @@ def _check_models(cfg: RunConfig, source: str) -> None:
     ]:
         unknown = sorted(set(named) - names)
         if unknown:
-            _fail(source, key, f"names {unknown}, which are not among models {sorted(names)}")
+            raise InputError(
+                f"{source}: {key} names {unknown}, which are not among the run's models "
+                f"{sorted(names)}"
+            )
     for model, path in cfg.imported.items():
         if not Path(path).is_file():
             _fail(source, f"imported.{model}", f"{path} does not exist (`handan traces import`)")

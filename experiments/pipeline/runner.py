@@ -92,14 +92,20 @@ class Stages:
         return key
 
 
-def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Run every stage of ``cfg``; returns the summary written to ``summary.json``."""
+def run_pipeline(
+    cfg: RunConfig, *, progress: bool = True, source: str = "run config"
+) -> dict[str, Any]:
+    """Run every stage of ``cfg``; returns the summary written to ``summary.json``. Everything
+    the config names is checked first (``preflight.check_run``; errors start with ``source``),
+    before the run folder is touched."""
     import pandas as pd
     from rich.console import Console
 
     from experiments.pipeline import stages
+    from experiments.pipeline.preflight import check_run
     from experiments.pipeline.report import write_report
 
+    check_run(cfg, source=source)
     console = Console(stderr=True, quiet=not progress)
     run = RunLayout(Path(cfg.out))
     run.figures.mkdir(parents=True, exist_ok=True)

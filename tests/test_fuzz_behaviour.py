@@ -220,6 +220,8 @@ def test_unreadable_files_are_refused_naming_the_file(tmp_path, content, suffix)
     refused(_behaviour(tmp_path, bad, traces), tmp_path, str(bad))
     refused(_behaviour(tmp_path, items, bad), tmp_path, str(bad))
     refused(_behaviour(tmp_path, items, tmp_path), tmp_path, str(tmp_path))  # a folder
+    for pairs in (tmp_path / "nope.yaml", tmp_path):
+        refused(_behaviour(tmp_path, items, traces, "--pairs", pairs), tmp_path, str(pairs))
 
 
 NA_WORDS = {

@@ -238,3 +238,9 @@ def test_unreadable_trial_files_are_refused(existing, tmp_path, content):
     folder = _copy(existing, str(tmp_path))
     (folder / "bad.csv").write_bytes(content)
     refused(_import(folder, folder / "bad.csv"), folder, "bad.csv")
+
+
+def test_a_missing_or_folder_mapping_is_refused_naming_it(existing, tmp_path):
+    folder = _copy(existing, str(tmp_path))
+    for mapping in (folder / "nope.yaml", folder):
+        refused(_import(folder, folder / "trials.csv", mapping), folder, str(mapping))

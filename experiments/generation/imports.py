@@ -37,8 +37,15 @@ from experiments.errors import InputError, MissingInput
 
 FORMATS = ("deepseek", "generic")
 _ITEM_KEYS = ("item_id", "prompt_id", "custom_id")
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-_JSON_TYPES[type(None)] = "null"
+#: what ``json.loads`` returns, by JSON's names (for the errors)
+_JSON_TYPES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def read_records(path: Path) -> list[tuple[str, dict]]:
@@ -70,8 +77,7 @@ def read_records(path: Path) -> list[tuple[str, dict]]:
             if not isinstance(record, dict):
                 raise InputError(
                     f"{path} line {n} is a JSON {_JSON_TYPES.get(type(record), 'value')}, not an "
-                    "object; give one "
-                    '{"item_id": ..., ...} object a line'
+                    'object; give one {"item_id": ..., ...} object a line'
                 )
             records.append((f"{path} line {n}", record))
     return records

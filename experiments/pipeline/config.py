@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from experiments.errors import InputError, MissingInput
 from experiments.generation.config import GenerationSettings
@@ -41,9 +41,9 @@ class HeadCfg(_Cfg):
 class ProbeCfg(_Cfg):
     targets: list[str] = ["human_rt", "reasoning_tokens", "reasoning_tokens|human_rt"]
     positions: list[str] | None = None  # None: every recorded position
-    cv: int = 5
-    n_permutations: int = 100
-    n_boot: int = 1000
+    cv: int = Field(5, ge=2)
+    n_permutations: int = Field(100, ge=0)
+    n_boot: int = Field(1000, ge=0)
     dtype: str = "float64"  # "float32": about 2x faster on CPU, scores within ~1e-4
     heads: HeadCfg = HeadCfg()
 
@@ -74,7 +74,9 @@ class SteerCfg(_Cfg):
     )
     site: str | None = None  # None: the best site for `target` by a sweep on the fit items
     method: str = "diff_means"
-    alphas: list[float] = [-1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0]  # the whole curve
+    alphas: list[FiniteFloat] = Field(  # the whole curve
+        [-1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0], min_length=1
+    )
     n_random: int = Field(20, ge=0)  # random directions of equal norm: the null of the slope
     # the linear range: the largest |alpha| of the grid at which `n_calibration` other random
     # directions change mean log(1 + reasoning tokens) on the fit items by less than this (RMS)
@@ -88,17 +90,17 @@ class SteerCfg(_Cfg):
 
 
 class BehaviourCfg(_Cfg):
-    n_boot: int = 2000
+    n_boot: int = Field(2000, ge=0)
 
 
 class RunConfig(_Cfg):
     name: str = "run"
     out: str = "runs/run"
     data_dir: str | None = None  # None: HANDAN_DATA_DIR, else download
-    datasets: list[str]  # dataset names (`handan data list`) or Items files
+    datasets: list[str] = Field(min_length=1)  # dataset names (`handan data list`) or Items files
     tasks: list[str] | None = None
-    max_items_per_task: int | None = None
-    models: list[str]  # registry names or spec .yaml files
+    max_items_per_task: int | None = Field(None, ge=1)  # None: every item
+    models: list[str] = Field(min_length=1)  # registry names or spec .yaml files
     model_sources: dict[str, str] = {}  # override a model's `source` (e.g. retrained organism)
     # model → traces file made by `handan traces import` (e.g. DeepSeek-R1's): used as that model's
     # traces, not generated; such a model has no activation store (no probes, no steering)

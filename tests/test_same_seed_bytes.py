@@ -9,7 +9,7 @@ the steering runs and directions, the report — except, each for its stated rea
   the tables compared here.
 
 A reduced run of the shipped organism (the fast demo's settings, one seed's triple, 12 items per
-task): 70 s on 2 cores, so slow."""
+task): 70-85 s on 2 cores, so slow."""
 
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ def test_same_seed_gives_the_same_bytes(tmp_path, one_thread):
     differ = sorted(k for k in a if a[k] != b[k])
     assert differ == [], f"{len(differ)} of {len(a)} files differ: {differ[:20]}"
     normalised = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.name in NORMALISED)
-    assert len(normalised) == 4 + 3  # run files + one manifest per store
+    assert {"config.yaml", "report.md", "stages.json", "summary.json"} <= set(normalised)
+    assert sum(rel.endswith("manifest.json") for rel in normalised) >= 3  # one per store
     for rel in normalised:
         assert _normalised(first, rel) == _normalised(second, rel), rel

@@ -156,3 +156,21 @@ def test_bad_files_and_options_are_refused(existing, tmp_path, content, more, na
     file = tmp_path / "records.jsonl"
     file.write_bytes(content)
     refused(_import(tmp_path, file, *more), tmp_path, named)
+
+
+@pytest.mark.parametrize(
+    "column, values, named",
+    [
+        ("sample", [0.0, 1.5, 2.0, 3.0], "row 2"),
+        ("sample", [0, -1, 2, 3], "row 2"),
+        ("reasoning_content", [1, 2, 3, 4], "row 1"),
+        ("item_id", [None] * 4, "row 1"),
+    ],
+)
+def test_bad_parquet_records_are_refused_naming_the_row(existing, tmp_path, column, values, named):
+    import pandas as pd
+
+    shutil.copy(existing, tmp_path / "traces.parquet")
+    records = pd.DataFrame(GOOD).assign(**{column: values})
+    records.to_parquet(tmp_path / "records.parquet", index=False)
+    refused(_import(tmp_path, tmp_path / "records.parquet"), tmp_path, named)

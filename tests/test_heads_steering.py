@@ -104,3 +104,20 @@ def test_full_zero_ablation_generates_what_the_zeroed_model_generates(ablation, 
     assert got.to_dict() == zeroed.set_index("item_id").reasoning_tokens.sort_index().to_dict()
     plain = a.table[(a.table.direction == "heads_best") & (a.table.alpha == 0.0)]
     assert len(plain) == len(full) == len(a.test_items)
+
+
+def test_report_lists_the_ablated_heads_and_their_slope(ablation, tmp_path):
+    from experiments.pipeline.layout import RunLayout
+    from experiments.pipeline.report.heads import _ablation
+    from experiments.steering.ablation import write_head_ablation
+
+    a, run = ablation, RunLayout(tmp_path)
+    run.steering.mkdir(parents=True)
+    write_head_ablation([SimpleNamespace(heads=a.table, head_choice=a.choice)], run.steering)
+    lines, out = _ablation(run)
+    heads = sorted(a.choice[a.choice.chosen].site, key=list(a.choice.site).index)
+    assert out["organism-teacher"]["heads"] == heads
+    row = next(line for line in lines if line.startswith("| organism-teacher"))
+    assert ", ".join(heads) in row and "(2 sets)" in row
+    write_head_ablation([SimpleNamespace(heads=None, head_choice=None)], run.steering)
+    assert _ablation(run) == ([], {})  # a run without ablation leaves no stale table

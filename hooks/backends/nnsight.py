@@ -6,7 +6,8 @@ copy. In transformers 5 a decoder layer's ``.output`` is a tensor (a tuple befor
 modules return ``(attn_output, weights)``; both are handled.
 
 Per-head sites read the input of the attention output projection once per layer (``.input`` of
-``o_proj`` / ``c_proj``) and cut it per head with :mod:`hooks.heads`.
+``o_proj`` / ``c_proj``) and cut it per head with :mod:`hooks.heads`; ``attn_result`` multiplies
+by the local ``W_O``, so it is refused with ``remote=True`` (the local model has no weights).
 
 Remote (NDIF-hosted) models: ``NNsightBackend("meta-llama/Llama-3.1-70B", remote=True)`` builds
 nnsight's meta-device model from the repo id (no weights are downloaded) and runs every trace
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from experiments.errors import InputError
 from hooks.backends import Backend, forward_inputs
 from hooks.heads import head_results, out_weights, split_heads
 from hooks.sites import check_sites, list_sites, n_heads, parse_site, resolve_site, site_head
@@ -51,6 +53,11 @@ class NNsightBackend(Backend):
         self, inputs: Mapping[str, Tensor], sites: Sequence[str]
     ) -> dict[str, Tensor]:
         check_sites(sites, self._valid, "the nnsight backend")
+        if self.remote and any(parse_site(s)[0] == "attn_result" for s in sites):
+            raise InputError(
+                "attn_result needs the model's weights here; with remote=True record attn_z.L.H "
+                "and multiply by W_O where the weights are"
+            )
         # nnsight reads modules in the order the forward pass reaches them
         order = {site: i for i, site in enumerate(self._valid)}
         targets, read = {}, {}  # per-head sites of a layer share one read of the projection

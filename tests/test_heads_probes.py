@@ -177,3 +177,29 @@ def test_report_names_the_best_heads_and_the_contrast(tmp_path, tables):
     assert "not matched one to one" in text
     assert summary["teacher"]["human_rt"]["site"] == "attn_z.2.1"
     assert summary["contrasts"][0]["comparison"] == "best_head"
+
+
+def test_a_model_whose_heads_cannot_be_recorded_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    from experiments.errors import InputError
+    from experiments.pipeline import head_stage
+    from experiments.pipeline.config import RunConfig
+    from experiments.pipeline.layout import RunLayout
+    from experiments.pipeline.report.heads import head_section
+
+    def refuse(cfg, spec, run, progress):
+        head_stage.head_store(run, spec).mkdir(parents=True)  # a half-made store is removed
+        raise InputError("layer 0 of Foo has no attention output projection")
+
+    monkeypatch.setattr(head_stage, "record_heads", refuse)
+    cfg = RunConfig(datasets=["x"], models=["t", "s"])
+    run = RunLayout(tmp_path)
+    run.probes.mkdir(parents=True)
+    pairing = [dict(teacher="t", student="s")]
+    head_stage.head_stage(cfg, {"t": "t", "s": "s"}, pairing, None, None, run, False)
+    assert not (tmp_path / "store_heads" / "t").exists()
+    lines, summary = head_section(run)
+    assert (
+        "- heads not probed: t × `reasoning_tokens` — layer 0 of Foo has no attention"
+        in "\n".join(lines)
+    )
+    assert summary == {}

@@ -15,9 +15,11 @@ each model's nearest layer), Holm within each endpoint.
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 
-from experiments.errors import NotProbeable
+from experiments.errors import HandanError, NotProbeable
 from experiments.pipeline.config import RunConfig
 from experiments.pipeline.layout import RunLayout
 
@@ -86,7 +88,12 @@ def head_stage(cfg: RunConfig, specs, pairing, items, traces, run: RunLayout, pr
     fit = dict(cv=p.cv, dtype=p.dtype, seed=cfg.generation.seed, positions=h.positions)
     tables, halves, best, skipped, stores = [], {}, [], [], {}
     for name in names:
-        store = stores[name] = record_heads(cfg, specs[name], run, progress)
+        try:
+            store = stores[name] = record_heads(cfg, specs[name], run, progress)
+        except HandanError as err:  # e.g. no attention output projection to split into heads
+            shutil.rmtree(head_store(run, name), ignore_errors=True)
+            skipped += [dict(model=name, target=t, reason=str(err)) for t in h.targets]
+            continue
         for target in h.targets:
             try:
                 table, _ = sweep_store(

@@ -131,6 +131,19 @@ def test_second_run_reuses_completed_stages(setup):
     )  # resumed: nothing left to do
 
 
+def test_a_deleted_probe_output_reruns_the_probe_stage(setup):
+    """best_site.csv and the head stores are probe outputs: deleting one reruns the stage."""
+    root, cfg = setup
+    out = root / "out"
+    assert _run(cfg)["probes"] == "reused"
+    (out / "probes" / "best_site.csv").unlink()
+    assert _run(cfg)["probes"] == "ran"
+    heads = out / "store_heads"
+    assert sorted(p.name for p in heads.iterdir()) == ["tiny-student", "tiny-teacher"]
+    shutil.rmtree(heads)
+    assert _run(cfg)["probes"] == "ran" and (heads / "tiny-teacher" / "manifest.json").exists()
+
+
 def _run(cfg: dict, **changes) -> dict[str, str]:
     """Run the pipeline on ``cfg`` updated by ``changes``; returns stage -> "ran" | "reused"."""
     run_pipeline(RunConfig.model_validate(cfg | changes), progress=False)

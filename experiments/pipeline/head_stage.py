@@ -44,6 +44,20 @@ def head_models(cfg: RunConfig, specs, pairing: list[dict]) -> list[str]:
     return [n for n in names if n in specs]
 
 
+def head_outputs(cfg: RunConfig, specs, pairing: list[dict], run: RunLayout) -> list:
+    """What a finished head part leaves: its skip list and the head store of every model it did
+    not skip (a deleted ``store_heads/`` reruns the probes stage instead of silently dropping the
+    head ablation that reads it)."""
+    names = head_models(cfg, specs, pairing)
+    skipped_file = run.probes / HEADS_SKIPPED_CSV
+    if not names or not skipped_file.exists():
+        return [skipped_file] if names else []
+    skipped = set(pd.read_csv(skipped_file)["model"].astype(str))
+    return [skipped_file] + [
+        head_store(run, n) / "manifest.json" for n in names if n not in skipped
+    ]
+
+
 def record_heads(cfg: RunConfig, spec, run: RunLayout, progress: bool):
     """The model's ``attn_z.*`` at the head positions, teacher-forced over its own traces (their
     own prompt ids: the file may hold items a narrowed rerun left out; the sweeps keep the run's)."""

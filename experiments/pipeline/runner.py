@@ -102,6 +102,7 @@ def run_pipeline(
     from rich.console import Console
 
     from experiments.pipeline import stages
+    from experiments.pipeline.head_stage import head_outputs
     from experiments.pipeline.preflight import check_run
     from experiments.pipeline.report import write_report
 
@@ -154,7 +155,7 @@ def run_pipeline(
     probes_key = book.run(
         "probes",
         [cfg.probes.model_dump(), data],
-        [run.probe_sweep],
+        [run.probe_sweep, run.probe_best_site, *head_outputs(cfg, recorded, pairing, run)],
         lambda: stages.probe_stage(cfg, recorded, pairing, items, traces, run, progress),
     )
     if cfg.steering.enabled:

@@ -78,6 +78,7 @@ def store_manifest(
 ) -> dict:
     """The manifest of a store; ``capture`` says how it was made (``mode`` online / forced);
     ``shard`` (not in the config hash) is what ``handan merge`` checks."""
+    from hooks.heads import site_widths
     from hooks.sites import d_model, n_layers
 
     payload = dict(
@@ -96,6 +97,8 @@ def store_manifest(
         shard=shard_label(shard),
         d_model=int(d_model(model)),
         n_layers=int(n_layers(model)),
+        # sites narrower than d_model (one attention head's attn_z: d_head)
+        **({"widths": widths} if (widths := site_widths(model, sites)) else {}),
     )
 
 

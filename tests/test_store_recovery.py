@@ -1,5 +1,6 @@
-"""`handan record` on the organism after damage: a repaired store, a traces file of an older
-handan or a cut one. Each ends equal to an uninterrupted run or in one line naming the fix."""
+"""`handan record` on the organism after damage: a repaired store, a store one append ahead of
+its traces (a kill between the two writes), a store whose traces file was deleted, a traces file
+of an older handan. Each ends equal to an uninterrupted run or in one line naming the fix."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from experiments.cli import app
 
-pytestmark = pytest.mark.slow  # `handan record` runs of the organism (about 25 s)
+pytestmark = pytest.mark.slow  # five `handan record` runs of the organism (about 40 s)
 
 runner = CliRunner()
 
@@ -81,6 +82,48 @@ def test_a_cut_shard_is_refused_then_repair_and_a_rerun_equal_an_uninterrupted_r
     assert rerun.exit_code == 0, rerun.output
     assert_same(out, clean)
     assert runner.invoke(app, ["store", "verify", str(out)]).exit_code == 0
+
+
+def test_a_store_one_append_ahead_of_its_traces_resumes_to_an_uninterrupted_run(
+    items_file, clean, tmp_path, monkeypatch
+):
+    """A kill after a batch's store append and before its traces part. Before: the rerun
+    regenerated the batch and the store refused it ("already in store")."""
+    from experiments.generation import tracefile
+
+    real, calls = tracefile.append_part, []
+
+    def dies_on_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed between the store append and the traces part")
+        real(*args, **kwargs)
+
+    out = tmp_path / "store"
+    monkeypatch.setattr(tracefile, "append_part", dies_on_the_second_batch)
+    killed = record(items_file, out)
+    assert isinstance(killed.exception, RuntimeError)
+    monkeypatch.setattr(tracefile, "append_part", real)
+    assert len(list((out / "shards").iterdir())) == 2  # the store holds the second batch
+    rerun = record(items_file, out)
+    assert rerun.exit_code == 0, rerun.output
+    assert_same(out, clean)
+
+
+def test_a_deleted_traces_file_is_refused_up_front_naming_the_fix(items_file, clean, tmp_path):
+    """Before: the samples were regenerated, then the store refused them ("already in store",
+    naming an internal call as the fix)."""
+    out = tmp_path / "store"
+    shutil.copytree(clean, out)
+    (out / "traces.parquet").unlink()
+    before = {p.name: p.read_bytes() for p in (out / "shards").iterdir()}
+    refused = record(items_file, out)
+    assert refused.exit_code == 2
+    (line,) = [x for x in refused.output.splitlines() if x.startswith("error:")]
+    assert "holds activations of 10 (item, sample) pairs whose traces are not in" in line
+    assert f"restore {out / 'traces.parquet'}, or delete {out}" in line
+    assert not (out / "traces.parquet").exists() and not (out / "traces.parquet.parts").exists()
+    assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == before
 
 
 def test_a_traces_file_of_an_older_handan_is_not_resumed(items_file, clean, tmp_path):

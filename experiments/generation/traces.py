@@ -225,6 +225,7 @@ def generate_traces(
                 store_dtype,
                 shard,
                 prompts,
+                (done_keys, out),
             )
             # the store's manifest keeps the prompt hashes of the run that made it
             made = recording.store.manifest.get("prompts", {}).get("prompt_hashes", {})
@@ -315,8 +316,11 @@ class _Recording:
 
 
 def _open_store(
-    stack, model, spec, config, store, sites, positions, store_dtype, shard, prompts
+    stack, model, spec, config, store, sites, positions, store_dtype, shard, prompts, traced
 ) -> _Recording:
+    """The store open for appending, holding no sample whose trace is not in the traces file
+    (``traced``: its keys and path; see ``experiments.generation.resume``)."""
+    from experiments.generation.resume import drop_unmatched
     from hooks.capture import parse_positions
     from hooks.recorder import Recorder
     from hooks.store import ActivationStore, normalise_dtype
@@ -340,5 +344,8 @@ def _open_store(
     )
     manifest["prompts"] = prompt_record(prompts)  # recorded, not part of the config hash
     st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
+    if drop_unmatched(st, *traced):  # the last append was ahead of its traces: recompute it
+        st.close()
+        st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
     stack.enter_context(rec)
     return _Recording(st, rec, spec.name, sites, positions)

@@ -65,7 +65,8 @@ def register(app: typer.Typer) -> None:
         oof_predictions.parquet, best_site.csv (selection-adjusted) and probe_depth.png to OUT."""
         import pandas as pd
 
-        from experiments.contracts import read_table, validate_items, validate_traces
+        from experiments.behaviour.inputs import read_traces_file
+        from experiments.data.items_file import load_items_file
         from experiments.pipeline.figures import plot_depth_profile
         from experiments.pipeline.layout import (
             PROBE_BEST_SITE_CSV,
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from probes.store_sweep import crossfit_store, sweep_store
 
         the_store = ActivationStore(store)
-        tables = validate_items(read_table(items)), validate_traces(read_table(traces))
+        tables = load_items_file(items), read_traces_file(traces)
         fit = dict(model=model, positions=positions, cv=cv, seed=seed, device=device, dtype=dtype)
         fit["sites"] = None if sites is None else [s.strip() for s in sites.split(",") if s.strip()]
         table, preds = sweep_store(
@@ -139,7 +140,8 @@ def register(app: typer.Typer) -> None:
         probe_compare.csv (p_holm per endpoint) and probe_depth_compare.png."""
         import pandas as pd
 
-        from experiments.contracts import read_table, validate_items, validate_traces
+        from experiments.behaviour.inputs import read_traces_file
+        from experiments.data.items_file import load_items_file
         from experiments.pipeline.figures import plot_depth_profile
         from hooks.store import ActivationStore
         from probes.contrasts import PREREGISTERED_DEPTHS, compare
@@ -155,7 +157,7 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as err:
             raise InputError(f"--depths {depths!r}: give numbers in [0, 1], e.g. 0.25,0.5") from err
-        tables = validate_items(read_table(items)), validate_traces(read_table(traces))
+        tables = load_items_file(items), read_traces_file(traces)
         stores = [ActivationStore(store_a), ActivationStore(store_b)]
         names = [model_a, model_b]
         shared = sorted(

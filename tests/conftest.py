@@ -54,8 +54,21 @@ def _raw_data() -> tuple[str, dict[str, Path] | Path | None]:
     return f"the download cache {cache_dir()}", files
 
 
+_SAID = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def say(request):
+    """``say(line)``: a line the test measured (e.g. a kill count), printed at the end of the run,
+    also under -q."""
+    return request.config.stash.setdefault(_SAID, []).append
+
+
 def pytest_terminal_summary(terminalreporter):
-    """Say once, at the end (also under -q), how many tests skipped for want of the raw data."""
+    """Say once, at the end (also under -q), how many tests skipped for want of the raw data, and
+    the lines tests said."""
+    for line in terminalreporter.config.stash.get(_SAID, []):
+        terminalreporter.write_line(line)
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if _NO_DATA in str(r.longrepr)]
     if skipped:
         terminalreporter.write_line(

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from experiments.errors import InputError, MissingInput
+from experiments.errors import InputError
 from experiments.generation.config import GenerationSettings
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS
 
@@ -132,23 +131,15 @@ class RunConfig(_Cfg):
 
 
 def read_yaml_mapping(path: str | Path) -> dict:
-    """A YAML file that must hold a mapping, read with ``yaml.safe_load`` (tags that would build
-    Python objects are refused, never executed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInput(f"run config {path} does not exist (examples: {CONFIGS_DIR}/*.yaml)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise InputError(
-            f"{path} holds a {type(raw).__name__}, not a mapping of settings "
-            "(name, datasets, models, generation, ...)"
-        )
-    return raw
+    """A run config file: a YAML mapping of settings (``experiments.data.user_table``'s reader:
+    ``yaml.safe_load``, tags that would build Python objects refused, never executed)."""
+    from experiments.data.user_table import read_yaml_mapping as read_mapping
+
+    return read_mapping(
+        path,
+        what=f"run config (examples: {CONFIGS_DIR}/*.yaml)",
+        keys="settings (name, datasets, models, generation, ...)",
+    )
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

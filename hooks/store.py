@@ -41,7 +41,7 @@ Reading one site/position without handan (float32/float16 stores; needs safetens
     from safetensors.numpy import load_file
     rows = pq.read_table(f"{store}/index.parquet", filters=[("site", "=", site), ("position", "=", position), ("shard", "!=", "")]).to_pylist()
     shards = {s: load_file(f"{store}/{s}") for s in {r["shard"] for r in rows}}
-    X = np.stack([shards[r["shard"]][site][r["row"]] for r in rows])  # [n, d_model], index order
+    X = np.stack([shards[r["shard"]][site][r["row"]] for r in rows])  # [n, width], index order
 """
 
 from __future__ import annotations

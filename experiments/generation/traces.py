@@ -227,9 +227,6 @@ def generate_traces(
                 prompts,
                 (done_keys, out),
             )
-            # the store's manifest keeps the prompt hashes of the run that made it
-            made = recording.store.manifest.get("prompts", {}).get("prompt_hashes", {})
-            check_prompts(made, prompts, store)
             done_keys &= recording.store.completed()
         todo = [k for k in keys if k not in done_keys]
         if context is not None:
@@ -344,6 +341,9 @@ def _open_store(
     )
     manifest["prompts"] = prompt_record(prompts)  # recorded, not part of the config hash
     st = stack.enter_context(ActivationStore.create_or_open(store, manifest))
+    # the store's manifest keeps the prompt hashes of the run that made it: other prompts (a
+    # template or tokenizer change) are named as such before the traces are matched
+    check_prompts(st.manifest.get("prompts", {}).get("prompt_hashes", {}), prompts, store)
     if drop_unmatched(st, *traced):  # the last append was ahead of its traces: recompute it
         st.close()
         st = stack.enter_context(ActivationStore.create_or_open(store, manifest))

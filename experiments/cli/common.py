@@ -31,7 +31,7 @@ DataDirOpt = Annotated[
     typer.Option(
         "--data-dir",
         envvar="HANDAN_DATA_DIR",
-        help="Local mirror of the human data (OWNER/REPO/PATH layout); default: download from the pinned commit",
+        help="Local mirror of the human data (OWNER/REPO/PATH layout); default: the tables shipped in the package for binary and relational, a pinned download for the others",
     ),
 ]
 

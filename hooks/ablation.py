@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +27,7 @@ from torch import Tensor, nn
 from experiments.errors import InputError
 from hooks.heads import site_width
 from hooks.interventions import applies
-from hooks.site_hooks import add_site_hook
+from hooks.site_hooks import SiteHooks
 from hooks.sites import parse_site, resolve_site
 from hooks.steer_positions import STEER_POSITIONS, SteerPositions
 
@@ -43,7 +42,9 @@ class HeadAblation:
     means: Mapping[str, Any] | None = None
 
 
-class Ablate:
+class Ablate(SiteHooks):
+    prepend = True  # every reader sees the ablated heads
+
     """Ablate the heads of ``doses`` (``{attn_z site: dose}``, a float or one dose per row
     ``[batch]``) towards ``means`` (``{site: [d_head]}``; None or a missing site: zero)."""
 
@@ -62,7 +63,8 @@ class Ablate:
         if not doses:
             raise InputError("no heads to ablate; pass {'attn_z.L.H': dose, ...}")
         means = dict(means or {})
-        self._model, self.positions = model, positions
+        super().__init__(model)
+        self.positions = positions
         self.doses: dict[str, Tensor] = {}
         self.means: dict[str, Tensor | None] = {}
         for site, dose in doses.items():
@@ -86,7 +88,6 @@ class Ablate:
             self.doses[site], self.means[site] = dose, None if mean is None else mean.detach()
         if means:
             raise InputError(f"means given for heads that are not ablated: {sorted(means)}")
-        self._handles: list[Any] = []
 
     def _ablate(self, site: str) -> Any:
         def edit(z: Tensor) -> Tensor | None:
@@ -109,28 +110,5 @@ class Ablate:
 
         return edit
 
-    def __enter__(self) -> Self:
-        if self._handles:
-            raise RuntimeError("this Ablate is already active; use one `with` block at a time")
-        try:
-            for site in self.doses:
-                self._handles.append(
-                    add_site_hook(self._model, site, self._ablate(site), prepend=True)
-                )
-        except BaseException:
-            self._remove()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._remove()
-
-    def _remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def _site_hooks(self):
+        return [(site, self._ablate(site)) for site in self.doses]

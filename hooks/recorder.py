@@ -11,14 +11,13 @@ Hooks go on at ``__enter__`` and come off at ``__exit__``, also when the block r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from experiments.errors import InputError
-from hooks.site_hooks import add_site_hook
+from hooks.site_hooks import SiteHooks
 from hooks.sites import resolve_site
 
 Positions = slice | Tensor | None
@@ -47,7 +46,7 @@ def select_positions(x: Tensor, positions: Positions) -> Tensor:
     return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
-class Recorder:
+class Recorder(SiteHooks):
     """Record the activations of ``sites`` on each forward call of ``model``.
 
     ``activations[site]`` holds the detached tensor ``[batch, seq', width]`` of the most recent
@@ -70,6 +69,7 @@ class Recorder:
     ) -> None:
         if isinstance(sites, str):
             sites = [sites]
+        super().__init__(model)
         self.model = model
         self.sites = list(dict.fromkeys(sites))
         for site in self.sites:
@@ -78,7 +78,6 @@ class Recorder:
         self.device = device
         self.dtype = dtype
         self.activations: dict[str, Tensor] = {}
-        self._handles: list[Any] = []
 
     def _recorder(self, site: str) -> Any:
         def record(x: Tensor) -> None:
@@ -90,29 +89,8 @@ class Recorder:
 
         return record
 
-    def __enter__(self) -> Self:
-        if self._handles:
-            raise RuntimeError("this Recorder is already active; use one `with` block at a time")
-        try:
-            for site in self.sites:
-                self._handles.append(add_site_hook(self.model, site, self._recorder(site)))
-        except BaseException:
-            self._remove()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._remove()
-
-    def _remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def _site_hooks(self):
+        return [(site, self._recorder(site)) for site in self.sites]
 
     def clear(self) -> None:
         """Forget the recorded activations (hooks stay attached)."""

@@ -10,8 +10,9 @@ computed in the hook (read-only).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Self
 
 from torch import Tensor, nn
 
@@ -54,3 +55,44 @@ def add_site_hook(model: nn.Module, site: str, fn: SiteFn, *, prepend: bool = Fa
         return merge_heads(z)
 
     return add_hook(module, kind, on_z, prepend=prepend)
+
+
+class SiteHooks:
+    """A context manager holding hooks on sites of ``model``: ``_site_hooks()`` says which
+    (site, fn) pairs go on at ``__enter__`` (before the model's other hooks when ``prepend``);
+    every one comes off at ``__exit__``, also when the block raises or an install fails."""
+
+    prepend = False
+
+    def __init__(self, model: nn.Module) -> None:
+        self._hooked_model = model
+        self._handles: list[Any] = []
+
+    def _site_hooks(self) -> Iterable[tuple[str, SiteFn]]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        if self._handles:
+            name = type(self).__name__
+            raise RuntimeError(f"this {name} is already active; use one `with` block at a time")
+        try:
+            for site, fn in self._site_hooks():
+                hook = add_site_hook(self._hooked_model, site, fn, prepend=self.prepend)
+                self._handles.append(hook)
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()

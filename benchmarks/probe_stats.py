@@ -26,13 +26,13 @@ feature(s), so the signal is equal at every layer and the true best-layer differ
   overrides float32 there). Measured (seeded; one thread; the estimators' defaults: 5 x 5
   nested folds, 10 alphas, 10 halvings, 200 draws):
 
-  - fold-wise score under H0 (one key, 99 permutations, 1,600 replications): mean +0.0054
-    (MC SE 0.0020), pooled out-of-fold rho -0.0437 (0.0020); size of ``p_perm`` 0.061 (0.006)
-    at alpha = .05. Both should be exact (a test fold's labels are independent of its
-    predictions; the folds do not depend on y): +0.0054 is 2.7 MC SE above 0 and 0.061 1.8
-    SE above .05, and the three chunks it was run in (replications 0-299, 300-999,
-    1000-1599) all read above (+0.0060, +0.0061, +0.0043; 0.070, 0.063, 0.053). Small next
-    to real scores, but not explained: a chance excursion or a leak not found (open).
+  - fold-wise score under H0 (one key, 99 permutations): mean +0.0054 (MC SE 0.0020) in the
+    first 1,600 replications, +0.0010 (0.0009) in 8,000 more (seeds 1,600-9,599; all 9,600:
+    +0.0017, 0.0008, 2.1 SE, carried by the first batch); pooled out-of-fold rho -0.049 (0.001);
+    size of ``p_perm`` 0.061 (0.006), then 0.054 (0.003) at alpha = .05. Both are exact by construction (a test fold's labels do
+    not reach its predictions and its rows are predicted one by one: tests/test_probes_sweep.py
+    checks both at d > n), and the fresh replications agree; the first batch, which prompted
+    the larger run, was a 2.7-SE excursion.
   - max-T over 28 layers x 2 positions under H0 (99 permutations, 80 replications):
     family-wise size 0.062 (MC SE 0.027) at alpha = .05 (0 of the first 40, 5 of the next 40).
   - ``compare`` best layer, signal 0.3 on 8 features at every layer of both (truth 0; 40
@@ -79,7 +79,14 @@ from scipy.stats import spearmanr  # noqa: E402
 from scipy.stats import t as t_dist  # noqa: E402
 
 from probes import compare, sweep  # noqa: E402
-from probes.crossfit import N_BOOT, best_site, cross_picked, half_scores, half_splits  # noqa: E402
+from probes.crossfit import (  # noqa: E402
+    N_BOOT,
+    best_site,
+    cross_picked,
+    crossfit_ci,
+    half_scores,
+    half_splits,
+)  # noqa: E402
 from probes.store_sweep import sweep_store  # noqa: E402
 
 KW = dict(n_boot=0, n_random_dims=0, device="cpu")
@@ -152,6 +159,13 @@ def old_crossfit(preds: pd.DataFrame, side: np.ndarray) -> float:
     return float((s[np.argmax(s[:, 1]), 0] + s[np.argmax(s[:, 0]), 1]) / 2)
 
 
+def fixed_pick(scores: np.ndarray, boot: np.ndarray) -> np.ndarray:
+    """The bootstrap replicates [S, 2, B] of the cross-picked estimates with each half's pick
+    held at the one the data made (``crossfit_ci``'s alternative: no re-pick per draw)."""
+    _, pick = cross_picked(scores)
+    return np.take_along_axis(boot, pick[:, :, None, None], axis=2)[:, :, 0]
+
+
 def nadeau_bengio(est: np.ndarray) -> tuple[float, float]:
     """The corrected resampled t (Nadeau & Bengio 2003) on half-estimates [S, 2]: (lo, hi)."""
     v = est.ravel()
@@ -192,6 +206,10 @@ def section_contrast(
         ha = half_scores(fa | base, y, ids, halves, n_layers=La, **kw)
         is_base = np.array([k.startswith("baseline:") for k in ha.keys])
         truth_a = ha.scores[:, :, ~is_base].mean()
+        a_est = cross_picked(ha.scores[:, :, ~is_base])[0]
+        a_boot = cross_picked(ha.boot[:, :, ~is_base])[0]
+        a_fixed = fixed_pick(ha.scores[:, :, ~is_base], ha.boot[:, :, ~is_base])
+        _, fixed_lo, fixed_hi, _ = crossfit_ci(a_est, a_fixed)
         site = best_site(ha)
         site_rec.append(
             dict(
@@ -203,10 +221,10 @@ def section_contrast(
                 vs_lo=site["diff_baseline_lo"],
                 vs_hi=site["diff_baseline_hi"],
                 vs_truth=truth_a - ha.scores[:, :, is_base].mean(),
+                fixed_lo=fixed_lo,
+                fixed_hi=fixed_hi,
             )
         )
-        a_est = cross_picked(ha.scores[:, :, ~is_base])[0]
-        a_boot = cross_picked(ha.boot[:, :, ~is_base])[0]
         if old_for:
             sw = dict(n_permutations=0, seed=r, dtype="float32", return_predictions=True, **KW)
             ta, pa = sweep(fa, y, ids, **sw)
@@ -218,10 +236,16 @@ def section_contrast(
             est = a_est - cross_picked(hb.scores)[0]
             boot = a_boot - cross_picked(hb.boot)[0]
             boot_se = np.nanmean(boot.reshape(-1, boot.shape[-1]), axis=0).std(ddof=1)
+            _, f_lo, f_hi, f_p = crossfit_ci(est, a_fixed - fixed_pick(hb.scores, hb.boot))
             out = dict(
                 diff=row["diff"],
                 lo=row["diff_lo"],
                 hi=row["diff_hi"],
+                se=(row["diff_hi"] - row["diff_lo"]) / (2 * 1.959964),
+                boot_se=boot_se,
+                fixed_lo=f_lo,
+                fixed_hi=f_hi,
+                fixed_p=f_p,
                 p=row["p"],
                 boot_lo=row["diff"] - 1.96 * boot_se,
                 boot_hi=row["diff"] + 1.96 * boot_se,
@@ -258,8 +282,18 @@ def _contrast_summary(recs: dict, site_rec: list, a: tuple) -> None:
             print(f"  raw max a - max b of full-data sweeps (truth 0):     {mean_se(t['raw'])}")
         print(f"  compare best_layer, estimate - truth (bias): {mean_se(t['diff'] - t['truth'])}")
         print(f"  coverage of its 95% CI: {_covers(t['lo'], t['hi'], truth)}")
+        rms = np.sqrt((t["se"] ** 2).mean())
+        print(
+            f"  SD of the estimate over replications {t['diff'].std(ddof=1):.4f} vs the CI's "
+            f"root-mean-square SE {rms:.4f} (bootstrap part {np.sqrt((t['boot_se'] ** 2).mean()):.4f})"
+        )
         if (db, sb) == a:  # same width and signal: the true difference is 0
             print(f"  size at alpha .05 (truth 0): {share_se(t['p'] < 0.05)}")
+        print(
+            "  (bootstrap with the picks held fixed + halvings: coverage "
+            f"{_covers(t['fixed_lo'], t['fixed_hi'], truth)}"
+            + (f", size {share_se(t['fixed_p'] < 0.05)})" if (db, sb) == a else ")")
+        )
         nb_lo, nb_hi = zip(*t["nb"], strict=True)
         print(
             f"  (bootstrap variance alone: coverage {_covers(t['boot_lo'], t['boot_hi'], truth)})"
@@ -270,6 +304,9 @@ def _contrast_summary(recs: dict, site_rec: list, a: tuple) -> None:
     print(f"- best_site of a (truth: a fixed layer's half-sample score {st_:.4f}):")
     print(f"  estimate - truth (bias): {mean_se(t['site'])}")
     print(f"  CI coverage: {_covers(t['lo'], t['hi'], st_)}")
+    print(
+        f"  (bootstrap with the picks held fixed: coverage {_covers(t['fixed_lo'], t['fixed_hi'], st_)})"
+    )
     print(f"  site - baseline, estimate - truth (bias): {mean_se(t['vs'] - t['vs_truth'])}")
     print(f"  site - baseline CI coverage: {_covers(t['vs_lo'], t['vs_hi'], vt)}", flush=True)
 
@@ -351,16 +388,22 @@ def section_max_t(
     print(f"  ({time.process_time() - start:.0f} s CPU)", flush=True)
 
 
-def section_real(reps_contrast: int, reps_score: int, reps_max_t: int) -> None:
-    """The regime of the real runs: 300 items, 28 layers d = 1536 for teacher and student
-    (R1-Distill-Qwen-1.5B / Qwen2.5-Math-1.5B: d > n, the ridge's Gram route), one position
-    (two for max-T)."""
-    section_score(0, 0, configs=[(300, 1536, reps_score)])
+# ---- the real runs' regime: 300 items, 28 layers d = 1536 for teacher and student -----------
+# (R1-Distill-Qwen-1.5B / Qwen2.5-Math-1.5B: d > n, the ridge's Gram route), one position (two
+# for max-T)
+def section_real_score(reps: int) -> None:
+    section_score(0, 0, configs=[(300, 1536, reps)])
+
+
+def section_real_max_t(reps: int) -> None:
     section_max_t(
-        reps_max_t, n=300, n_positions=2, n_layers=28, d=1536, n_permutations=99, planted_reps=0
+        reps, n=300, n_positions=2, n_layers=28, d=1536, n_permutations=99, planted_reps=0
     )
+
+
+def section_real_contrast(reps: int) -> None:
     section_contrast(
-        reps_contrast,
+        reps,
         300,
         (28, 1536),
         [(28, 1536), (28, 1536, 0.2)],
@@ -376,11 +419,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the replications")
     parser.add_argument(
-        "--only", choices=["score", "contrast", "wide", "max_t", "real"], default=None
+        "--only",
+        choices=["score", "contrast", "wide", "max_t", "real", "real_score", "real_max_t"]
+        + ["real_contrast"],
+        default=None,
+    )
+    parser.add_argument(
+        "--scale", type=float, default=None, help="replications x this (--quick = 0.2)"
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    scale = 0.2 if args.quick else 1.0
+    scale = args.scale or (0.2 if args.quick else 1.0)
 
     def reps(k: int) -> int:
         return max(10, int(k * scale))
@@ -394,8 +443,13 @@ def main() -> None:
         section_contrast(reps(24), 300, (24, 256), [(8, 128)], 0.3, 8, 10)
     if args.only in (None, "max_t"):
         section_max_t(reps(150))
-    if args.only == "real":  # not in the default run: about 45 min of CPU on one core
-        section_real(reps(40), reps(1600), reps(80))
+    # the real runs' regime is not in the default run: about 45 min of CPU on one core
+    if args.only in ("real", "real_score"):
+        section_real_score(reps(1600))
+    if args.only in ("real", "real_max_t"):
+        section_real_max_t(reps(80))
+    if args.only in ("real", "real_contrast"):
+        section_real_contrast(reps(40))
     print(f"total {time.process_time() - start:.0f} s CPU")
 
 

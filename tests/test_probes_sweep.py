@@ -150,6 +150,35 @@ def test_no_leakage_item_identity_target():
     assert st.spearmanr(oof[0][:, 0], y)[0] > 0.9
 
 
+
+@pytest.mark.parametrize("d", [20, 400])  # more training rows than features, and fewer (Gram)
+def test_test_fold_predictions_ignore_test_labels_and_follow_their_rows(d):
+    """The two facts that make the fold-wise score's H0 mean exactly 0 at any n and d: a test
+    fold's predictions do not change when its labels do (the folds, the alpha and the fit see
+    only the training rows; the permutation columns fitted in the same batch do not leak
+    either), and permuting a test fold's feature rows permutes its predictions alike (each row
+    is predicted on its own). Given both, under H0 each fold's rho is a rank correlation of an
+    exchangeable vector with fixed labels: mean 0."""
+    rng = np.random.default_rng(3)
+    n = 150
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    kw = dict(cv=5, inner_cv=5, n_permutations=19, n_boot=0, n_random_dims=0, device="cpu")
+    _, preds = sweep({"resid_post.0": X}, y, np.arange(n), return_predictions=True, **kw)
+    for f in np.unique(preds["fold"]):
+        test = np.flatnonzero(preds["fold"] == f)
+        y2, X2 = y.copy(), X.copy()
+        y2[test] = rng.normal(size=len(test)) * 10
+        order = rng.permutation(test)
+        X2[test] = X[order]
+        _, p2 = sweep({"resid_post.0": X2}, y2, np.arange(n), return_predictions=True, **kw)
+        assert (p2["fold"] == preds["fold"]).all()  # the folds do not depend on y
+        np.testing.assert_allclose(
+            p2["oof"].to_numpy()[test], preds["oof"].to_numpy()[order], rtol=1e-9, atol=1e-12
+        )
+        train = np.setdiff1d(np.arange(n), test)
+        changed = np.abs(p2["oof"].to_numpy()[train] - preds["oof"].to_numpy()[train]).max()
+        assert changed > 1e-6  # the check can fail: other folds train on the changed labels
+
 def test_baseline_rows_and_key_without_position():
     features, y, groups = _planted(n_items=120, samples=1)
     base = {"baseline:prompt_tokens": (y + np.random.default_rng(0).normal(size=len(y)))[:, None]}

@@ -119,3 +119,14 @@ def test_cli_run_with_broken_yaml_is_one_line(tmp_path):
     path.write_text("a: [")
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 2 and "is not valid YAML" in result.output
+
+
+def test_probe_defaults_are_the_estimators_defaults_and_bad_depths_are_refused():
+    from probes.contrasts import PREREGISTERED_DEPTHS
+    from probes.crossfit import N_SPLITS
+
+    probes = RunConfig.model_validate({"datasets": ["d"], "models": ["m"]}).probes
+    assert probes.n_splits == N_SPLITS and tuple(probes.depths) == PREREGISTERED_DEPTHS
+    for bad, match in [({"depths": [0.5, 1.5]}, "depths"), ({"n_splits": 0}, "n_splits")]:
+        with pytest.raises(ValueError, match=match):
+            RunConfig.model_validate({"datasets": ["d"], "models": ["m"], "probes": bad})

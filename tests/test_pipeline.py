@@ -69,6 +69,8 @@ def setup(tmp_path_factory):
             "cv": 3,
             "n_permutations": 5,
             "n_boot": 50,
+            "n_splits": 3,
+            "depths": [0.5],
         },
         steering={"enabled": False},
     )
@@ -110,6 +112,11 @@ def test_run_writes_every_artefact_and_report_matches_csvs(setup):
         best.score, abs=1e-4
     )
     assert f"{best.score:.2f} [{best.score_lo:.2f}, {best.score_hi:.2f}]" in report
+    assert best.n_splits == 3  # probes.n_splits and probes.depths reach the estimators
+    cmp_ = pd.read_csv(out / "probes" / "compare.csv")
+    assert (cmp_.n_splits == 3).all()
+    assert sorted(cmp_.comparison.unique()) == ["best_layer", "depth"]
+    assert set(cmp_.loc[cmp_.comparison == "depth", "depth"]) == {0.5}
     assert json.loads((out / "summary.json").read_text())["n_items"] == 24
     acc = traces.groupby("model")["correct"].mean()
     assert f"| tiny-teacher | 48 | {acc['tiny-teacher']:.1%} |" in report

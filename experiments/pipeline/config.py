@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 from experiments.errors import InputError
 from experiments.generation.config import GenerationSettings
@@ -43,8 +43,20 @@ class ProbeCfg(_Cfg):
     cv: int = Field(5, ge=2)
     n_permutations: int = Field(100, ge=0)
     n_boot: int = Field(1000, ge=0)
+    # random halvings of the selection-adjusted scores (probes.crossfit.N_SPLITS)
+    n_splits: int = Field(10, ge=1)
+    # relative depths compared without selection, fixed before any data
+    # (probes.contrasts.PREREGISTERED_DEPTHS; [] for none)
+    depths: list[float] = [0.25, 0.5, 0.75]
     dtype: str = "float64"  # "float32": about 2x faster on CPU, scores within ~1e-4
     heads: HeadCfg = HeadCfg()
+
+    @field_validator("depths")
+    @classmethod
+    def _depths_in_range(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= d <= 1 for d in value):
+            raise ValueError(f"relative depths must lie in [0, 1] (0 = first layer), got {value}")
+        return value
 
 
 class HeadAblationCfg(_Cfg):

@@ -120,7 +120,9 @@ def head_stage(cfg: RunConfig, specs, pairing, items, traces, run: RunLayout, pr
                     n_boot=p.n_boot,
                     **fit,
                 )
-                half = crossfit_store(store, items, traces, target, model=name, **fit)
+                half = crossfit_store(
+                    store, items, traces, target, model=name, n_splits=p.n_splits, **fit
+                )
             except NotProbeable as err:
                 skipped.append(dict(model=name, target=target, reason=str(err)))
                 continue
@@ -145,7 +147,14 @@ def head_stage(cfg: RunConfig, specs, pairing, items, traces, run: RunLayout, pr
                     shared = sorted(set(ha.item_ids) & set(hb.item_ids))
                     ha, hb = (
                         crossfit_store(
-                            stores[m], items, traces, target, model=m, item_ids=shared, **fit
+                            stores[m],
+                            items,
+                            traces,
+                            target,
+                            model=m,
+                            item_ids=shared,
+                            n_splits=p.n_splits,
+                            **fit,
                         )
                         for m, _ in pair
                     )

@@ -167,6 +167,7 @@ def probe_stage(
     p = cfg.probes
     seed = cfg.generation.seed
     fit = dict(cv=p.cv, dtype=p.dtype, seed=seed)
+    halving = dict(fit, n_splits=p.n_splits)
     tables, halves, best, skipped = [], {}, [], []
     stores = {}
     for name in specs:
@@ -192,7 +193,7 @@ def probe_stage(
                         **fit,
                     )
                     half = crossfit_store(
-                        store, items, traces, target, model=name, positions=p.positions, **fit
+                        store, items, traces, target, model=name, positions=p.positions, **halving
                     )
                 except NotProbeable as err:
                     skipped.append(dict(model=name, target=target, reason=str(err)))
@@ -233,11 +234,11 @@ def probe_stage(
                             model=m,
                             positions=p.positions,
                             item_ids=shared,
-                            **fit,
+                            **halving,
                         )
                         for m, _ in pair
                     )
-                c = compare(ha, hb)
+                c = compare(ha, hb, depths=p.depths)
                 contrasts.append(c.assign(model_a=t[a], model_b=t[b], target=target))
     if contrasts:
         table = pd.concat(contrasts, ignore_index=True)

@@ -269,12 +269,34 @@ def add_hook(module: nn.Module, kind: HookKind, fn: Any, *, prepend: bool = Fals
     return module.register_forward_pre_hook(pre_hook, with_kwargs=True, prepend=prepend)
 
 
+_PATTERN_RE = re.compile(
+    rf"^({'|'.join(SITE_KINDS + HEAD_KINDS)})\.\*$|^({'|'.join(HEAD_KINDS)})\.\d+\.\*$"
+)
+
+
+def split_sites(sites: str) -> list[str]:
+    """The comma-separated site names and patterns of ``sites``, each checked for its form
+    (no model needed, so a typo is refused before one loads); whether a layer or head exists is
+    checked by ``expand_sites``."""
+    parts = [p.strip() for p in sites.split(",") if p.strip()]
+    if not parts:
+        raise InputError("no sites given; e.g. --sites resid_post.* or resid_post.3,mlp_out.3")
+    for part in parts:
+        if not (_SITE_RE.match(part) or _HEAD_RE.match(part) or _PATTERN_RE.match(part)):
+            raise InputError(
+                f"site {part!r} is not a site name: use KIND.L ({', '.join(SITE_KINDS)}), "
+                f"KIND.L.H ({', '.join(HEAD_KINDS)}) or a pattern KIND.* / attn_z.L.*"
+            )
+    return parts
+
+
 def expand_sites(model: nn.Module, sites: str) -> list[str]:
     """Comma-separated site names; ``KIND.*`` expands to every layer (e.g. ``resid_post.*``) and,
     for per-head kinds, every head (``attn_z.*``); ``attn_z.3.*`` to every head of layer 3."""
+    parts = split_sites(sites)
     valid = list_sites(model, heads=True)
     out: list[str] = []
-    for part in (p.strip() for p in sites.split(",") if p.strip()):
+    for part in parts:
         if part.endswith(".*"):
             found = [s for s in valid if s.startswith(part[:-1])]
             if not found:

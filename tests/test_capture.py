@@ -173,8 +173,10 @@ def test_expand_sites(model):
         "resid_post.1",
         "mlp_out.1",
     ]
-    with pytest.raises(ValueError, match="'resid_mid.\\*' matches nothing"):
+    with pytest.raises(ValueError, match="'resid_mid.\\*' is not a site name"):
         expand_sites(model, "resid_mid.*")
+    with pytest.raises(ValueError, match="'attn_z.7.\\*' matches nothing"):  # 2 layers
+        expand_sites(model, "attn_z.7.*")
 
 
 def _forced_close_model(tok):

@@ -130,3 +130,15 @@ def test_probe_defaults_are_the_estimators_defaults_and_bad_depths_are_refused()
     for bad, match in [({"depths": [0.5, 1.5]}, "depths"), ({"n_splits": 0}, "n_splits")]:
         with pytest.raises(ValueError, match=match):
             RunConfig.model_validate({"datasets": ["d"], "models": ["m"], "probes": bad})
+
+
+@pytest.mark.parametrize(
+    "record, match",
+    [
+        ({"sites": "resid_post.*,mlp_oot.3"}, "mlp_oot.3"),
+        ({"positions": ["think_end"]}, "think_end"),
+    ],
+)
+def test_malformed_record_sites_or_positions_are_refused_when_the_config_is_read(record, match):
+    with pytest.raises(ValueError, match=match):
+        RunConfig.model_validate({"datasets": ["d"], "models": ["m"], "record": record})

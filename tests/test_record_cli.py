@@ -131,3 +131,26 @@ def test_record_refuses_an_unknown_site_before_writing(items_file, tmp_path):
         "resid_post.99" in result.output and "resid_post.3" in result.output
     )  # lists the valid ones
     assert not any((tmp_path / "s").iterdir())
+
+
+@pytest.mark.parametrize("forced", [False, True])
+@pytest.mark.parametrize(
+    "option, match",
+    [(["--sites", "resid_pots.*"], "is not a site name"), (["--positions", "step_0"], "step_K")],
+)
+def test_record_refuses_a_malformed_site_or_position_before_loading_a_model(
+    items_file, tmp_path, monkeypatch, forced, option, match
+):
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr("experiments.generation.engines.open_engine", no_model)
+    monkeypatch.setattr("experiments.models.loading.load_model", no_model)
+    traces = tmp_path / "traces.parquet"
+    if forced:
+        traces.write_bytes(b"")  # never read: the options are refused first
+    extra = ["--from-traces", str(traces)] if forced else []
+    result = record(items_file, tmp_path / "s", *option, *extra)
+    assert result.exit_code == 2, result.output
+    assert match in result.output
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())

@@ -73,10 +73,14 @@ def _run(
     from experiments.generation.engines import open_engine
     from experiments.generation.traces import generate_traces
     from experiments.models.specs import get_spec
-    from hooks.sites import expand_sites
+    from hooks.capture import parse_positions
+    from hooks.sites import expand_sites, split_sites
 
     spec = get_spec(model_name)
     cfg = settings.resolve(spec)  # checked before the model loads
+    if store is not None:  # so are the sites' and positions' forms
+        split_sites(sites)
+        parse_positions(_positions(positions))
     table = items_from(items, data_dir)
     engine, tokenizer = open_engine(spec, cfg, device=device, dtype=dtype)
     with engine:
@@ -109,9 +113,12 @@ def _record_forced(
     from experiments.generation.forced import record_from_traces
     from experiments.models.loading import load_model
     from experiments.models.specs import get_spec
-    from hooks.sites import expand_sites
+    from hooks.capture import parse_positions
+    from hooks.sites import expand_sites, split_sites
 
     spec = get_spec(model_name)
+    split_sites(sites)  # the forms, before the model loads
+    parse_positions(_positions(positions))
     model, tokenizer = load_model(spec, device=device, dtype=dtype)
     store = record_from_traces(
         model,

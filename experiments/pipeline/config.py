@@ -26,6 +26,22 @@ class RecordCfg(_Cfg):
     positions: list[str] = ["prompt_end"]
     dtype: str = "float32"
 
+    @field_validator("sites")
+    @classmethod
+    def _site_forms(cls, value: str) -> str:
+        from hooks.sites import split_sites  # torch: only when a config is validated
+
+        split_sites(value)
+        return value
+
+    @field_validator("positions")
+    @classmethod
+    def _position_labels(cls, value: list[str]) -> list[str]:
+        from hooks.capture import parse_positions
+
+        parse_positions(value)
+        return value
+
 
 class HeadCfg(_Cfg):
     """``experiments.pipeline.head_stage``: attention heads probed (recorded teacher-forced at

@@ -11,7 +11,8 @@ from experiments.figures import save_figure, subplots
 
 
 def plot_depth_profile(table: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
-    """Score vs relative depth, one line per (model, position) with its bootstrap CI band and the
+    """Score vs relative depth, one line per (model, position) with its bootstrap band (over
+    items, the fitted probes held fixed: descriptive, narrower than a refit would give) and the
     permutation-null mean as a dashed line. ``table``: sweep rows with a ``model`` column
     (optional)."""
 
@@ -32,7 +33,9 @@ def plot_depth_profile(table: pd.DataFrame, path: str | Path, *, title: str = ""
             ax.plot(rows["depth"], rows["null_mean"], ls="--", color=line.get_color(), lw=1)
     ax.axhline(0.5 if (data["metric"] == "auroc").all() else 0.0, color="grey", lw=0.8)
     ax.set_xlabel("relative depth (layer / (n_layers - 1))")
-    ax.set_ylabel(str(data["metric"].iloc[0]) + " (dashed: permutation-null mean)")
+    # the band holds the fitted probes fixed (descriptive); the report's CIs are best_site.csv's
+    ax.set_ylabel(str(data["metric"].iloc[0]) + " (band: item bootstrap, fits fixed)")
+    ax.plot([], [], ls="--", color="grey", lw=1, label="permutation-null mean")
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()

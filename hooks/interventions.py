@@ -31,15 +31,14 @@ raises.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
 from experiments.errors import InputError
 from hooks.heads import site_width
-from hooks.site_hooks import add_site_hook
+from hooks.site_hooks import SiteFn, SiteHooks
 from hooks.sites import parse_site, resolve_site, site_head
 from hooks.steer_positions import DEFAULT_STEER_POSITIONS, STEER_POSITIONS, SteerPositions
 
@@ -53,10 +52,12 @@ def applies(positions: SteerPositions, x: Tensor) -> bool:
     return not prefill if positions == "generated" else True
 
 
-class Steer:
+class Steer(SiteHooks):
     """Add ``vector`` (already scaled by the caller) to ``site``'s output (``resid_pre``: to the
     layer's input) at ``positions``: shape ``[d_model]`` for every row, or ``[batch, d_model]``
     for one vector per row (then every forward call must have exactly ``batch`` rows)."""
+
+    prepend = True  # before any recorder on the same site, so it reads the steered stream
 
     def __init__(
         self,
@@ -76,7 +77,7 @@ class Steer:
                 f"{site} is read-only; steer the head's output before the projection, "
                 f"attn_z.{parse_site(site)[1]}.{site_head(site)}"
             )
-        self._model = model
+        super().__init__(model)
         vector = torch.as_tensor(vector)
         width = site_width(model, site)
         if vector.ndim not in (1, 2) or vector.shape[-1] != width:
@@ -87,7 +88,6 @@ class Steer:
         self.site = site
         self.vector = vector.detach()
         self.positions = positions
-        self._handle: Any = None
         self._cast: Tensor | None = None  # the vector on the device / in the dtype last seen
 
     def _steer(self, x: Tensor) -> Tensor | None:
@@ -107,18 +107,5 @@ class Steer:
             return x
         return x + (v[:, None, :] if v.ndim == 2 else v)
 
-    def __enter__(self) -> Self:
-        if self._handle is not None:
-            raise RuntimeError("this Steer is already active; use one `with` block at a time")
-        self._handle = add_site_hook(self._model, self.site, self._steer, prepend=True)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+    def _site_hooks(self) -> Iterable[tuple[str, SiteFn]]:
+        return [(self.site, self._steer)]

@@ -83,13 +83,15 @@ from probes.crossfit import (  # noqa: E402
     N_BOOT,
     best_site,
     cross_picked,
-    crossfit_ci,
     half_scores,
     half_splits,
 )  # noqa: E402
 from probes.store_sweep import sweep_store  # noqa: E402
 
 KW = dict(n_boot=0, n_random_dims=0, device="cpu")
+#: ``--dump DIR``: section_contrast saves each replication's half-scores there (npz), so other
+#: variance estimators can be compared on the same replications without refitting
+DUMP: Path | None = None
 
 
 def mean_se(x) -> str:
@@ -159,13 +161,6 @@ def old_crossfit(preds: pd.DataFrame, side: np.ndarray) -> float:
     return float((s[np.argmax(s[:, 1]), 0] + s[np.argmax(s[:, 0]), 1]) / 2)
 
 
-def fixed_pick(scores: np.ndarray, boot: np.ndarray) -> np.ndarray:
-    """The bootstrap replicates [S, 2, B] of the cross-picked estimates with each half's pick
-    held at the one the data made (``crossfit_ci``'s alternative: no re-pick per draw)."""
-    _, pick = cross_picked(scores)
-    return np.take_along_axis(boot, pick[:, :, None, None], axis=2)[:, :, 0]
-
-
 def nadeau_bengio(est: np.ndarray) -> tuple[float, float]:
     """The corrected resampled t (Nadeau & Bengio 2003) on half-estimates [S, 2]: (lo, hi)."""
     v = est.ravel()
@@ -206,10 +201,9 @@ def section_contrast(
         ha = half_scores(fa | base, y, ids, halves, n_layers=La, **kw)
         is_base = np.array([k.startswith("baseline:") for k in ha.keys])
         truth_a = ha.scores[:, :, ~is_base].mean()
+        dumped = dict(a_scores=ha.scores, a_boot=ha.boot, a_is_base=is_base, a_truth=truth_a)
         a_est = cross_picked(ha.scores[:, :, ~is_base])[0]
         a_boot = cross_picked(ha.boot[:, :, ~is_base])[0]
-        a_fixed = fixed_pick(ha.scores[:, :, ~is_base], ha.boot[:, :, ~is_base])
-        _, fixed_lo, fixed_hi, _ = crossfit_ci(a_est, a_fixed)
         site = best_site(ha)
         site_rec.append(
             dict(
@@ -221,31 +215,25 @@ def section_contrast(
                 vs_lo=site["diff_baseline_lo"],
                 vs_hi=site["diff_baseline_hi"],
                 vs_truth=truth_a - ha.scores[:, :, is_base].mean(),
-                fixed_lo=fixed_lo,
-                fixed_hi=fixed_hi,
             )
         )
         if old_for:
             sw = dict(n_permutations=0, seed=r, dtype="float32", return_predictions=True, **KW)
             ta, pa = sweep(fa, y, ids, **sw)
             side = rng.permutation(n) % 2
-        for Lb, db, sb in bs:
+        for j, (Lb, db, sb) in enumerate(bs):
             fb = layers(Lb, db, y, sb, rng, n_signal)
             hb = half_scores(fb, y, ids, halves, n_layers=Lb, **kw)
             row = compare(ha, hb).query("comparison == 'best_layer'").iloc[0]
             est = a_est - cross_picked(hb.scores)[0]
             boot = a_boot - cross_picked(hb.boot)[0]
             boot_se = np.nanmean(boot.reshape(-1, boot.shape[-1]), axis=0).std(ddof=1)
-            _, f_lo, f_hi, f_p = crossfit_ci(est, a_fixed - fixed_pick(hb.scores, hb.boot))
             out = dict(
                 diff=row["diff"],
                 lo=row["diff_lo"],
                 hi=row["diff_hi"],
                 se=(row["diff_hi"] - row["diff_lo"]) / (2 * 1.959964),
                 boot_se=boot_se,
-                fixed_lo=f_lo,
-                fixed_hi=f_hi,
-                fixed_p=f_p,
                 p=row["p"],
                 boot_lo=row["diff"] - 1.96 * boot_se,
                 boot_hi=row["diff"] + 1.96 * boot_se,
@@ -257,6 +245,14 @@ def section_contrast(
                 out["old"] = old_crossfit(pa, side) - old_crossfit(pb, side)
                 out["raw"] = ta["score"].max() - tb["score"].max()
             recs[(Lb, db, sb)].append(out)
+            dumped |= {
+                f"b{j}_scores": hb.scores,
+                f"b{j}_boot": hb.boot,
+                f"b{j}_truth": out["truth"],
+            }
+        if DUMP is not None:
+            DUMP.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(DUMP / f"rep{r:04d}.npz", **dumped)
         if progress and (r + 1) % progress == 0 and r + 1 < reps:
             print(f"- so far ({r + 1} of {reps} replications):", flush=True)
             _contrast_summary(recs, site_rec, (da, signal))
@@ -289,11 +285,6 @@ def _contrast_summary(recs: dict, site_rec: list, a: tuple) -> None:
         )
         if (db, sb) == a:  # same width and signal: the true difference is 0
             print(f"  size at alpha .05 (truth 0): {share_se(t['p'] < 0.05)}")
-        print(
-            "  (bootstrap with the picks held fixed + halvings: coverage "
-            f"{_covers(t['fixed_lo'], t['fixed_hi'], truth)}"
-            + (f", size {share_se(t['fixed_p'] < 0.05)})" if (db, sb) == a else ")")
-        )
         nb_lo, nb_hi = zip(*t["nb"], strict=True)
         print(
             f"  (bootstrap variance alone: coverage {_covers(t['boot_lo'], t['boot_hi'], truth)})"
@@ -304,9 +295,6 @@ def _contrast_summary(recs: dict, site_rec: list, a: tuple) -> None:
     print(f"- best_site of a (truth: a fixed layer's half-sample score {st_:.4f}):")
     print(f"  estimate - truth (bias): {mean_se(t['site'])}")
     print(f"  CI coverage: {_covers(t['lo'], t['hi'], st_)}")
-    print(
-        f"  (bootstrap with the picks held fixed: coverage {_covers(t['fixed_lo'], t['fixed_hi'], st_)})"
-    )
     print(f"  site - baseline, estimate - truth (bias): {mean_se(t['vs'] - t['vs_truth'])}")
     print(f"  site - baseline CI coverage: {_covers(t['vs_lo'], t['vs_hi'], vt)}", flush=True)
 
@@ -427,7 +415,10 @@ def main() -> None:
     parser.add_argument(
         "--scale", type=float, default=None, help="replications x this (--quick = 0.2)"
     )
+    parser.add_argument("--dump", type=Path, default=None, help="save contrast half-scores here")
     args = parser.parse_args()
+    global DUMP
+    DUMP = args.dump
     torch.set_num_threads(1)
     scale = args.scale or (0.2 if args.quick else 1.0)
 

@@ -150,7 +150,6 @@ def test_no_leakage_item_identity_target():
     assert st.spearmanr(oof[0][:, 0], y)[0] > 0.9
 
 
-
 @pytest.mark.parametrize("d", [20, 400])  # more training rows than features, and fewer (Gram)
 def test_test_fold_predictions_ignore_test_labels_and_follow_their_rows(d):
     """The two facts that make the fold-wise score's H0 mean exactly 0 at any n and d: a test
@@ -178,6 +177,7 @@ def test_test_fold_predictions_ignore_test_labels_and_follow_their_rows(d):
         train = np.setdiff1d(np.arange(n), test)
         changed = np.abs(p2["oof"].to_numpy()[train] - preds["oof"].to_numpy()[train]).max()
         assert changed > 1e-6  # the check can fail: other folds train on the changed labels
+
 
 def test_baseline_rows_and_key_without_position():
     features, y, groups = _planted(n_items=120, samples=1)

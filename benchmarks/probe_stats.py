@@ -6,6 +6,10 @@ alpha = .05, coverage of 95% intervals, each with its Monte-Carlo standard error
     python benchmarks/probe_stats.py --only contrast   # or score, wide, max_t
     python benchmarks/probe_stats.py --only real  # the real runs' regime; not in the default
                                                   # run (about 45 min of CPU on one core)
+    python benchmarks/probe_stats.py --only real_contrast --scale 2.5 --dump DIR
+        # one real-regime section (real_score / real_max_t / real_contrast) at 2.5 x the
+        # replications, each contrast replication's half-scores saved for
+        # benchmarks/contrast_variance.py
 
 Sections (planted data; every layer a fresh N(0, I_d) matrix plus ``signal * y`` on its first
 feature(s), so the signal is equal at every layer and the true best-layer difference is known):
@@ -26,32 +30,31 @@ feature(s), so the signal is equal at every layer and the true best-layer differ
   overrides float32 there). Measured (seeded; one thread; the estimators' defaults: 5 x 5
   nested folds, 10 alphas, 10 halvings, 200 draws):
 
-  - fold-wise score under H0 (one key, 99 permutations): mean +0.0054 (MC SE 0.0020) in the
-    first 1,600 replications, +0.0010 (0.0009) in 8,000 more (seeds 1,600-9,599; all 9,600:
-    +0.0017, 0.0008, 2.1 SE, carried by the first batch); pooled out-of-fold rho -0.049 (0.001);
-    size of ``p_perm`` 0.061 (0.006), then 0.054 (0.003) at alpha = .05. Both are exact by construction (a test fold's labels do
-    not reach its predictions and its rows are predicted one by one: tests/test_probes_sweep.py
-    checks both at d > n), and the fresh replications agree; the first batch, which prompted
-    the larger run, was a 2.7-SE excursion.
+  - fold-wise score under H0 (one key, 99 permutations): mean +0.0054 (MC SE 0.0020) in the first
+    1,600 replications, +0.0010 (0.0009) in 8,000 more (seeds 1,600-9,599; all 9,600: +0.0017,
+    0.0008, 2.1 SE, carried by the first batch); pooled out-of-fold rho -0.049 (0.001); size of
+    ``p_perm`` 0.061 (0.006), then 0.054 (0.003) at alpha = .05. Both are exact by construction (a
+    test fold's labels do not reach its predictions and its rows are predicted one by one:
+    tests/test_probes_sweep.py checks both at d > n), and the fresh replications agree; the first
+    batch, which prompted the larger run, was a 2.7-SE excursion.
   - max-T over 28 layers x 2 positions under H0 (99 permutations, 80 replications):
     family-wise size 0.062 (MC SE 0.027) at alpha = .05 (0 of the first 40, 5 of the next 40).
-  - ``compare`` best layer, signal 0.3 on 8 features at every layer of both (truth 0; 40
-    replications): bias -0.0087 (MC SE 0.0054), size 0.000 at alpha .05 (0 of 40; exact
-    binomial 95% upper bound 0.072), coverage 1.000 (40 of 40); the bootstrap variance alone
-    covered 0.975 (0.025), Nadeau-Bengio 1.000.
-  - student signal 0.2 (truth +0.0807, MC SE 0.0021; the same 40 replications and teacher):
-    bias -0.0051 (0.0056), coverage 1.000 (40 of 40; bootstrap alone 1.000).
-  - ``best_site`` of the teacher (truth 0.154, a fixed layer's half-sample score): bias -0.0048
-    (0.0042), coverage 1.000 (40 of 40); site - baseline coverage 0.975 (0.025).
+  - ``compare`` best layer, signal 0.3 on 8 features at every layer of both (truth 0; 100
+    replications, ``--only real_contrast --scale 2.5``): bias -0.0044 (MC SE 0.0036), size 0.000
+    (0 of 100) at alpha .05, coverage 1.000; the estimate's SD over replications 0.0385 against
+    the CI's root-mean-square SE 0.0575.
+  - student signal 0.2 (truth +0.08; the same replications and teacher): bias +0.0015 (0.0035),
+    coverage 1.000.
+  - ``best_site`` of the teacher (truth 0.156, a fixed layer's half-sample score): bias -0.0011
+    (0.0028), coverage 0.980; site - baseline coverage 0.970.
 
   No bias beyond MC error (by construction the cross-picked estimate is unbiased at equal
-  signal: the halves share no items) and no sign of an anti-conservative CI. Possibly a
-  conservative one — size 0 and coverage 1 in every cell, and at d > n the bootstrap alone
-  already covers (0.975, 1.000), so the halving variance / 10 that ``crossfit_ci`` adds may
-  count much of the same item-composition noise twice — but 40 replications cannot tell: 0 of
-  40 has probability 0.13 at a true size of .05 (the max-T cell read 0 of 40, then 5 of the
-  next 40). About 45 min of CPU for the section (48 s per contrast replication of three
-  models, 7 s per max-T replication, 0.14 s per score replication).
+  signal: the halves share no items) and a conservative contrast CI: ``--dump DIR`` keeps each
+  replication's half-scores and ``benchmarks/contrast_variance.py DIR`` splits the variance
+  (nearly all of it is the halvings' Monte-Carlo noise here) and scores three cheaper variance
+  estimators on the same replications (see ``probes.crossfit``). About 80 min of CPU for the
+  section at --scale 2.5 (48 s per contrast replication of three models, 7 s per max-T
+  replication, 0.14 s per score replication).
 
 Seeded; float32 where the training parts have more rows than features (as the sweep does).
 """

@@ -69,12 +69,12 @@ def compare(
     estimand, not of the pick); bias +0.004 (0.004), coverage 0.970 (0.012). The wide regime,
     300 items, 24 layers d = 256 vs 8 layers d = 128 (signal on 8 features; 24 replications):
     truth -0.079, bias +0.004 (0.007), coverage 0.958 (0.041). The real runs' regime
-    (``--only real``: 300 items, teacher and student both 28 layers d = 1536, d > n, signal 0.3
-    on 8 features at every layer; 40 replications): truth 0 — bias -0.009 (MC SE 0.005), size
-    0.000 at alpha = .05 (0 of 40; exact 95% upper bound 0.072), coverage 1.000; student signal
-    0.2, truth +0.081 — bias -0.005 (0.006), coverage 1.000. Not anti-conservative; possibly
-    conservative at d > n, where the bootstrap variance alone covered 0.975 (0.025), but 40
-    replications cannot tell.
+    (``--only real_contrast``: 300 items, teacher and student both 28 layers d = 1536, d > n,
+    signal 0.3 on 8 features at every layer; 100 replications): truth 0 — bias -0.0044 (MC SE
+    0.0036), size 0.000 (0 of 100) at alpha = .05, coverage 1.000, the estimate's SD 0.0385
+    against the CI's SE 0.0575; student signal 0.2, truth +0.08 — bias +0.0015 (0.0035),
+    coverage 1.000. Conservative at d > n (why, and the alternatives measured:
+    ``probes.crossfit``).
     The bootstrap variance alone covered 0.905-0.910 (it holds the fits fixed); Nadeau &
     Bengio's corrected resampled t covered 1.000 (far too wide).
     """

@@ -67,3 +67,15 @@ def test_a_stages_json_that_is_not_stage_records_names_the_file_and_the_fix(
     (tmp_path / "stages.json").write_bytes(data)
     with pytest.raises(InputError, match=rf"stages\.json {problem}.*delete it and rerun"):
         Stages(tmp_path / "stages.json").run("behaviour", [1], [], lambda: None)
+
+
+def test_the_timing_a_run_reports_is_the_one_stages_json_keeps(tmp_path, monkeypatch):
+    """1.3456 s: unrounded, this run's report said 1.3 while the next run's (from stages.json's
+    1.35) said 1.4 — a pipeline test failed on exactly that."""
+    ticks = iter([10.0, 11.3456])
+    monkeypatch.setattr("experiments.pipeline.runner.time.perf_counter", lambda: next(ticks))
+    out = tmp_path / "r.csv"
+    book = Stages(tmp_path / "stages.json")
+    book.run("generation", [1], [out], _stage(out, "x"))
+    kept = json.loads((tmp_path / "stages.json").read_text())["generation"]["seconds"]
+    assert book.timings["generation"] == kept == 1.35

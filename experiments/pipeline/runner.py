@@ -86,8 +86,9 @@ class Stages:
             self._save()
         start = time.perf_counter()
         fn()
-        self.timings[name] = time.perf_counter() - start
-        self.done[name] = {"hash": key, "seconds": round(self.timings[name], 2)}
+        # the value stages.json keeps, so the report prints the same number in every run
+        self.timings[name] = round(time.perf_counter() - start, 2)
+        self.done[name] = {"hash": key, "seconds": self.timings[name]}
         self._save()
         return key
 

@@ -43,10 +43,10 @@ class HeadAblation:
 
 
 class Ablate(SiteHooks):
-    prepend = True  # every reader sees the ablated heads
-
     """Ablate the heads of ``doses`` (``{attn_z site: dose}``, a float or one dose per row
     ``[batch]``) towards ``means`` (``{site: [d_head]}``; None or a missing site: zero)."""
+
+    prepend = True  # every reader sees the ablated heads
 
     def __init__(
         self,

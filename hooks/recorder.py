@@ -70,7 +70,6 @@ class Recorder(SiteHooks):
         if isinstance(sites, str):
             sites = [sites]
         super().__init__(model)
-        self.model = model
         self.sites = list(dict.fromkeys(sites))
         for site in self.sites:
             resolve_site(model, site)  # unknown sites fail here, before any hook goes on
@@ -89,7 +88,7 @@ class Recorder(SiteHooks):
 
         return record
 
-    def _site_hooks(self):
+    def _site_hooks(self) -> list[tuple[str, Any]]:
         return [(site, self._recorder(site)) for site in self.sites]
 
     def clear(self) -> None:

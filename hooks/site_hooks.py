@@ -58,14 +58,14 @@ def add_site_hook(model: nn.Module, site: str, fn: SiteFn, *, prepend: bool = Fa
 
 
 class SiteHooks:
-    """A context manager holding hooks on sites of ``model``: ``_site_hooks()`` says which
+    """A context manager holding hooks on sites of ``self.model``: ``_site_hooks()`` says which
     (site, fn) pairs go on at ``__enter__`` (before the model's other hooks when ``prepend``);
     every one comes off at ``__exit__``, also when the block raises or an install fails."""
 
     prepend = False
 
     def __init__(self, model: nn.Module) -> None:
-        self._hooked_model = model
+        self.model = model
         self._handles: list[Any] = []
 
     def _site_hooks(self) -> Iterable[tuple[str, SiteFn]]:
@@ -77,7 +77,7 @@ class SiteHooks:
             raise RuntimeError(f"this {name} is already active; use one `with` block at a time")
         try:
             for site, fn in self._site_hooks():
-                hook = add_site_hook(self._hooked_model, site, fn, prepend=self.prepend)
+                hook = add_site_hook(self.model, site, fn, prepend=self.prepend)
                 self._handles.append(hook)
         except BaseException:
             self._remove()

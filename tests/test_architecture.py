@@ -115,6 +115,25 @@ def test_no_module_over_400_lines(name):
     assert len(MODULES[name].read_text().splitlines()) <= 400
 
 
+def test_no_class_docstring_sits_below_an_attribute():
+    """A class attribute written above the docstring makes the docstring a no-op string and the
+    class undocumented (Ablate had one); found by the AST in every module of the packages."""
+    misplaced = [
+        f"{name}.{node.name}"
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+        and ast.get_docstring(node) is None
+        and any(
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Constant)
+            and isinstance(stmt.value.value, str)
+            for stmt in node.body[1:]
+        )
+    ]
+    assert not misplaced, misplaced
+
+
 def test_documented_api_imports_and_does_not_shadow_modules():
     import importlib
 

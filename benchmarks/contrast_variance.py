@@ -109,4 +109,8 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("contrast_dump"))
+    if len(sys.argv) != 2:
+        raise SystemExit(
+            "usage: python benchmarks/contrast_variance.py DIR (a probe_stats --dump DIR)"
+        )
+    main(Path(sys.argv[1]))

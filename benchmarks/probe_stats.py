@@ -88,13 +88,10 @@ from probes.crossfit import (  # noqa: E402
     cross_picked,
     half_scores,
     half_splits,
-)  # noqa: E402
+)
 from probes.store_sweep import sweep_store  # noqa: E402
 
 KW = dict(n_boot=0, n_random_dims=0, device="cpu")
-#: ``--dump DIR``: section_contrast saves each replication's half-scores there (npz), so other
-#: variance estimators can be compared on the same replications without refitting
-DUMP: Path | None = None
 
 
 def mean_se(x) -> str:
@@ -173,7 +170,7 @@ def nadeau_bengio(est: np.ndarray) -> tuple[float, float]:
 
 
 def section_contrast(
-    reps, n, a, bs, signal, n_signal, n_splits, old_for=(), progress=0, label=""
+    reps, n, a, bs, signal, n_signal, n_splits, old_for=(), progress=0, label="", dump=None
 ) -> None:
     """Model a (layers, d) against each model b in ``bs`` on the same data and halves; the old
     cross-fit is re-run for the b's named in ``old_for``. A b is (layers, d) with a's signal, or
@@ -253,9 +250,9 @@ def section_contrast(
                 f"b{j}_boot": hb.boot,
                 f"b{j}_truth": out["truth"],
             }
-        if DUMP is not None:
-            DUMP.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(DUMP / f"rep{r:04d}.npz", **dumped)
+        if dump is not None:  # for benchmarks/contrast_variance.py: no refitting there
+            dump.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(dump / f"rep{r:04d}.npz", **dumped)
         if progress and (r + 1) % progress == 0 and r + 1 < reps:
             print(f"- so far ({r + 1} of {reps} replications):", flush=True)
             _contrast_summary(recs, site_rec, (da, signal))
@@ -392,7 +389,7 @@ def section_real_max_t(reps: int) -> None:
     )
 
 
-def section_real_contrast(reps: int) -> None:
+def section_real_contrast(reps: int, dump: Path | None = None) -> None:
     section_contrast(
         reps,
         300,
@@ -403,25 +400,27 @@ def section_real_contrast(reps: int) -> None:
         10,
         progress=10,
         label=" (real regime)",
+        dump=dump,
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the replications")
+    sections = ["score", "contrast", "wide", "max_t", "real"]
     parser.add_argument(
-        "--only",
-        choices=["score", "contrast", "wide", "max_t", "real", "real_score", "real_max_t"]
-        + ["real_contrast"],
-        default=None,
+        "--only", choices=sections + ["real_score", "real_max_t", "real_contrast"], default=None
     )
     parser.add_argument(
         "--scale", type=float, default=None, help="replications x this (--quick = 0.2)"
     )
-    parser.add_argument("--dump", type=Path, default=None, help="save contrast half-scores here")
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        help="save each contrast replication's half-scores here (contrast, real_contrast)",
+    )
     args = parser.parse_args()
-    global DUMP
-    DUMP = args.dump
     torch.set_num_threads(1)
     scale = args.scale or (0.2 if args.quick else 1.0)
 
@@ -432,7 +431,9 @@ def main() -> None:
     if args.only in (None, "score"):
         section_score(reps(1000), reps(400))
     if args.only in (None, "contrast"):
-        section_contrast(reps(200), 150, (12, 40), [(2, 40), (2, 20)], 0.5, 1, 10, [(2, 40)])
+        section_contrast(
+            reps(200), 150, (12, 40), [(2, 40), (2, 20)], 0.5, 1, 10, [(2, 40)], dump=args.dump
+        )
     if args.only in (None, "wide"):
         section_contrast(reps(24), 300, (24, 256), [(8, 128)], 0.3, 8, 10)
     if args.only in (None, "max_t"):
@@ -443,7 +444,7 @@ def main() -> None:
     if args.only in ("real", "real_max_t"):
         section_real_max_t(reps(80))
     if args.only in ("real", "real_contrast"):
-        section_real_contrast(reps(40))
+        section_real_contrast(reps(40), args.dump)
     print(f"total {time.process_time() - start:.0f} s CPU")
 
 

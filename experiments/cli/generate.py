@@ -53,6 +53,16 @@ def _positions(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def _check_capture(sites: str, positions: str) -> None:
+    """The forms of --sites and --positions, refused before a model loads (whether a layer
+    exists is checked once one has)."""
+    from hooks.capture import parse_positions
+    from hooks.sites import split_sites
+
+    split_sites(sites)
+    parse_positions(_positions(positions))
+
+
 def _run(
     model_name,
     items,
@@ -73,14 +83,12 @@ def _run(
     from experiments.generation.engines import open_engine
     from experiments.generation.traces import generate_traces
     from experiments.models.specs import get_spec
-    from hooks.capture import parse_positions
-    from hooks.sites import expand_sites, split_sites
+    from hooks.sites import expand_sites
 
     spec = get_spec(model_name)
     cfg = settings.resolve(spec)  # checked before the model loads
-    if store is not None:  # so are the sites' and positions' forms
-        split_sites(sites)
-        parse_positions(_positions(positions))
+    if store is not None:
+        _check_capture(sites, positions)
     table = items_from(items, data_dir)
     engine, tokenizer = open_engine(spec, cfg, device=device, dtype=dtype)
     with engine:
@@ -113,12 +121,10 @@ def _record_forced(
     from experiments.generation.forced import record_from_traces
     from experiments.models.loading import load_model
     from experiments.models.specs import get_spec
-    from hooks.capture import parse_positions
-    from hooks.sites import expand_sites, split_sites
+    from hooks.sites import expand_sites
 
     spec = get_spec(model_name)
-    split_sites(sites)  # the forms, before the model loads
-    parse_positions(_positions(positions))
+    _check_capture(sites, positions)
     model, tokenizer = load_model(spec, device=device, dtype=dtype)
     store = record_from_traces(
         model,

@@ -35,11 +35,11 @@ student estimate's SD over replications is 0.0385 while the CI's SE is 0.0575 (1
 (0 of 100) at alpha = .05, coverage 1.000 at truth 0, 1.000 at truth +0.08. The halvings' term is
 right — on one data set, ten runs of ten halvings each had an SD of 0.036 where var(per-split
 means) / 10 gave 0.034 — and it is nearly all of the estimate's variance there (0.00134 of
-0.00149): the item-sampling part, var(E[estimate | data]), is close to 0 because two models probed
-on the same items with weak signal move together. The bootstrap adds 0.00197 anyway, most of it
-each halving's own draw-to-draw variance (the picks and the fixed predictions' test noise), which
-at d < n stands in for the items' training-side influence that a bootstrap with fixed fits cannot
-see, and at d > n counts the halvings' noise a second time. Three cheaper estimators
+0.00149): the item-sampling part, var(E[estimate | data]), is close to 0 (0.00015). The bootstrap
+adds 0.00197 anyway, 0.00168 of it each halving's own draw-to-draw variance (the picks and the
+fixed predictions' test noise). Our reading, not proven: at d < n that term stands in for the
+items' training-side influence, which a bootstrap with fixed fits cannot see, and at d > n it
+counts the halvings' noise a second time. Three cheaper estimators
 (``benchmarks/contrast_variance.py``: picks held fixed; a method of moments from the two halves;
 the across-halving bootstrap covariance only) read size 0.040 / 0.030 / 0.080 at d > n but
 under-cover at 150 items, d = 40 (0.880 / 0.800 / 0.855), so the CI keeps the one estimator that

@@ -83,7 +83,6 @@ from scipy.stats import t as t_dist  # noqa: E402
 
 from probes import compare, sweep  # noqa: E402
 from probes.crossfit import (  # noqa: E402
-    N_BOOT,
     best_site,
     cross_picked,
     half_scores,
@@ -184,7 +183,7 @@ def section_contrast(
             f"{L} layers d={d}" + (f" (signal {sb})" if sb != signal else "") for L, d, sb in bs
         )
         + f"; {n} items, signal {signal} on {n_signal} feature(s) at every layer, "
-        f"{n_splits} halvings, {N_BOOT} draws",
+        f"{n_splits} halvings",
         flush=True,
     )
     recs = {b: [] for b in bs}
@@ -201,9 +200,8 @@ def section_contrast(
         ha = half_scores(fa | base, y, ids, halves, n_layers=La, **kw)
         is_base = np.array([k.startswith("baseline:") for k in ha.keys])
         truth_a = ha.scores[:, :, ~is_base].mean()
-        dumped = dict(a_scores=ha.scores, a_boot=ha.boot, a_is_base=is_base, a_truth=truth_a)
+        dumped = dict(a_scores=ha.scores, a_deleted=ha.deleted, a_is_base=is_base, a_truth=truth_a)
         a_est = cross_picked(ha.scores[:, :, ~is_base])[0]
-        a_boot = cross_picked(ha.boot[:, :, ~is_base])[0]
         site = best_site(ha)
         site_rec.append(
             dict(
@@ -226,17 +224,13 @@ def section_contrast(
             hb = half_scores(fb, y, ids, halves, n_layers=Lb, **kw)
             row = compare(ha, hb).query("comparison == 'best_layer'").iloc[0]
             est = a_est - cross_picked(hb.scores)[0]
-            boot = a_boot - cross_picked(hb.boot)[0]
-            boot_se = np.nanmean(boot.reshape(-1, boot.shape[-1]), axis=0).std(ddof=1)
             out = dict(
                 diff=row["diff"],
                 lo=row["diff_lo"],
                 hi=row["diff_hi"],
                 se=(row["diff_hi"] - row["diff_lo"]) / (2 * 1.959964),
-                boot_se=boot_se,
+                split_se=np.sqrt(est.mean(1).var(ddof=1) / len(est)),
                 p=row["p"],
-                boot_lo=row["diff"] - 1.96 * boot_se,
-                boot_hi=row["diff"] + 1.96 * boot_se,
                 nb=nadeau_bengio(est),
                 truth=truth_a - hb.scores.mean(),
             )
@@ -247,7 +241,7 @@ def section_contrast(
             recs[(Lb, db, sb)].append(out)
             dumped |= {
                 f"b{j}_scores": hb.scores,
-                f"b{j}_boot": hb.boot,
+                f"b{j}_deleted": hb.deleted,
                 f"b{j}_truth": out["truth"],
             }
         if dump is not None:  # for benchmarks/contrast_variance.py: no refitting there
@@ -281,14 +275,11 @@ def _contrast_summary(recs: dict, site_rec: list, a: tuple) -> None:
         rms = np.sqrt((t["se"] ** 2).mean())
         print(
             f"  SD of the estimate over replications {t['diff'].std(ddof=1):.4f} vs the CI's "
-            f"root-mean-square SE {rms:.4f} (bootstrap part {np.sqrt((t['boot_se'] ** 2).mean()):.4f})"
+            f"root-mean-square SE {rms:.4f} (halvings' part {np.sqrt((t['split_se'] ** 2).mean()):.4f})"
         )
         if (db, sb) == a:  # same width and signal: the true difference is 0
             print(f"  size at alpha .05 (truth 0): {share_se(t['p'] < 0.05)}")
         nb_lo, nb_hi = zip(*t["nb"], strict=True)
-        print(
-            f"  (bootstrap variance alone: coverage {_covers(t['boot_lo'], t['boot_hi'], truth)})"
-        )
         print(f"  (Nadeau-Bengio corrected t: coverage {_covers(nb_lo, nb_hi, truth)})")
     t = pd.DataFrame(site_rec)
     st_, vt = t["truth_a"].mean(), t["vs_truth"].mean()

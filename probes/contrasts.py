@@ -15,9 +15,10 @@ per position, the difference a - b of:
   teacher vs the middle of a 28-layer student. A depth that lands on the same pair of layers as
   an earlier one (few layers) is not repeated.
 
-CI and p: ``probes.crossfit.crossfit_ci`` on the 2S paired half-differences, with bootstrap
-draws of items shared by the two models (paired) and the pick redone in every draw; bias, size
-and coverage measured by simulation are in ``compare``'s docstring.
+CI and p: ``probes.crossfit.crossfit_ci`` on the 2S paired half-differences, with the
+delete-one-item jackknife of both models on the same items (paired; every deletion refitted,
+each half's pick held); bias, size and coverage measured by simulation are in ``compare``'s
+docstring.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from probes.crossfit import (
     cross_picked,
     crossfit_ci,
     finite_mean,
+    held,
     modal_key,
 )
 from probes.estimator import LinearProbe
@@ -51,7 +53,7 @@ def compare(
     depths: Sequence[float] = PREREGISTERED_DEPTHS,
 ) -> pd.DataFrame:
     """Best-layer and pre-registered-depth score differences (a - b), cross-fitted, with CIs and
-    p from the paired bootstrap + halving variance (``probes.crossfit.crossfit_ci``).
+    p from the paired jackknife + halving variance (``probes.crossfit.crossfit_ci``).
 
     ``half_a`` / ``half_b``: ``probes.crossfit.half_scores`` of the two models on the same
     halving (``half_splits`` of the items both were probed on) and seed; ``baseline:*`` keys are
@@ -60,29 +62,27 @@ def compare(
     scores), diff, diff_lo, diff_hi, p, endpoint (primary for best_layer, secondary for depth),
     n_items (fewest items in a half), n_splits.
 
-    Measured by ``benchmarks/probe_stats.py`` (200 replications; equal signal 0.5 on one
-    feature at every layer, 150 items, 10 halvings, 200 draws). 12 layers d = 40 vs 2 layers
-    d = 40 (truth 0): bias +0.002 (MC SE 0.005), size 0.055 (0.016) at alpha = .05, coverage
-    0.940 (0.017) — where the old cross-fit over one sweep's predictions read +0.041 (0.010) and
-    the raw difference of the maxima +0.100 (0.006). 12 layers d = 40 vs 2 layers d = 20: the
-    truth is -0.054 (at half the items the wider probe fits worse: a real difference of the
-    estimand, not of the pick); bias +0.004 (0.004), coverage 0.970 (0.012). The wide regime,
-    300 items, 24 layers d = 256 vs 8 layers d = 128 (signal on 8 features; 24 replications):
-    truth -0.079, bias +0.004 (0.007), coverage 0.958 (0.041). The real runs' regime
-    (``--only real_contrast``: 300 items, teacher and student both 28 layers d = 1536, d > n,
-    signal 0.3 on 8 features at every layer; 100 replications): truth 0 — bias -0.0044 (MC SE
-    0.0036), size 0.000 (0 of 100) at alpha = .05, coverage 1.000, the estimate's SD 0.0385
-    against the CI's SE 0.0575; student signal 0.2, truth +0.08 — bias +0.0015 (0.0035),
-    coverage 1.000. Conservative at d > n (why, and the alternatives measured:
-    ``probes.crossfit``).
-    The bootstrap variance alone covered 0.905-0.910 (it holds the fits fixed); Nadeau &
-    Bengio's corrected resampled t covered 1.000 (far too wide).
+    Measured by ``benchmarks/probe_stats.py`` (equal signal at every layer of both models, 10
+    halvings). 150 items, signal 0.5 on one feature, 600 replications: 12 layers d = 40 vs 2
+    layers d = 40 (truth 0) — bias -0.000 (MC SE 0.003), size 0.045 (0.008) at alpha = .05,
+    coverage 0.955 (0.008), the estimate's SD 0.088 vs the CI's SE 0.091 — where the old
+    cross-fit over one sweep's predictions read +0.048 (0.006) and the raw difference of the
+    maxima +0.101 (0.004); 12 layers d = 40 vs 2 layers d = 20: the truth is -0.051 (at half the
+    items the wider probe fits worse: a real difference of the estimand, not of the pick), bias
+    +0.003 (0.002), coverage 0.970 (0.007). 300 items, 24 layers d = 256 vs 8 layers d = 128 (signal 0.3 on 8 features; 24
+    replications): truth -0.079, bias +0.004 (0.007), coverage 0.958 (0.041), SD 0.042 vs SE
+    0.043. The real runs' regime (``--only real_contrast --scale 2.5``: 300 items, teacher and
+    student both 28 layers d = 1536, d > n, signal 0.3 on 8 features at every layer; 59
+    replications): truth 0 — bias -0.0056 (MC SE 0.0048), size 0.051 (0.029) at alpha = .05,
+    coverage 0.949, the estimate's SD 0.0368 vs the CI's SE 0.0442 (the earlier fixed-fit
+    bootstrap CI: size 0 of 100, SE 0.0575 vs SD 0.0385); student signal 0.2, truth +0.08 —
+    bias -0.0051 (0.0047), coverage 0.983, SD 0.0364 vs SE 0.0453. Nadeau & Bengio's
+    corrected resampled t covered 1.000 in every regime (far too wide).
     """
-    if half_a.halves_id != half_b.halves_id or half_a.boot.shape[-1] != half_b.boot.shape[-1]:
+    if half_a.halves_id != half_b.halves_id:
         raise InputError(
-            "the two models were split into different halves (or bootstrap draws); make both "
-            "half_scores from one half_splits of the items both models were probed on, with "
-            "the same seed and n_boot"
+            "the two models were split into different halves; make both half_scores from one "
+            "half_splits of the items both models were probed on"
         )
     targets = {t for t in (half_a.target, half_b.target) if t}
     if len(targets) > 1:
@@ -108,7 +108,7 @@ def compare(
         ]
         n_items = min(h.n_items for h in halves)
         picked = [cross_picked(h.scores) for h in halves]
-        boot = [cross_picked(h.boot)[0] for h in halves]
+        dropped = [held(h.deleted, pick) for h, (_, pick) in zip(halves, picked, strict=True)]
         sites = [
             split_key(modal_key(h.keys, pick)[0])[0]
             for h, (_, pick) in zip(halves, picked, strict=True)
@@ -120,7 +120,7 @@ def compare(
                 np.nan,
                 sites,
                 (picked[0][0], picked[1][0]),
-                (boot[0], boot[1]),
+                (dropped[0], dropped[1]),
                 n_items,
             )
         )
@@ -137,7 +137,7 @@ def compare(
                     float(q),
                     [split_key(h.keys[i])[0] for h, i in zip(halves, at, strict=True)],
                     tuple(h.scores[:, :, i] for h, i in zip(halves, at, strict=True)),
-                    tuple(h.boot[:, :, i] for h, i in zip(halves, at, strict=True)),
+                    tuple(h.deleted[:, :, i] for h, i in zip(halves, at, strict=True)),
                     n_items,
                 )
             )
@@ -159,10 +159,10 @@ def _row(
     depth: float,
     sites: list[str],
     est: tuple[np.ndarray, np.ndarray],
-    boot: tuple[np.ndarray, np.ndarray],
+    dropped: tuple[np.ndarray, np.ndarray],
     n_items: int,
 ) -> dict:
-    diff, lo, hi, p = crossfit_ci(est[0] - est[1], boot[0] - boot[1])
+    diff, lo, hi, p = crossfit_ci(est[0] - est[1], dropped[0] - dropped[1])
     return {
         "position": position,
         "comparison": comparison,

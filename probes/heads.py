@@ -19,10 +19,11 @@ no head correspondence, and neither the number of heads nor of layers need agree
 
 Measured (``benchmarks/head_contrast.py``, 100 replications, 300 items, signal 0.5 on one unit of
 every head, 10 halvings): 4 layers x 4 heads of 32 vs the same shape (truth 0): bias -0.010 (MC
-SE 0.004), coverage 1.000, rejection at .05 0.010 (0.010); vs 3 layers x 4 heads of 24 (the
-organism student's shape; truth -0.024): bias -0.009 (0.004), coverage 0.990 (0.010), rejection
-0.060 (0.024). The CI is conservative here (the halvings' variance term dominates at d_head
-width); the pre-registered-depth rows were not simulated.
+SE 0.004), coverage 0.990 (0.010), rejection at .05 0.050 (0.022); vs 3 layers x 4 heads of 24
+(the organism student's shape; truth -0.024): bias -0.009 (0.004), coverage 0.970 (0.017). The
+estimates are those of the earlier bootstrap CI's run (same seeds; only the CI changed, from
+coverage 1.000 and rejection 0.010 at truth 0); the -0.01 bias (2.5 MC SE) is one excursion
+shared by both rows (they contrast the same replications of model a), not yet rerun on more. The pre-registered-depth rows were not simulated.
 """
 
 from __future__ import annotations

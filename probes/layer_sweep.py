@@ -60,7 +60,7 @@ from probes.metrics import (
     score,
     score_columns,
 )
-from probes.ridge import RidgeBasis, as_tensor, nested_ridge_predict, resolve_device
+from probes.ridge import RidgeBasis, as_tensor, fit_dtype, nested_ridge_predict, resolve_device
 
 DEFAULT_ALPHAS = np.logspace(-2, 4, 10)
 LAYER_PATTERN = re.compile(r"\.(\d+)(?:\.(\d+))?$")  # kind.layer, or kind.layer.head
@@ -102,16 +102,7 @@ def cv_predictions(
     fitted as one batch. Returns per rank: out-of-fold predictions [(K,) n, P] and chosen alpha
     indices [(K,) n_folds, P]."""
     dev = resolve_device(device)
-    if dtype not in ("float64", "float32"):
-        raise InputError(
-            f"dtype={dtype!r}; use 'float64' (exact, default) or 'float32' (about 2x faster)"
-        )
-    if dtype == "float32" and min(len(train) for train, _, _ in folds) <= X.shape[-1]:
-        # with no more training rows than features the hat matrix nears 1 at small alphas and
-        # I - H_GG cancels in float32 (measured: other alphas than float64 and scikit-learn); that
-        # route decomposes an n x n Gram matrix, cheap in float64
-        dtype = "float64"
-    tdtype = getattr(torch, dtype)
+    tdtype = getattr(torch, fit_dtype(dtype, folds, X.shape[-1]))
     Xt, Yt = as_tensor(X, dev, tdtype), as_tensor(Y, dev, tdtype)
     alphas_t = as_tensor(alphas, dev, tdtype)
     batch = X.shape[:-2]

@@ -206,7 +206,7 @@ def test_half_scores_refit_inside_each_half_like_sklearn():
     feats = _layers(1, 6, y, 0.8, rng)
     halves = half_splits(ids, 2, seed=5)
     assert (halves.sum(0) == n // 2).all()  # halves of equal size
-    hs = half_scores(feats, y, ids, halves, cv=4, inner_cv=3, n_boot=10, seed=7, device="cpu")
+    hs = half_scores(feats, y, ids, halves, cv=4, inner_cv=3, seed=7, device="cpu")
     for s in range(2):
         for h in (0, 1):
             rows = np.flatnonzero(halves.loc[ids, s].to_numpy() == h)
@@ -235,14 +235,26 @@ def test_cross_pick_and_ci_by_hand():
     # half 1 at the key best on half 0 (key 1; the NaN never wins). split 1: keys 1 and 0.
     np.testing.assert_array_equal(pick, [[2, 1], [1, 0]])
     np.testing.assert_allclose(est, [[np.nan, 0.2], [0.0, 0.2]])
+    # deletions = the half's estimate + an item effect every halving shares + each halving's own
+    # noise: the CI's item term is the jackknife variance of the shared effects alone, and the
+    # halving term var(per-split means) / S
     rng = np.random.default_rng(0)
-    est = rng.normal(0.3, 0.1, (8, 2))
-    reps = est[..., None] + rng.normal(0, 0.05, (8, 2, 500))
-    mean, lo, hi, p = crossfit_ci(est, reps)
-    se = np.sqrt(reps.reshape(16, 500).mean(0).var(ddof=1) + est.mean(1).var(ddof=1) / 8)
-    assert mean == pytest.approx(est.mean())
-    assert (lo, hi) == pytest.approx((mean - 1.959964 * se, mean + 1.959964 * se), abs=1e-6)
-    assert p == pytest.approx(2 * st.norm.sf(mean / se))
+    S, N = 6, 50
+    effect = rng.normal(0, 0.01, N)
+    want = (N - 1) / N * ((effect - effect.mean()) ** 2).sum()
+    got, naive = [], []
+    for _ in range(400):
+        est = rng.normal(0.3, 0.1, (S, 2))
+        deleted = est[..., None] + effect + rng.normal(0, 0.03, (S, 2, N))
+        mean, lo, hi, p = crossfit_ci(est, deleted)
+        se = (hi - lo) / (2 * 1.959964)
+        got.append(se**2 - est.mean(1).var(ddof=1) / S)
+        per_item = deleted.mean(1).mean(0)
+        naive.append((N - 1) / N * ((per_item - per_item.mean()) ** 2).sum())
+        assert mean == pytest.approx(est.mean()) and p == pytest.approx(2 * st.norm.sf(mean / se))
+    assert np.mean(got) == pytest.approx(want, rel=0.03)  # unbiased for the shared part
+    assert np.mean(naive) > 1.5 * want  # the plain jackknife counts each halving's noise too
+    assert np.isnan(crossfit_ci(est[:1], deleted[:1])[1])  # one halving: no CI
 
 
 def test_best_site_and_baseline_difference_are_paired_on_the_same_halves():
@@ -253,13 +265,12 @@ def test_best_site_and_baseline_difference_are_paired_on_the_same_halves():
     feats = _layers(3, 5, y, 0.3, rng)
     feats["resid_post.1|prompt_end"][:, 0] += 1.5 * y  # the best layer
     feats["baseline:feat|prompt_end"] = (y + rng.standard_normal(n))[:, None]
-    hs = half_scores(feats, y, ids, half_splits(ids, 5, 0), n_boot=50, device="cpu")
+    hs = half_scores(feats, y, ids, half_splits(ids, 5, 0), device="cpu")
     out = best_site(hs)
     assert (out["site"], out["position"], out["picked"]) == ("resid_post.1", "prompt_end", 1.0)
     assert out["baseline"] == "feat" and out["n_splits"] == 5
     site, base = hs.scores[:, :, 1], hs.scores[:, :, 3]  # every half picked layer 1
-    site_boot = cross_picked(hs.boot[:, :, :3])[0]  # each bootstrap draw picks again
-    diff = crossfit_ci(site - base, site_boot - hs.boot[:, :, 3])
+    diff = crossfit_ci(site - base, hs.deleted[:, :, 1] - hs.deleted[:, :, 3])
     assert (
         out["diff_baseline"],
         out["diff_baseline_lo"],
@@ -303,7 +314,7 @@ def test_one_feature_half_scores_equal_the_ridge_they_skip():
     ids = np.array([f"i{k:03d}" for k in range(n)])
     x = (0.15 * y + rng.standard_normal(n))[:, None]
     halves = half_splits(ids, 6, seed=2)
-    hs = half_scores({"baseline:x|p": x}, y, ids, halves, n_boot=5, seed=4, device="cpu")
+    hs = half_scores({"baseline:x|p": x}, y, ids, halves, seed=4, device="cpu")
     for s in range(6):
         for h in (0, 1):
             rows = np.flatnonzero(halves.loc[ids, s].to_numpy() == h)
@@ -331,7 +342,7 @@ def test_best_layer_contrast_and_best_site_are_unbiased_with_more_layers():
         ids = np.array([f"i{k:03d}" for k in range(150)])
         fa, fb = _layers(12, 40, y, 0.5, rng), _layers(2, 40, y, 0.5, rng)
         halves = half_splits(ids, 10, seed=r)
-        kw = dict(n_boot=20, seed=r, dtype="float32", device="cpu")
+        kw = dict(seed=r, dtype="float32", device="cpu")
         ha, hb = half_scores(fa, y, ids, halves, **kw), half_scores(fb, y, ids, halves, **kw)
         truth_a, truth_b = ha.scores.mean(), hb.scores.mean()
         diff.append(compare(ha, hb)["diff"].iloc[0] - (truth_a - truth_b))

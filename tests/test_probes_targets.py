@@ -150,7 +150,7 @@ def test_compare_teacher_vs_student_at_preregistered_depths():
             if encodes(layer / (n_layers - 1)):
                 X[:, 0] += 1.5 * y
             feats[f"resid_post.{layer}|prompt_end"] = X
-        return half_scores(feats, y, groups, halves, cv=4, inner_cv=3, n_boot=100, device="cpu")
+        return half_scores(feats, y, groups, halves, cv=4, inner_cv=3, device="cpu")
 
     teacher = model(6, lambda depth: True)
     student = model(4, lambda depth: depth < 0.5)
@@ -172,7 +172,6 @@ def test_compare_teacher_vs_student_at_preregistered_depths():
         half_splits(groups, 6, seed=1),
         cv=4,
         inner_cv=3,
-        n_boot=100,
         device="cpu",
     )
     with pytest.raises(ValueError, match="different halves"):

@@ -154,8 +154,8 @@ def _contrasts(cmp_: pd.DataFrame) -> list[str]:
         "compares each model's own best head, picked on one half and scored on the other over "
         "the same halvings (primary); `depth q` compares the best head of each model's layer "
         "nearest relative depth q (layers matched by depth, heads within them by the same "
-        "cross-fitted pick; secondary). CI and p: paired item bootstrap plus the halvings' "
-        "variance; Holm within each endpoint.",
+        "cross-fitted pick; secondary). CI and p: paired delete-one-item jackknife (each deletion "
+        "refitted) plus the halvings' variance; Holm within each endpoint.",
         "",
     ]
     rows = []

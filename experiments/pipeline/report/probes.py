@@ -132,7 +132,8 @@ def _contrasts(cmp_: pd.DataFrame) -> list[str]:
         "(`probes/compare.csv`, `endpoint` = primary): each model's layer picked on one half of "
         "the items and scored on the other by a CV refitted inside it, over the same halvings "
         "for both models, so neither more layers nor wider residuals gain from the pick. CI and "
-        "p: paired bootstrap over items (pick redone per draw) plus the halvings' variance; "
+        "p: paired delete-one-item jackknife (each deletion refitted, picks held) plus the "
+        "halvings' variance; "
         "`p_holm` over every row of this table.",
         "",
     ]

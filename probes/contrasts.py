@@ -64,20 +64,21 @@ def compare(
 
     Measured by ``benchmarks/probe_stats.py`` (equal signal at every layer of both models, 10
     halvings). 150 items, signal 0.5 on one feature, 600 replications: 12 layers d = 40 vs 2
-    layers d = 40 (truth 0) — bias -0.000 (MC SE 0.003), size 0.045 (0.008) at alpha = .05,
-    coverage 0.955 (0.008), the estimate's SD 0.088 vs the CI's SE 0.091 — where the old
-    cross-fit over one sweep's predictions read +0.048 (0.006) and the raw difference of the
-    maxima +0.101 (0.004); 12 layers d = 40 vs 2 layers d = 20: the truth is -0.051 (at half the
-    items the wider probe fits worse: a real difference of the estimand, not of the pick), bias
-    +0.003 (0.002), coverage 0.970 (0.007). 300 items, 24 layers d = 256 vs 8 layers d = 128 (signal 0.3 on 8 features; 24
-    replications): truth -0.079, bias +0.004 (0.007), coverage 0.958 (0.041), SD 0.042 vs SE
-    0.043. The real runs' regime (``--only real_contrast --scale 2.5``: 300 items, teacher and
-    student both 28 layers d = 1536, d > n, signal 0.3 on 8 features at every layer; 59
-    replications): truth 0 — bias -0.0056 (MC SE 0.0048), size 0.051 (0.029) at alpha = .05,
-    coverage 0.949, the estimate's SD 0.0368 vs the CI's SE 0.0442 (the earlier fixed-fit
-    bootstrap CI: size 0 of 100, SE 0.0575 vs SD 0.0385); student signal 0.2, truth +0.08 —
-    bias -0.0051 (0.0047), coverage 0.983, SD 0.0364 vs SE 0.0453. Nadeau & Bengio's
-    corrected resampled t covered 1.000 in every regime (far too wide).
+    layers d = 40 (truth 0) — bias -0.000 (MC SE 0.004), size 0.040 (0.008) at alpha = .05,
+    coverage 0.960 (0.008), the estimate's SD 0.088 vs the CI's half-width / 1.96 0.093 — where
+    the old cross-fit over one sweep's predictions read +0.048 (0.006) and the raw difference of
+    the maxima +0.101 (0.004); 12 layers d = 40 vs 2 layers d = 20: the truth is -0.051 (at half
+    the items the wider probe fits worse: a real difference of the estimand, not of the pick),
+    bias +0.003 (0.003), coverage 0.975 (0.006). 300 items, 24 layers d = 256 vs 8 layers
+    d = 128 (signal 0.3 on 8 features; 24 replications, before the t quantile, which only
+    widens): truth -0.079, bias +0.004 (0.007), coverage 0.958 (0.041). The real runs' regime
+    (``--only real_contrast --scale 2.5``: 300 items, teacher and student both 28 layers
+    d = 1536, d > n, signal 0.3 on 8 features at every layer; 100 replications): truth 0 — bias
+    -0.0044 (0.0036), size 0.040 (0.020), coverage 0.960, SD 0.0385 vs half-width / 1.96 0.048
+    (conservative by 1.24x; the earlier fixed-fit bootstrap CI: size 0 of 100, 0.0575);
+    student signal 0.2, truth +0.08 — bias +0.0015 (0.0035), coverage 0.990. 150 items, 12
+    layers d = 600 both (160 replications): size 0.056 (0.018), coverage 0.944. Nadeau &
+    Bengio's corrected resampled t covered 1.000 in every regime (far too wide).
     """
     if half_a.halves_id != half_b.halves_id:
         raise InputError(

@@ -22,11 +22,15 @@ means / S. The first by a delete-one-item jackknife in which every deletion refi
 (``probes.jackknife``: closed form, exact for a ridge at the fold's alpha), each half's pick held
 at the one the full data made, paired across models (the same items deleted): each item's
 effect on T, less its spread over the halvings / S — an unbiased estimate of the jackknife that
-infinitely many halvings would give. Normal CI and p from the sum. Why not the plain jackknife
+infinitely many halvings would give. A t CI and p from the sum, with Welch-Satterthwaite
+degrees of freedom (N - 1 for the items' term, S - 1 for the halvings'): at d > n the halvings'
+term is most of the variance and, from 10 halvings, noisy, so a normal quantile over-rejects
+(150 items, 12 layers d = 600 both, truth 0, the same 160 replications: size 0.075 with a normal
+quantile, 0.056 with the t). Why not the plain jackknife
 (or a bootstrap) of T: each halving's own noise — which items train and which test — is an
 interaction between items, which a delete-one jackknife counts about twice (the Efron-Stein
 bias), so adding the halvings' term would count it three times; with the picks redone per
-deletion the jackknife is not smooth (its SE read 3.5x the estimate's SD).
+deletion the jackknife is not smooth (its SE read 3.4x the estimate's SD, 20 replications).
 
 History: until this estimator the item term was a bootstrap with the fitted predictions held
 fixed (only the test side of each item: coverage 0.905-0.910 alone), plus the halvings' term. It
@@ -38,12 +42,17 @@ Measured (``benchmarks/probe_stats.py`` with ``--dump``, then ``benchmarks/contr
 on the same replications; equal signal at every layer, 10 halvings). 150 items, 12 layers d = 40
 vs 2 layers d = 40, truth 0, 600 replications: the estimate's variance 0.0077; parts: halvings
 0.0024, each halving's own jackknife variance 0.0055 (2.3x the halvings' term: the double count),
-shared item effects 0.0059. CI coverage 0.955 (MC SE 0.008), size 0.045 (0.008), SE 0.091 vs
-the SD 0.088; the plain jackknife 0.988 / 0.012, plus the halvings 0.997 / 0.003, the halvings
-alone 0.693 / 0.303. Best site of the 12-layer model: coverage 0.942 (0.010); site - baseline
-0.945 (0.009). At d > n (300 items, 28 x 1,536 both, truth 0, 59 replications): variance
-0.00135; halvings 0.00136, each halving's own jackknife variance 0.00310, shared item effects 0.00058;
-size 0.051, coverage 0.949, SE 0.0442 vs SD 0.0368.
+shared item effects 0.0059. CI coverage 0.960 (MC SE 0.008), size 0.040 (0.008), half-width /
+1.96 0.093 vs the SD 0.088; normal-quantile CIs from the plain jackknife 0.988 / 0.012, plus the
+halvings 0.997 / 0.003, the halvings alone 0.693 / 0.303. Best site of the 12-layer model:
+coverage 0.947 (0.009); site - baseline 0.948 (0.009). At d > n (300 items, 28 x 1,536 both,
+truth 0, 100 replications): variance 0.00149; halvings 0.00134, each halving's own jackknife
+variance 0.00310, shared item effects 0.00063 (more than the 0.00015 left for them; our
+reading: the jackknife still over-counts the items' higher-order interactions there); size
+0.040 (0.020), coverage
+0.960, half-width / 1.96 0.048 vs SD 0.0385 (1.24x: conservative, where the fixed-fit
+bootstrap's 0.0575 was 1.49x). 150 items, 12 layers d = 600 both (160 replications): size 0.056
+(0.018), coverage 0.944, half-width / 1.96 0.072 vs SD 0.068.
 """
 
 from __future__ import annotations
@@ -281,11 +290,12 @@ def held(deleted: np.ndarray, pick: np.ndarray) -> np.ndarray:
 def crossfit_ci(
     estimates: np.ndarray, deleted: np.ndarray, level: float = 0.95
 ) -> tuple[float, float, float, float]:
-    """Mean of the half-estimates [S, 2] with a normal CI and two-sided p against 0:
+    """Mean of the half-estimates [S, 2] with a t CI and two-sided p against 0:
     (mean, lo, hi, p). ``deleted`` [S, 2, N]: the same estimates with each of the N items
     deleted. Variance = the jackknife variance of the item effects the halvings share (each
-    halving's own jackknife variance removed) + the variance of the S halvings' means / S; see
-    the module docstring. Needs two halvings or more (NaN CI otherwise)."""
+    halving's own jackknife variance removed) + the variance of the S halvings' means / S, with
+    their Welch-Satterthwaite degrees of freedom (N - 1 and S - 1); see the module docstring.
+    Needs two halvings or more (NaN CI otherwise)."""
     est = np.asarray(estimates, dtype=float)
     mean = float(finite_mean(est))
     per_split = finite_mean(est, axis=1)
@@ -297,12 +307,15 @@ def crossfit_ci(
     effect = per_item[ok] - per_item[ok].mean(axis=1, keepdims=True)  # [S, N]
     # the jackknife of the mean over halvings, less each item's spread over halvings / S: an
     # unbiased estimate of the jackknife variance that infinitely many halvings would give
-    shared = (N - 1) / N * (effect.mean(0) ** 2 - effect.var(0, ddof=1) / S).sum()
-    se = float(np.sqrt(max(shared, 0.0) + per_split[ok].var(ddof=1) / S))
+    items = max((N - 1) / N * (effect.mean(0) ** 2 - effect.var(0, ddof=1) / S).sum(), 0.0)
+    splits = per_split[ok].var(ddof=1) / S
+    se = float(np.sqrt(items + splits))
     if se == 0:
         return mean, mean, mean, float("nan") if mean == 0 else 0.0
-    q = st.norm.ppf(0.5 + level / 2)
-    return mean, mean - q * se, mean + q * se, float(2 * st.norm.sf(abs(mean) / se))
+    # Welch-Satterthwaite degrees of freedom: the halvings' term has only S - 1
+    df = se**4 / (items**2 / (N - 1) + splits**2 / (S - 1))
+    q = st.t.ppf(0.5 + level / 2, df)
+    return mean, mean - q * se, mean + q * se, float(2 * st.t.sf(abs(mean) / se, df))
 
 
 def finite_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
@@ -332,11 +345,11 @@ def best_site(half: HalfScores, sweep: pd.DataFrame | None = None) -> dict:
     ``p_fwe`` (the smallest family-wise p of the sweep: the max-T test that some site x position
     decodes the target). Measured (``benchmarks/probe_stats.py``, 600 replications, 12 layers
     d = 40, equal signal 0.5, 150 items): score bias +0.001 (MC SE 0.002) against a fixed
-    layer's half-sample score, coverage 0.942 (0.010); site - baseline coverage 0.945 (0.009).
-    Wide regime (300 items, 24 layers d = 256, 24 replications): bias +0.006 (0.004), coverage
-    1.000, site - baseline coverage 0.958 (0.041). Real runs' regime (300 items, 28 layers
-    d = 1536, d > n, signal 0.3 on 8 features, 59 replications): bias -0.0040 (0.0038), coverage
-    0.932, site - baseline coverage 0.983."""
+    layer's half-sample score, coverage 0.947 (0.009); site - baseline coverage 0.948 (0.009).
+    Wide regime (300 items, 24 layers d = 256, 24 replications, normal quantile): bias +0.006
+    (0.004), coverage 1.000, site - baseline coverage 0.958 (0.041). Real runs' regime (300
+    items, 28 layers d = 1536, d > n, signal 0.3 on 8 features, 100 replications): bias -0.0011
+    (0.0028), coverage 0.960 (0.020), site - baseline coverage 0.970 (0.017)."""
     is_base = np.array([k.startswith(BASELINE_PREFIX) for k in half.keys])
     if is_base.all():
         raise InputError("the half scores hold no site keys (only baselines)")

@@ -247,11 +247,23 @@ def test_cross_pick_and_ci_by_hand():
         est = rng.normal(0.3, 0.1, (S, 2))
         deleted = est[..., None] + effect + rng.normal(0, 0.03, (S, 2, N))
         mean, lo, hi, p = crossfit_ci(est, deleted)
-        se = (hi - lo) / (2 * 1.959964)
-        got.append(se**2 - est.mean(1).var(ddof=1) / S)
-        per_item = deleted.mean(1).mean(0)
-        naive.append((N - 1) / N * ((per_item - per_item.mean()) ** 2).sum())
-        assert mean == pytest.approx(est.mean()) and p == pytest.approx(2 * st.norm.sf(mean / se))
+        # by hand, item by item: T without item j, per halving and over all of them
+        per_split = np.array([[deleted[s, :, j].mean() for j in range(N)] for s in range(S)])
+        t_minus = per_split.mean(0)
+        plain = (N - 1) / N * sum((t - t_minus.mean()) ** 2 for t in t_minus)
+        # item j's effect in halving s is measured from that halving's mean deletion
+        effect_sj = per_split - per_split.mean(1, keepdims=True)
+        spread = sum(np.var(effect_sj[:, j], ddof=1) for j in range(N)) / S
+        items = plain - (N - 1) / N * spread
+        splits = np.var(est.mean(1), ddof=1) / S
+        kept = max(items, 0.0)  # a negative estimate of a variance counts as 0
+        se = np.sqrt(kept + splits)
+        df = se**4 / (kept**2 / (N - 1) + splits**2 / (S - 1))
+        half = st.t.ppf(0.975, df) * se
+        assert (mean, lo, hi) == pytest.approx((est.mean(), mean - half, mean + half))
+        assert p == pytest.approx(2 * st.t.sf(mean / se, df))
+        got.append(items)
+        naive.append(plain)
     assert np.mean(got) == pytest.approx(want, rel=0.03)  # unbiased for the shared part
     assert np.mean(naive) > 1.5 * want  # the plain jackknife counts each halving's noise too
     assert np.isnan(crossfit_ci(est[:1], deleted[:1])[1])  # one halving: no CI

@@ -22,8 +22,10 @@ every head, 10 halvings): 4 layers x 4 heads of 32 vs the same shape (truth 0): 
 SE 0.004), coverage 0.990 (0.010), rejection at .05 0.050 (0.022); vs 3 layers x 4 heads of 24
 (the organism student's shape; truth -0.024): bias -0.009 (0.004), coverage 0.970 (0.017). The
 estimates are those of the earlier bootstrap CI's run (same seeds; only the CI changed, from
-coverage 1.000 and rejection 0.010 at truth 0); the -0.01 bias (2.5 MC SE) is one excursion
-shared by both rows (they contrast the same replications of model a), not yet rerun on more. The pre-registered-depth rows were not simulated.
+coverage 1.000 and rejection 0.010 at truth 0), measured with the normal quantile before the t
+(which only widens); the -0.01 bias (2.5 MC SE) is one excursion shared by both rows (they
+contrast the same replications of model a), not yet rerun on more. The pre-registered-depth rows
+were not simulated.
 """
 
 from __future__ import annotations

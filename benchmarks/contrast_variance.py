@@ -13,7 +13,8 @@ delete-one-item jackknife of the estimate (``probes.jackknife``: each deletion r
 held):
 
 - ``current`` (``crossfit_ci``): the jackknife of the item effects the halvings share (each
-  item's spread over the halvings / S removed) + var(per-split means) / S;
+  item's spread over the halvings / S removed) + var(per-split means) / S, with its t quantile
+  (the others use the normal quantile);
 - ``jackknife``: the plain jackknife of the estimate, nothing added or removed. Each halving's
   noise is a pairwise interaction of training and test items, which a delete-one jackknife
   counts about twice;
@@ -97,7 +98,7 @@ def main(folder: Path) -> None:
             covered = ((lo <= truth) & (truth <= hi)).mean()
             rms = np.sqrt((((hi - lo) / (2 * Z)) ** 2).mean())
             print(
-                f"  {name:22s} coverage {covered:.3f}, root-mean-square SE {rms:.4f}, "
+                f"  {name:22s} coverage {covered:.3f}, root-mean-square half-width / 1.96 {rms:.4f}, "
                 f"share p < .05 {np.mean(p < 0.05):.3f}"
             )
 

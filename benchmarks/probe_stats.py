@@ -28,7 +28,7 @@ feature(s), so the signal is equal at every layer and the true best-layer differ
   28 layers x d = 1536 each (R1-Distill-Qwen-1.5B / Qwen2.5-Math-1.5B), 300 items, one position
   (two for max-T); d > n, so the ridge runs through the n x n Gram matrix in float64 (the sweep
   overrides float32 there). Measured (seeded; one thread; the estimators' defaults: 5 x 5
-  nested folds, 10 alphas, 10 halvings, 200 draws):
+  nested folds, 10 alphas, 10 halvings):
 
   - fold-wise score under H0 (one key, 99 permutations): mean +0.0054 (MC SE 0.0020) in the first
     1,600 replications, +0.0010 (0.0009) in 8,000 more (seeds 1,600-9,599; all 9,600: +0.0017,
@@ -42,8 +42,8 @@ feature(s), so the signal is equal at every layer and the true best-layer differ
   - ``compare`` best layer, signal 0.3 on 8 features at every layer of both (truth 0; 100
     replications, ``--only real_contrast --scale 2.5``): bias -0.0044 (MC SE 0.0036), size 0.040
     (0.020) at alpha .05, coverage 0.960; the estimate's SD over replications 0.0385 against the
-    CI's half-width / 1.96 0.048 (this script prints the normal-quantile run: 0.050, 0.940,
-    0.0446; ``crossfit_ci`` now uses the t quantile, recomputed from the dumped replications).
+    CI's half-width / 1.96 0.048 (recomputed from the dumped replications with the t quantile;
+    the run itself, made before ``crossfit_ci`` had it, printed 0.050, 0.940, 0.0446).
   - student signal 0.2 (truth +0.08; the same replications and teacher): bias +0.0015 (0.0035),
     coverage 0.990.
   - ``best_site`` of the teacher (truth 0.156, a fixed layer's half-sample score): bias -0.0011
@@ -276,7 +276,7 @@ def _contrast_summary(recs: dict, site_rec: list, a: tuple) -> None:
         rms = np.sqrt((t["se"] ** 2).mean())
         print(
             f"  SD of the estimate over replications {t['diff'].std(ddof=1):.4f} vs the CI's "
-            f"root-mean-square SE {rms:.4f} (halvings' part {np.sqrt((t['split_se'] ** 2).mean()):.4f})"
+            f"root-mean-square half-width / 1.96 {rms:.4f} (halvings' part {np.sqrt((t['split_se'] ** 2).mean()):.4f})"
         )
         if (db, sb) == a:  # same width and signal: the true difference is 0
             print(f"  size at alpha .05 (truth 0): {share_se(t['p'] < 0.05)}")

@@ -19,10 +19,10 @@ Inference (``crossfit_ci``): the estimate T is the mean of 2S half-estimates. Ov
 and halvings, var(T) = var(E[T | data]) + E[var(T | data)]: which items were sampled, and which
 halvings were drawn. The second is estimated without bias by the variance of the S halvings'
 means / S. The first by a delete-one-item jackknife in which every deletion refits the probes
-(``probes.jackknife``: closed form, exact for a ridge at the fold's alpha), each half's pick held
+(``probes.jackknife``: closed form, exact for a ridge at the fold's alpha and scale), each pick held
 at the one the full data made, paired across models (the same items deleted): each item's
-effect on T, less its spread over the halvings / S — an unbiased estimate of the jackknife that
-infinitely many halvings would give. A t CI and p from the sum, with Welch-Satterthwaite
+effect on T, less its spread over the halvings / S — an unbiased estimate (before truncation at
+0, which makes it conservative) of the jackknife that infinitely many halvings would give. A t CI and p from the sum, with Welch-Satterthwaite
 degrees of freedom (N - 1 for the items' term, S - 1 for the halvings'): at d > n the halvings'
 term is most of the variance and, from 10 halvings, noisy, so a normal quantile over-rejects
 (150 items, 12 layers d = 600 both, truth 0, the same 160 replications: size 0.075 with a normal
@@ -76,6 +76,9 @@ BASELINE_PREFIX = "baseline:"
 #: halvings per estimate: the estimate's variance is sigma^2 (rho + (1 - rho) / 2S) for
 #: half-estimates of variance sigma^2 and correlation rho, so past ten the gain is small
 N_SPLITS = 10
+#: the CI method, part of the pipeline probes stage's cache key: a run folder made with another
+#: method (the fixed-fit bootstrap before it) is recomputed, not reported under this one's name
+CI_METHOD = "jackknife-shared+halvings/t-welch"
 #: keys fitted together in one batch (bounds the memory of [K, n, d] float64 stacks)
 KEY_BATCH = 16
 
@@ -86,8 +89,11 @@ def half_splits(
     """``n_splits`` random halvings of the items, stratified by ``strata`` (e.g. the task): a
     0/1 DataFrame [items, splits] indexed by item id (str). The same item set and seed give the
     same halves, so two models probed on the same items are split alike (paired contrasts)."""
-    if n_splits < 1:
-        raise InputError(f"n_splits={n_splits}; cross-fitting needs at least one halving")
+    if n_splits < 2:
+        raise InputError(
+            f"n_splits={n_splits}; cross-fitting needs at least two halvings (the CI's halving "
+            "term is their variance)"
+        )
     stratum_of = pd.Series(
         [""] * len(item_ids) if strata is None else [str(x) for x in strata],
         index=[str(i) for i in item_ids],
@@ -224,7 +230,8 @@ def half_scores(
     assignment = halves.to_numpy()[item]  # [n, S]
     S = halves.shape[1]
     scores = np.full((S, 2, len(keys)), np.nan)
-    deleted = np.full((S, 2, len(keys), len(halves)), np.nan)
+    # float32: S x 2 x K x N is the largest array of a run (heads x 40 halvings x 800 items)
+    deleted = np.full((S, 2, len(keys), len(halves)), np.nan, dtype=np.float32)
     n_items = len(halves)
     for s in range(S):
         for h in (0, 1):
@@ -339,7 +346,7 @@ def best_site(half: HalfScores, sweep: pd.DataFrame | None = None) -> dict:
     Returns: site, position (the modal pick; ``picked`` = share of halves that picked it), score
     with score_lo / score_hi (mean of the cross-picked half-scores), baseline (the baselines'
     modal pick), baseline_score, and the paired site - baseline difference on the same halves and
-    bootstrap draws: diff_baseline, diff_baseline_lo, diff_baseline_hi, p_baseline (two-sided);
+    deletions: diff_baseline, diff_baseline_lo, diff_baseline_hi, p_baseline (two-sided);
     n_splits. Without baselines those are NaN. With the model's full-data ``sweep`` table (over
     the same sites and positions) also ``score_raw`` (that site's sweep score, unadjusted) and
     ``p_fwe`` (the smallest family-wise p of the sweep: the max-T test that some site x position

@@ -267,6 +267,10 @@ def test_cross_pick_and_ci_by_hand():
     assert np.mean(got) == pytest.approx(want, rel=0.03)  # unbiased for the shared part
     assert np.mean(naive) > 1.5 * want  # the plain jackknife counts each halving's noise too
     assert np.isnan(crossfit_ci(est[:1], deleted[:1])[1])  # one halving: no CI
+    # no item effects at all: only the halvings' term, on S - 1 degrees of freedom
+    mean, lo, hi, _ = crossfit_ci(est, np.broadcast_to(est[..., None], (S, 2, N)))
+    half = st.t.ppf(0.975, S - 1) * np.sqrt(est.mean(1).var(ddof=1) / S)
+    assert (lo, hi) == pytest.approx((mean - half, mean + half))
 
 
 def test_best_site_and_baseline_difference_are_paired_on_the_same_halves():

@@ -60,7 +60,7 @@ class ProbeCfg(_Cfg):
     n_permutations: int = Field(100, ge=0)
     n_boot: int = Field(1000, ge=0)
     # random halvings of the selection-adjusted scores (probes.crossfit.N_SPLITS)
-    n_splits: int = Field(10, ge=1)
+    n_splits: int = Field(10, ge=2)
     # relative depths compared without selection, fixed before any data
     # (probes.contrasts.PREREGISTERED_DEPTHS; [] for none)
     depths: list[float] = [0.25, 0.5, 0.75]

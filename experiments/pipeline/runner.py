@@ -153,9 +153,11 @@ def run_pipeline(
         [run.behaviour_file("alignment")],
         lambda: stages.behaviour_stage(cfg, specs, pairing, items, traces, run),
     )
+    from probes.crossfit import CI_METHOD
+
     probes_key = book.run(
         "probes",
-        [cfg.probes.model_dump(), data],
+        [cfg.probes.model_dump(), data, CI_METHOD],
         [run.probe_sweep, run.probe_best_site, *head_outputs(cfg, recorded, pairing, run)],
         lambda: stages.probe_stage(cfg, recorded, pairing, items, traces, run, progress),
     )

@@ -243,17 +243,17 @@ def half_scores(
             fold = np.empty(len(rows), dtype=np.int64)
             for k, (_, test, _) in enumerate(folds):
                 fold[test] = k
-            for width, members_k in by_width.items():
+            for width, key_ids in by_width.items():
                 if width == 1:  # a one-feature ridge ranks by sign(cov) * x: exact, no fit
-                    for k in members_k:
+                    for k in key_ids:
                         x = np.asarray(features[keys[k]], dtype=np.float64)[rows, 0]
                         score, dropped = one_feature_jackknife(y_h, x, fold, codes, task)
                         scores[s, h, k] = score
                         deleted[s, h, k] = score
                         deleted[s, h, k, members] = dropped
                     continue
-                for start in range(0, len(members_k), KEY_BATCH):
-                    chunk = members_k[start : start + KEY_BATCH]
+                for start in range(0, len(key_ids), KEY_BATCH):
+                    chunk = key_ids[start : start + KEY_BATCH]
                     X = np.stack([np.asarray(features[keys[k]])[rows] for k in chunk])
                     score, dropped = cv_jackknife(
                         X, y_h, folds, alphas, codes, task, device=device, dtype=dtype
@@ -313,7 +313,8 @@ def crossfit_ci(
         return mean, float("nan"), float("nan"), float("nan")
     effect = per_item[ok] - per_item[ok].mean(axis=1, keepdims=True)  # [S, N]
     # the jackknife of the mean over halvings, less each item's spread over halvings / S: an
-    # unbiased estimate of the jackknife variance that infinitely many halvings would give
+    # unbiased estimate (before truncation at 0) of the jackknife that infinitely many halvings
+    # would give
     items = max((N - 1) / N * (effect.mean(0) ** 2 - effect.var(0, ddof=1) / S).sum(), 0.0)
     splits = per_split[ok].var(ddof=1) / S
     se = float(np.sqrt(items + splits))
